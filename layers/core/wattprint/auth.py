@@ -1,0 +1,64 @@
+"""What each token scope may call, as the IAM policy a REST API TOKEN authorizer returns.
+
+API Gateway caches the policy per token (ReauthorizeEvery), so the policy must describe everything the
+token may call, not just the route being requested: a cached `read` policy must still deny POST /events.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .tokens import Token
+
+# Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
+SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
+    "ingest": ("POST/events",),
+    "read": ("GET/*",),
+}
+
+
+class Unauthorized(Exception):
+    """No token, a malformed header, or a token we do not know: API Gateway answers 401."""
+
+
+def bearer(header: str | None) -> str:
+    if not header:
+        raise Unauthorized("missing Authorization header")
+    kind, _, token = header.strip().partition(" ")
+    if kind.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def stage_prefix(method_arn: str) -> str:
+    """`arn:aws:execute-api:region:account:api/stage/GET/events` → `arn:…:api/stage/`."""
+    arn, sep, rest = method_arn.partition(":execute-api:")
+    parts = rest.split("/")
+    if not sep or len(parts) < 3:
+        raise ValueError(f"not an execute-api method ARN: {method_arn!r}")
+    return f"{arn}{sep}{parts[0]}/{parts[1]}/"
+
+
+def policy(token: Token, method_arn: str) -> dict:
+    prefix = stage_prefix(method_arn)
+    return {
+        "principalId": f"token:{token.id}",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": "execute-api:Invoke",
+                "Effect": "Allow",
+                "Resource": [prefix + suffix for suffix in SCOPE_RESOURCES[token.scope]],
+            }],
+        },
+        # Handed to the backend as requestContext.authorizer.
+        "context": {"scope": token.scope, "token_name": token.name},
+    }
+
+
+def authorize(header: str | None, method_arn: str, find: Callable[[str], Token | None]) -> dict:
+    token = find(bearer(header))
+    if token is None:
+        raise Unauthorized("unknown or revoked token")
+    return policy(token, method_arn)
+

@@ -1,0 +1,167 @@
+"""The pg8000 connection: opened once per Lambda instance, reused while warm, re-opened when it has gone away.
+
+Connections are kept per thread. A Lambda instance runs one invocation at a time (one thread), so this is
+simply "one connection per instance"; the local stack runs a fixed pool of worker threads, each standing in
+for one warm instance, and tests run concurrent writers in threads.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from . import settings as settings_module
+from .errors import DatabaseUnavailable
+
+Connection = pg8000.native.Connection
+
+RDS_CA_BUNDLE = Path(__file__).parent / "certs" / "rds-global-bundle.pem"
+
+# SQLSTATEs that mean "the server is there but cannot take us now" (Aurora resuming, restarting, failing over).
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"}
+
+_local = threading.local()
+_open: set[Connection] = set()
+_open_lock = threading.Lock()
+
+
+def sqlstate(error: DatabaseError) -> str | None:
+    detail = error.args[0] if error.args else None
+    return detail.get("C") if isinstance(detail, dict) else None
+
+
+def is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, (InterfaceError, OSError)):
+        return True
+    return isinstance(error, DatabaseError) and sqlstate(error) in _UNAVAILABLE_STATES
+
+
+def _ssl_context(db: settings_module.DatabaseSettings) -> ssl.SSLContext | None:
+    if db.sslmode == "disable":
+        return None
+    if db.sslmode != "verify-full":
+        raise ValueError(f"sslmode must be verify-full or disable, not {db.sslmode!r}")
+    if not RDS_CA_BUNDLE.exists():
+        # Fail closed: a build that could not fetch the bundle must not talk to the database unverified.
+        raise RuntimeError(f"TLS verification is required but {RDS_CA_BUNDLE} is missing from the layer")
+    return ssl.create_default_context(cafile=str(RDS_CA_BUNDLE))
+
+
+def _password(db: settings_module.DatabaseSettings, region: str | None) -> str | None:
+    if db.auth == "password":
+        return db.password
+    import boto3  # only in AWS; the runtime ships boto3 and the import stays off the local hot path
+
+    if db.auth == "iam":
+        # Signed locally with the function's role: no network call, valid 15 minutes, used only to connect.
+        return boto3.client("rds", region_name=region).generate_db_auth_token(
+            DBHostname=db.host, Port=db.port, DBUsername=db.user, Region=region)
+    secret = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=db.secret_arn)
+    return json.loads(secret["SecretString"])["password"]
+
+
+def connect(db: settings_module.DatabaseSettings | None = None, region: str | None = None) -> Connection:
+    if db is None:
+        loaded = settings_module.load()
+        db, region = loaded.database, loaded.region
+    try:
+        conn = pg8000.native.Connection(
+            user=db.user, host=db.host, port=db.port, database=db.name, password=_password(db, region),
+            ssl_context=_ssl_context(db), timeout=db.connect_timeout, application_name="wattprint",
+            startup_params={"search_path": db.schema} if db.schema else None,
+        )
+    except (InterfaceError, OSError, DatabaseError) as error:
+        if is_unavailable(error):
+            raise DatabaseUnavailable() from error
+        raise
+    # The connect timeout must not cap long statements (a clustering load or COPY of a million rows).
+    conn._usock.settimeout(None)
+    return conn
+
+
+def _discard(conn: Connection | None) -> None:
+    if conn is None:
+        return
+    with _open_lock:
+        _open.discard(conn)
+    try:
+        conn.close()
+    except (InterfaceError, OSError, DatabaseError):
+        pass  # already gone: that is why we are discarding it
+    if getattr(_local, "conn", None) is conn:
+        _local.conn = None
+
+
+def connection() -> Connection:
+    """This instance's connection, opened on first use."""
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        conn = _local.conn = connect()
+        with _open_lock:
+            _open.add(conn)
+    return conn
+
+
+def reset() -> None:
+    """Close every cached connection (settings changed, e.g. a test switched schema)."""
+    with _open_lock:
+        conns = list(_open)
+    for conn in conns:
+        _discard(conn)
+    _local.conn = None
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    """BEGIN … COMMIT on this instance's connection, ROLLBACK on any error.
+
+    A connection that died while the instance was frozen fails at BEGIN, before anything was sent, so it is
+    safe to re-open it once and carry on. Losing the connection later is reported as DatabaseUnavailable.
+    """
+    try:
+        conn = connection()
+        try:
+            conn.run("BEGIN")
+        except (InterfaceError, OSError):
+            _discard(conn)
+            conn = connection()
+            conn.run("BEGIN")
+    except (InterfaceError, OSError, DatabaseError) as error:
+        if is_unavailable(error):
+            raise DatabaseUnavailable() from error
+        raise
+    try:
+        yield conn
+        conn.run("COMMIT")
+    except BaseException as error:
+        try:
+            conn.run("ROLLBACK")
+        except (InterfaceError, OSError, DatabaseError):
+            _discard(conn)
+        if isinstance(error, (InterfaceError, OSError, DatabaseError)) and is_unavailable(error):
+            raise DatabaseUnavailable() from error
+        raise
+
+
+def run(sql: str, **params):
+    """One statement in autocommit, for reads that need no transaction (the authorizer, health).
+
+    Safe to retry once on a dead connection because nothing was sent before the failure was seen.
+    """
+    try:
+        try:
+            return connection().run(sql, **params)
+        except (InterfaceError, OSError):
+            _discard(getattr(_local, "conn", None))
+            return connection().run(sql, **params)
+    except (InterfaceError, OSError, DatabaseError) as error:
+        if is_unavailable(error):
+            raise DatabaseUnavailable() from error
+        raise

@@ -1,0 +1,384 @@
+"""Parse (and render) the one-line text form of a sensor event.
+
+A line is a sequence of sections ``Name: body`` separated by ``;``::
+
+    Device: ID=10; Fw=16071801; Evt=2; Alarms: CoilReversed=OFF; Power: Active=289W; ...
+    Peaks: 1041.000; 1051.000; ...; FFT Re: ...; FFT Img: ...; UTC Time: 2016-10-4 16:47:50;
+    hz: 49.87; WiFi Strength: -62; Dummy: 20
+
+Two dialects exist (``documented`` and the ``firmware`` one real sensors send); both,
+and any mix of their spellings, spacing, units and decimal separators, parse to the
+same :class:`~wattprint.record.EventRecord`.
+
+How it works, and why it is fast: the line is split once on ``:``.  Every piece but
+the first and last ends with ``; <Section Name>``, so one ``rpartition(';')`` per piece
+yields the body of the previous section and the name of the next one.  A piece whose
+tail is not a known section name (the ``:`` inside ``16:47:50``, say) is glued back to
+the previous body.  Each body is then converted with plain ``str`` methods and
+``float()``/``int()``; numbers are pre-checked against the characters a plain decimal
+number may contain, because ``float()`` alone also accepts ``nan``, ``inf``, ``1_0``
+and non-ASCII digits.  No regular expression runs per line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .record import MIN_FFT, MIN_PEAKS, EventRecord, InvalidEvent
+
+__all__ = ["parse_event", "parse_lines", "render", "DIALECTS", "InvalidEvent"]
+
+UTC = timezone.utc
+DIALECTS = ("documented", "firmware")
+
+# Section names as sent.  Lookup is exact first, then case- and space-insensitive.
+_SECTIONS = ("Device", "Alarms", "Power", "Line", "Peaks", "FFT Re", "FFT Img",
+             "UTC Time", "hz", "WiFi Strength", "Dummy")
+_SECTION_SET = frozenset(_SECTIONS)
+_SECTION_LOWER = {s.lower(): s for s in _SECTIONS}
+
+# Keys inside the key=value sections -> canonical field (lower-cased keys also match).
+_DEVICE_KEYS = {"ID": "device_id", "Fw": "firmware", "Evt": "event_type"}
+_ALARM_KEYS = {"CoilReversed": "coil_reversed", "CoilRevesed": "coil_reversed"}
+_POWER_KEYS = {"Active": "active_power_w", "Reactive": "reactive_power_var",
+               "Apparent": "apparent_power_va", "Appearent": "apparent_power_va"}
+_LINE_KEYS = {"Current": "current_a", "Voltage": "voltage_v", "Phase": "phase_rad"}
+for _m in (_DEVICE_KEYS, _ALARM_KEYS, _POWER_KEYS, _LINE_KEYS):
+    _m.update({k.lower(): v for k, v in list(_m.items())})
+del _m
+
+# field -> (lower-case unit, unit as written in messages)
+_UNITS = {
+    "active_power_w": ("w", "W"),
+    "reactive_power_var": ("var", "var"),
+    "apparent_power_va": ("va", "VA"),
+    "current_a": ("a", "A"),
+    "voltage_v": ("v", "V"),
+    "phase_rad": ("rad", "rad"),
+}
+
+# Characters a plain decimal number may be made of (after ',' -> '.').
+_NUM_CHARS = "0123456789.+-eE"
+_LIST_CHARS = _NUM_CHARS + "; \t"
+_TIME_CHARS = "0123456789-:"
+_INF = float("inf")
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+# --- parsing ----------------------------------------------------------------------------
+
+def parse_event(text: str) -> EventRecord:
+    """Parse one event line (one trailing ``\\r`` is dropped) or raise :class:`InvalidEvent`."""
+    if text[-1:] == "\r":
+        text = text[:-1]
+    pieces = text.split(":")
+    last = len(pieces) - 1
+
+    head, sep, name = pieces[0].rpartition(";")
+    if last == 0:
+        raise InvalidEvent("not an event: no 'Section:' header found", "Device")
+    if head.strip():
+        raise InvalidEvent(f"unexpected text before the first section: {head.strip()!r}")
+    cur = _section_name(name)
+    if cur is None:
+        raise InvalidEvent(f"unexpected text before the first section: {pieces[0].strip()!r}")
+
+    bodies: dict[str, str] = {}
+    glue = None  # body text so far when a ':' belonged to a value
+    for i in range(1, last):
+        piece = pieces[i]
+        body, sep, name = piece.rpartition(";")
+        if sep:
+            nxt = name.strip()
+            if nxt not in _SECTION_SET:
+                nxt = _section_name(nxt)
+            if nxt is not None:
+                if glue is not None:
+                    body = glue + ":" + body
+                    glue = None
+                if cur in bodies:
+                    raise InvalidEvent(f"section {cur!r} given twice", cur)
+                bodies[cur] = body
+                cur = nxt
+                continue
+        glue = piece if glue is None else glue + ":" + piece
+    body = pieces[last]
+    if glue is not None:
+        body = glue + ":" + body
+    if cur in bodies:
+        raise InvalidEvent(f"section {cur!r} given twice", cur)
+    bodies[cur] = body
+    if len(bodies) != 11:
+        for s in _SECTIONS:
+            if s not in bodies:
+                raise InvalidEvent(f"missing section {s!r}", s)
+    final = cur  # the section that ends the line
+
+    # key=value sections
+    d = _kv(bodies["Device"], "Device", _DEVICE_KEYS)
+    a = _kv(bodies["Alarms"], "Alarms", _ALARM_KEYS)
+    p = _kv(bodies["Power"], "Power", _POWER_KEYS)
+    ln = _kv(bodies["Line"], "Line", _LINE_KEYS)
+    try:
+        device_id = _int(d["device_id"], "device_id")
+        firmware = d["firmware"].strip()
+        event_type = _int(d["event_type"], "event_type")
+        coil = a["coil_reversed"].strip().upper()
+        active = _qty(p["active_power_w"], "active_power_w", "w")
+        reactive = _qty(p["reactive_power_var"], "reactive_power_var", "var")
+        apparent = _qty(p["apparent_power_va"], "apparent_power_va", "va")
+        current = _qty(ln["current_a"], "current_a", "a")
+        voltage = _qty(ln["voltage_v"], "voltage_v", "v")
+        phase = _qty(ln["phase_rad"], "phase_rad", "rad")
+    except KeyError as e:
+        raise InvalidEvent("missing field", e.args[0]) from None
+    if not firmware:
+        raise InvalidEvent("must not be empty", "firmware")
+    if coil == "OFF":
+        coil_reversed = False
+    elif coil == "ON":
+        coil_reversed = True
+    else:
+        raise InvalidEvent(f"must be ON or OFF, not {a['coil_reversed'].strip()!r}", "coil_reversed")
+
+    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS)
+    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT)
+    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT)
+    if len(fft_re) != len(fft_img):
+        raise InvalidEvent(
+            f"FFT Img has {len(fft_img)} values but FFT Re has {len(fft_re)}; they must be equally long",
+            "fft_img")
+
+    sensor_time = _time(_scalar(bodies["UTC Time"], "sensor_time", final == "UTC Time", True))
+    hz = _float(_scalar(bodies["hz"], "frequency_hz", final == "hz"), "frequency_hz")
+    wifi = _int(_scalar(bodies["WiFi Strength"], "wifi_strength_dbm", final == "WiFi Strength"),
+                "wifi_strength_dbm")
+    dummy = _int(_scalar(bodies["Dummy"], "dummy", final == "Dummy"), "dummy")
+
+    return EventRecord(device_id, firmware, event_type, coil_reversed, active, reactive, apparent,
+                       current, voltage, phase, peaks, fft_re, fft_img, sensor_time, hz, wifi, dummy)
+
+
+def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
+    """Parse a body of newline-separated events.
+
+    Returns ``(line_number, raw_line, record)`` for every non-blank line; line numbers are
+    1-based and blank lines count.  The first bad line raises :class:`InvalidEvent` with
+    ``.line`` set.
+    """
+    out = []
+    append = out.append
+    for number, raw in enumerate(body.split("\n"), 1):
+        if raw[-1:] == "\r":
+            raw = raw[:-1]
+        if not raw or raw.isspace():
+            continue
+        try:
+            append((number, raw, parse_event(raw)))
+        except InvalidEvent as e:
+            e.line = number
+            raise
+    return out
+
+
+def _section_name(name: str) -> str | None:
+    name = name.strip()
+    if name in _SECTION_SET:
+        return name
+    return _SECTION_LOWER.get(" ".join(name.split()).lower())
+
+
+def _kv(body: str, section: str, keys: dict) -> dict:
+    """``k=v; k=v`` -> {canonical field: raw value}; unknown keys are kept only to catch repeats."""
+    out = {}
+    for item in body.split(";"):
+        k, eq, v = item.partition("=")
+        if not eq:
+            if k and not k.isspace():
+                raise InvalidEvent(f"expected key=value in section {section!r}, got {item.strip()!r}",
+                                   section)
+            continue  # an empty item (";;" or a trailing ";")
+        k = k.strip()
+        f = keys.get(k)
+        if f is None:
+            f = keys.get(k.lower()) or "?" + k.lower()
+        if f in out:
+            raise InvalidEvent(f"key {k!r} given twice in section {section!r}",
+                               f if f[0] != "?" else section)
+        out[f] = v
+    return out
+
+
+def _scalar(body: str, field: str, final: bool, spaces: bool = False) -> str:
+    """The single value of a one-value section; text after it is an error.
+
+    A single ``;`` may end the line.  Text after the value of the section that ends the
+    line is trailing garbage (``field=None``); elsewhere it is an error on ``field``.
+    ``spaces`` allows inner spaces (the date and time).
+    """
+    if ";" in body:
+        v, _, rest = body.partition(";")
+        if not final:
+            raise InvalidEvent(f"unexpected text after the value: {rest.strip()!r}", field)
+        if rest and not rest.isspace():
+            raise InvalidEvent(f"trailing garbage after the last field: {rest.strip()!r}")
+        body = v
+    if spaces:
+        return body
+    v = body.strip()
+    if " " in v or "\t" in v:
+        rest = v.split(None, 1)[1]
+        if final:
+            raise InvalidEvent(f"trailing garbage after the last field: {rest!r}")
+        raise InvalidEvent(f"unexpected text after the value: {rest!r}", field)
+    return v
+
+
+def _int(s: str, field: str) -> int:
+    t = s.strip()
+    digits = t[1:] if t[:1] in ("-", "+") else t
+    if digits.isdigit() and digits.isascii():
+        try:
+            return int(t)
+        except ValueError:  # more digits than int() accepts
+            pass
+    raise InvalidEvent(f"not an integer: {t!r}", field)
+
+
+def _float(s: str, field: str) -> float:
+    t = s.strip()
+    if "," in t:
+        t = t.replace(",", ".")
+    if t and not t.strip(_NUM_CHARS):
+        try:
+            x = float(t)
+        except ValueError:
+            pass
+        else:
+            if x - x == 0.0:
+                return x
+            raise InvalidEvent(f"number out of range: {s.strip()!r}", field)
+    raise InvalidEvent(_not_a_number(s), field)
+
+
+def _qty(s: str, field: str, unit: str) -> float:
+    """A number with an optional (case-insensitive) unit that must be the field's own."""
+    t = s.strip()
+    n = len(unit)
+    if t[-n:].lower() == unit:
+        t = t[:-n]
+    try:
+        return _float(t, field)
+    except InvalidEvent:
+        t = s.strip()
+        number = t.rstrip(_LETTERS)
+        if number.strip() and number != t:
+            try:
+                _float(number, field)
+            except InvalidEvent:
+                pass
+            else:
+                raise InvalidEvent(f"unit {t[len(number):]!r} does not fit this field "
+                                   f"(expected {_UNITS[field][1]!r} or no unit)", field) from None
+        raise
+
+
+def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
+    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a finite plain decimal number."""
+    if "," in body:
+        body = body.replace(",", ".")
+    items = body.split(";")
+    vals = None
+    if not body.strip(_LIST_CHARS):  # only digits, signs, points, exponents, ';' and blanks
+        try:
+            vals = tuple(map(float, items))
+        except ValueError:  # an empty item, "1-2", "e", ...
+            pass
+        else:
+            if max(vals) == _INF or min(vals) == -_INF:  # overflow such as 1e400
+                vals = None
+    if vals is None:
+        if not body.strip():
+            vals = ()
+        else:
+            for i, item in enumerate(items, 1):
+                if not item.strip():
+                    raise InvalidEvent(f"empty value at position {i}", field)
+            vals = tuple(_float(item, field) for item in items)
+    if len(vals) < minimum:
+        raise InvalidEvent(f"needs at least {minimum} values, got {len(vals)}", field)
+    return vals
+
+
+def _not_a_number(s: str) -> str:
+    t = s.strip()
+    low = t.lower().lstrip("+-")
+    if low in ("nan", "inf", "infinity", "snan"):
+        return f"must be a finite number, not {t!r}"
+    return f"not a number: {t!r}"
+
+
+def _time(s: str) -> datetime:
+    t = s.strip()
+    date, sep, clock = t.partition(" ")
+    if not sep:
+        date, sep, clock = t.partition("T")
+    clock = clock.strip()
+    ymd = date.split("-")
+    hms = clock.split(":")
+    if len(ymd) == 3 and len(hms) == 3 and not (date + clock).strip(_TIME_CHARS):
+        try:
+            y, mo, d = map(int, ymd)
+            h, mi, sec = map(int, hms)
+            return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+        except ValueError as e:
+            if all(ymd) and all(hms):
+                raise InvalidEvent(f"impossible date or time {t!r} ({e})", "sensor_time") from None
+    raise InvalidEvent(f"expected a date and time like 2016-10-4 16:47:50, got {t!r}", "sensor_time")
+
+
+# --- rendering --------------------------------------------------------------------------
+
+def _num(x: float) -> str:
+    """``repr`` (exact round trip) without a useless ``.0``: 1753.0 -> ``1753``."""
+    r = repr(x)
+    return r[:-2] if r[-2:] == ".0" else r
+
+
+def _clock(t: datetime) -> str:
+    if t.tzinfo is not None and t.utcoffset():
+        t = t.astimezone(UTC)
+    return f"{t.year}-{t.month}-{t.day} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+
+
+def render(record: EventRecord, dialect: str = "documented") -> str:
+    """The text line for ``record`` in ``"documented"`` or ``"firmware"`` style.
+
+    Floats use ``repr`` (minus a trailing ``.0``) so they parse back to the same value;
+    Phase always uses a decimal comma, as both the documented example and the sensors do;
+    dates are unpadded (``2016-10-4``), times padded.
+    """
+    r = record
+    phase = _num(r.phase_rad).replace(".", ",")
+    coil = "ON" if r.coil_reversed else "OFF"
+    if dialect == "documented":
+        sep = "; "
+        alarm, apparent_key, current_unit = "CoilReversed", "Apparent", "A"
+    elif dialect == "firmware":
+        sep = ";"
+        alarm, apparent_key, current_unit = "CoilRevesed", "Appearent", ""
+    else:
+        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
+    return (
+        f"Device: ID={r.device_id}; Fw={r.firmware}; Evt={r.event_type}; "
+        f"Alarms: {alarm}={coil}; "
+        f"Power: Active={_num(r.active_power_w)}W; Reactive={_num(r.reactive_power_var)}var; "
+        f"{apparent_key}={_num(r.apparent_power_va)}VA; "
+        f"Line: Current={_num(r.current_a)}{current_unit}; Voltage={_num(r.voltage_v)}V; "
+        f"Phase={phase}rad; "
+        f"Peaks: {sep.join(map(_num, r.peaks))}; "
+        f"FFT Re: {sep.join(map(_num, r.fft_re))}; "
+        f"FFT Img: {sep.join(map(_num, r.fft_img))}; "
+        f"UTC Time: {_clock(r.sensor_time)}; hz: {_num(r.frequency_hz)}; "
+        f"WiFi Strength: {r.wifi_strength_dbm}; Dummy: {r.dummy}"
+    )

@@ -1,0 +1,246 @@
+"""The canonical event record, its JSON form and the validation error.
+
+Stdlib only; importing this module does no work beyond compiling one pattern.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+__all__ = ["EventRecord", "FIELDS", "InvalidEvent", "MIN_PEAKS", "MIN_FFT"]
+
+UTC = timezone.utc
+
+#: A valid event carries at least this many peaks ...
+MIN_PEAKS = 3
+#: ... and at least this many FFT coefficients (FFT Re and FFT Img have equal lengths).
+MIN_FFT = 1
+
+
+class InvalidEvent(ValueError):
+    """An event (text line or JSON object) that cannot become an :class:`EventRecord`.
+
+    ``field`` is a canonical field name (``active_power_w``, ``peaks`` ...), a section
+    name (``"Power"``) when a whole section is missing, or ``None`` for structural
+    garbage (for example text after the last field).  ``line`` is the 1-based line
+    number; the parser of a single line leaves it ``None`` and the caller may set it.
+    """
+
+    status = 400
+    code = "invalid_event"
+
+    def __init__(self, message: str, field: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        what = f"{self.field}: " if self.field is not None else ""
+        return f"{where}{what}{self.message}"
+
+    def __repr__(self) -> str:
+        return f"InvalidEvent(message={self.message!r}, field={self.field!r}, line={self.line!r})"
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "line": self.line, "field": self.field}
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    device_id: int
+    firmware: str
+    event_type: int
+    coil_reversed: bool
+    active_power_w: float
+    reactive_power_var: float
+    apparent_power_va: float
+    current_a: float
+    voltage_v: float
+    phase_rad: float
+    peaks: tuple[float, ...]
+    fft_re: tuple[float, ...]
+    fft_img: tuple[float, ...]
+    sensor_time: datetime
+    frequency_hz: float
+    wifi_strength_dbm: int
+    dummy: int
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict: tuples become lists, ``sensor_time`` becomes ``"2016-10-04T16:47:50Z"``."""
+        return {
+            "device_id": self.device_id,
+            "firmware": self.firmware,
+            "event_type": self.event_type,
+            "coil_reversed": self.coil_reversed,
+            "active_power_w": self.active_power_w,
+            "reactive_power_var": self.reactive_power_var,
+            "apparent_power_va": self.apparent_power_va,
+            "current_a": self.current_a,
+            "voltage_v": self.voltage_v,
+            "phase_rad": self.phase_rad,
+            "peaks": list(self.peaks),
+            "fft_re": list(self.fft_re),
+            "fft_img": list(self.fft_img),
+            "sensor_time": format_time(self.sensor_time),
+            "frequency_hz": self.frequency_hz,
+            "wifi_strength_dbm": self.wifi_strength_dbm,
+            "dummy": self.dummy,
+        }
+
+    @classmethod
+    def from_json(cls, obj) -> "EventRecord":
+        """Strictly validate a JSON object (as decoded by :func:`json.loads`) into a record.
+
+        Raises :class:`InvalidEvent` naming the offending field.
+        """
+        if not isinstance(obj, dict):
+            raise InvalidEvent(f"an event must be a JSON object, not {_kind(obj)}")
+        for key in obj:
+            if key not in _FIELD_SET:
+                raise InvalidEvent(f"unknown field {key!r}", key if isinstance(key, str) else repr(key))
+        for name in FIELDS:
+            if name not in obj:
+                raise InvalidEvent("missing field", name)
+        g = obj.__getitem__
+        peaks = _json_floats(g("peaks"), "peaks", MIN_PEAKS)
+        fft_re = _json_floats(g("fft_re"), "fft_re", MIN_FFT)
+        fft_img = _json_floats(g("fft_img"), "fft_img", MIN_FFT)
+        if len(fft_re) != len(fft_img):
+            raise InvalidEvent(
+                f"fft_img has {len(fft_img)} values but fft_re has {len(fft_re)}; they must be equally long",
+                "fft_img")
+        return cls(
+            _json_int(g("device_id"), "device_id"),
+            _json_firmware(g("firmware")),
+            _json_int(g("event_type"), "event_type"),
+            _json_bool(g("coil_reversed"), "coil_reversed"),
+            _json_float(g("active_power_w"), "active_power_w"),
+            _json_float(g("reactive_power_var"), "reactive_power_var"),
+            _json_float(g("apparent_power_va"), "apparent_power_va"),
+            _json_float(g("current_a"), "current_a"),
+            _json_float(g("voltage_v"), "voltage_v"),
+            _json_float(g("phase_rad"), "phase_rad"),
+            peaks,
+            fft_re,
+            fft_img,
+            _json_time(g("sensor_time")),
+            _json_float(g("frequency_hz"), "frequency_hz"),
+            _json_int(g("wifi_strength_dbm"), "wifi_strength_dbm"),
+            _json_int(g("dummy"), "dummy"),
+        )
+
+
+#: The canonical field names, in order.
+FIELDS: tuple[str, ...] = tuple(EventRecord.__dataclass_fields__)
+_FIELD_SET = frozenset(FIELDS)
+
+
+def format_time(t: datetime) -> str:
+    """``2016-10-04T16:47:50Z`` (the instant converted to UTC; naive datetimes are taken as UTC)."""
+    if t.tzinfo is not None and t.utcoffset():
+        t = t.astimezone(UTC)
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}"
+            f"T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z")
+
+
+# --- JSON validation helpers ------------------------------------------------------------
+
+_ISO_UTC = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:Z|\+00:00)", re.ASCII)
+
+
+def _kind(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _json_int(v, field: str) -> int:
+    if type(v) is not int:
+        raise InvalidEvent(f"must be an integer, not {_kind(v)}"
+                           + (f" ({v!r})" if isinstance(v, float) else ""), field)
+    return v
+
+
+def _json_float(v, field: str) -> float:
+    t = type(v)
+    if t is float:
+        if v - v != 0.0:  # NaN or +-inf
+            raise InvalidEvent(f"must be a finite number, not {v!r}", field)
+        return v
+    if t is int:
+        try:
+            return float(v)
+        except OverflowError:
+            raise InvalidEvent("number is too large", field) from None
+    raise InvalidEvent(f"must be a number, not {_kind(v)}", field)
+
+
+def _json_floats(v, field: str, minimum: int) -> tuple[float, ...]:
+    if not isinstance(v, list):
+        raise InvalidEvent(f"must be an array of numbers, not {_kind(v)}", field)
+    if len(v) < minimum:
+        raise InvalidEvent(f"needs at least {minimum} values, got {len(v)}", field)
+    out = []
+    for i, x in enumerate(v):
+        t = type(x)
+        if t is float:
+            if x - x != 0.0:
+                raise InvalidEvent(f"item {i} must be a finite number, not {x!r}", field)
+        elif t is int:
+            try:
+                x = float(x)
+            except OverflowError:
+                raise InvalidEvent(f"item {i} is too large", field) from None
+        else:
+            raise InvalidEvent(f"item {i} must be a number, not {_kind(x)}", field)
+        out.append(x)
+    return tuple(out)
+
+
+def _json_bool(v, field: str) -> bool:
+    if type(v) is not bool:
+        raise InvalidEvent(f"must be true or false, not {_kind(v)}", field)
+    return v
+
+
+def _json_firmware(v) -> str:
+    if not isinstance(v, str):
+        raise InvalidEvent(f"must be a string, not {_kind(v)}", "firmware")
+    if not v:
+        raise InvalidEvent("must not be empty", "firmware")
+    # It must survive the text form "Fw=<firmware>;" unchanged.
+    if v != v.strip() or ";" in v or not v.isprintable():
+        raise InvalidEvent("must not contain ';', control characters or surrounding whitespace", "firmware")
+    return v
+
+
+def _json_time(v) -> datetime:
+    if not isinstance(v, str):
+        raise InvalidEvent(f"must be an ISO 8601 UTC string, not {_kind(v)}", "sensor_time")
+    m = _ISO_UTC.fullmatch(v)
+    if m is None:
+        raise InvalidEvent(
+            f"must look like 2016-10-04T16:47:50Z (UTC, whole seconds), not {v!r}", "sensor_time")
+    try:
+        return datetime(*map(int, m.groups()), tzinfo=UTC)
+    except ValueError as e:
+        raise InvalidEvent(f"{v!r} is not a real date and time ({e})", "sensor_time") from None
+
+
+def _is_finite(x: float) -> bool:  # kept for callers that want the same rule
+    return math.isfinite(x)

@@ -1,0 +1,84 @@
+"""Every setting the service reads from its environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    host: str
+    port: int
+    name: str
+    user: str
+    # "password" (local/dev: password may be empty), "iam" (runtime functions in AWS: a signed, short-lived
+    # token), "secret" (the admin function: the RDS-managed master secret).
+    auth: str = "password"
+    password: str | None = None
+    secret_arn: str | None = None
+    # "verify-full" in AWS (the RDS CA bundle shipped in the layer), "disable" on loopback.
+    sslmode: str = "disable"
+    schema: str | None = None  # search_path; tests give each test its own schema
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings
+    cluster_queue_url: str | None
+    cluster_threshold: int
+    region: str | None
+
+
+def _database_from_url(url: str, env) -> DatabaseSettings:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {parts.scheme!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return DatabaseSettings(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        name=unquote(parts.path.lstrip("/")) or "postgres",
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password) if parts.password else None,
+        sslmode=query.get("sslmode", "disable"),
+        schema=env.get("DB_SCHEMA") or None,
+        connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+    )
+
+
+def database_settings(env=None) -> DatabaseSettings:
+    """DATABASE_URL wins; then the DB_* variables the template sets; then libpq's usual PG* variables."""
+    env = os.environ if env is None else env
+    if env.get("DATABASE_URL"):
+        return _database_from_url(env["DATABASE_URL"], env)
+    auth = env.get("DB_AUTH", "password")
+    if auth not in ("password", "iam", "secret"):
+        raise ValueError(f"DB_AUTH must be password, iam or secret, not {auth!r}")
+    return DatabaseSettings(
+        host=env.get("DB_HOST") or env.get("PGHOST") or "127.0.0.1",
+        port=int(env.get("DB_PORT") or env.get("PGPORT") or 5432),
+        name=env.get("DB_NAME") or env.get("PGDATABASE") or "postgres",
+        user=env.get("DB_USER") or env.get("PGUSER") or "postgres",
+        auth=auth,
+        password=env.get("PGPASSWORD") if auth == "password" else None,
+        secret_arn=env.get("DB_SECRET_ARN") or None,
+        sslmode=env.get("DB_SSLMODE") or env.get("PGSSLMODE") or ("disable" if auth == "password" else "verify-full"),
+        schema=env.get("DB_SCHEMA") or None,
+        connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+    )
+
+
+def load(env=None) -> Settings:
+    env = os.environ if env is None else env
+    threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
+    if threshold < 1:
+        raise ValueError("CLUSTER_THRESHOLD must be a positive integer")
+    return Settings(
+        database=database_settings(env),
+        cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
+        cluster_threshold=threshold,
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+    )

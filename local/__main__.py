@@ -1,0 +1,5 @@
+import sys
+
+from .stack import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""Read template.yaml into what the local stack serves: functions, routes, authorizer, queues, triggers.
+
+Everything the local stack does is derived from here, so a route or queue added to the template is served
+locally without a second, hand-kept list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class _Tag:
+    """A CloudFormation short-form intrinsic (!Ref, !GetAtt, !Sub …), kept as data."""
+
+    def __init__(self, tag: str, value):
+        self.tag, self.value = tag, value
+
+    def __repr__(self) -> str:
+        return f"{self.tag} {self.value!r}"
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return _Tag(suffix, value)
+
+
+_Loader.add_multi_constructor("!", _construct)
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    code_dir: Path
+    handler: str  # module.function
+    environment: dict  # name → str or an unresolved intrinsic
+    timeout: int
+    memory: int
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # upper case, or ANY
+    path: str  # "/events/{id}"
+    function: str
+    authorized: bool
+
+    def pattern(self) -> re.Pattern:
+        regex = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(self.path))
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
+        return re.compile(f"^{regex}$")
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    function: str
+    header: str
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Queue:
+    logical_id: str
+    name: str
+    visibility_timeout: int
+    dead_letter: str | None  # logical id
+    max_receive_count: int | None
+
+
+@dataclass(frozen=True)
+class SqsTrigger:
+    function: str
+    queue: str  # logical id
+    batch_size: int
+    report_failures: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    function: str
+    seconds: int
+
+
+@dataclass
+class App:
+    root: Path
+    stage: str
+    functions: dict[str, Function] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    authorizer: Authorizer | None = None
+    gateway_responses: dict[str, dict] = field(default_factory=dict)
+    queues: dict[str, Queue] = field(default_factory=dict)
+    sqs_triggers: list[SqsTrigger] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+def _ref(value) -> str | None:
+    """The logical id named by !Ref X, !GetAtt X.Arn or their long forms."""
+    if isinstance(value, _Tag):
+        if value.tag == "Ref":
+            return value.value
+        if value.tag == "GetAtt":
+            return value.value.split(".")[0] if isinstance(value.value, str) else value.value[0]
+    if isinstance(value, dict) and len(value) == 1:
+        (key, inner), = value.items()
+        if key == "Ref":
+            return inner
+        if key == "Fn::GetAtt":
+            return inner.split(".")[0] if isinstance(inner, str) else inner[0]
+    return None
+
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _rate_seconds(expression: str) -> int:
+    match = _RATE.match(expression.strip())
+    if not match:
+        raise ValueError(f"the local stack understands rate(...) schedules, not {expression!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+def _resolve_int(value, parameters: dict) -> int:
+    ref = _ref(value)
+    return int(parameters[ref]) if ref else int(value)
+
+
+def load(path: Path) -> App:
+    path = Path(path)
+    doc = yaml.load(path.read_text(), Loader=_Loader)
+    resources = doc.get("Resources", {})
+    globals_fn = doc.get("Globals", {}).get("Function", {})
+    global_env = globals_fn.get("Environment", {}).get("Variables", {})
+    parameters = {name: str(spec.get("Default", "")) for name, spec in doc.get("Parameters", {}).items()}
+    apis = {lid: r for lid, r in resources.items() if r.get("Type") == "AWS::Serverless::Api"}
+    app = App(root=path.parent, stage=next((str(r["Properties"].get("StageName", "v1")) for r in apis.values()),
+                                           "v1"), parameters=parameters)
+
+    for lid, res in resources.items():
+        if res.get("Type") == "AWS::SQS::Queue":
+            props = res.get("Properties", {})
+            redrive = props.get("RedrivePolicy") or {}
+            app.queues[lid] = Queue(
+                logical_id=lid,
+                name=props.get("QueueName") if isinstance(props.get("QueueName"), str) else lid,
+                visibility_timeout=_resolve_int(props.get("VisibilityTimeout", 30), parameters),
+                dead_letter=_ref(redrive.get("deadLetterTargetArn")) if redrive else None,
+                max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+            )
+
+    for lid, api in apis.items():
+        auth = api.get("Properties", {}).get("Auth", {})
+        default = auth.get("DefaultAuthorizer")
+        if default:
+            spec = auth["Authorizers"][default]
+            app.authorizer = Authorizer(
+                function=_ref(spec["FunctionArn"]),
+                header=spec.get("Identity", {}).get("Header", "Authorization"),
+                ttl=int(spec.get("Identity", {}).get("ReauthorizeEvery", 300)),
+            )
+        app.gateway_responses = api.get("Properties", {}).get("GatewayResponses", {}) or {}
+
+    for lid, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties", {})
+        env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+        app.functions[lid] = Function(
+            logical_id=lid,
+            code_dir=(path.parent / props["CodeUri"]).resolve(),
+            handler=props.get("Handler", globals_fn.get("Handler")),
+            environment=env,
+            timeout=int(props.get("Timeout", globals_fn.get("Timeout", 3))),
+            memory=int(props.get("MemorySize", globals_fn.get("MemorySize", 128))),
+        )
+        for event in props.get("Events", {}).values():
+            kind, ev = event.get("Type"), event.get("Properties", {})
+            if kind == "Api":
+                authorizer = (ev.get("Auth") or {}).get("Authorizer")
+                app.routes.append(Route(method=ev["Method"].upper(), path=ev["Path"], function=lid,
+                                        authorized=app.authorizer is not None and authorizer != "NONE"))
+            elif kind == "SQS":
+                app.sqs_triggers.append(SqsTrigger(
+                    function=lid, queue=_ref(ev["Queue"]), batch_size=int(ev.get("BatchSize", 10)),
+                    report_failures="ReportBatchItemFailures" in (ev.get("FunctionResponseTypes") or [])))
+            elif kind == "Schedule":
+                app.schedules.append(Schedule(function=lid, seconds=_rate_seconds(ev["Schedule"])))
+    return app

@@ -1,0 +1,84 @@
+"""Shared fixtures: one real PostgreSQL for the session, a fresh schema for every test that uses it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+from local import template as template_module  # noqa: E402
+from local.pg import EmbeddedPostgres, free_port  # noqa: E402
+from local.runtime import Functions  # noqa: E402
+from wattprint import db, migrate, settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_EVENTS = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """DATABASE_URL when given (CI against a real server), else an embedded PostgreSQL 18 in a temp dir."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="wattprint-test-pg-")), free_port())
+    pg.start()
+    try:
+        yield pg.url
+    finally:
+        db.reset()
+        pg.destroy()
+
+
+def _admin_connection(url: str, schema: str | None = None):
+    base = settings.database_settings({"DATABASE_URL": url})
+    return db.connect(base.__class__(**{**base.__dict__, "schema": schema}))
+
+
+@pytest.fixture
+def database(pg_url, monkeypatch):
+    """A migrated schema of its own, made the search_path of every connection the code under test opens."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = _admin_connection(pg_url)
+    admin.run(f"CREATE SCHEMA {schema}")
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("DB_SCHEMA", schema)
+    db.reset()
+    migrate.apply(db.connection())
+    try:
+        yield schema
+    finally:
+        db.reset()
+        admin.run(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture
+def conn(database):
+    """A connection of the test's own (not the code's cached one), for arranging and checking rows."""
+    c = db.connect()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def app():
+    return template_module.load(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="session")
+def functions(app):
+    return Functions(app.functions)
+
+
+@pytest.fixture(scope="session")
+def real_lines():
+    if not REAL_EVENTS.exists():
+        pytest.skip(f"{REAL_EVENTS} not present")
+    return REAL_EVENTS.read_text().splitlines()

@@ -1,0 +1,88 @@
+import threading
+
+from wattprint import db, migrate
+
+
+def test_fresh_schema_gets_every_migration_once(database, conn):
+    assert migrate.applied(conn) == migrate.available()
+    assert migrate.pending(conn) == []
+    assert migrate.apply(conn) == []  # applying again is a no-op
+    assert [r[0] for r in conn.run("SELECT count(*) FROM schema_migrations")] == [len(migrate.available())]
+
+
+def test_empty_schema_reports_everything_pending(pg_url, database, conn):
+    conn.run("CREATE SCHEMA empty_probe")
+    try:
+        conn.run("SET search_path TO empty_probe")
+        assert migrate.applied(conn) == []
+        assert migrate.pending(conn) == migrate.available()
+    finally:
+        conn.run("SET search_path TO " + database)
+        conn.run("DROP SCHEMA empty_probe CASCADE")
+
+
+def test_concurrent_runners_apply_each_migration_exactly_once(database, conn):
+    conn.run("CREATE SCHEMA race_probe")
+    try:
+        results, errors = [], []
+        barrier = threading.Barrier(6)
+
+        def runner():
+            c = db.connect()
+            try:
+                c.run("SET search_path TO race_probe")
+                barrier.wait()
+                results.append(migrate.apply(c))
+            except Exception as error:  # surfaced by the assertion below
+                errors.append(error)
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=runner) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        applied = [v for r in results for v in r]
+        assert sorted(applied) == migrate.available()  # each applied by exactly one runner
+        conn.run("SET search_path TO race_probe")
+        assert migrate.applied(conn) == migrate.available()
+    finally:
+        conn.run("SET search_path TO " + database)
+        conn.run("DROP SCHEMA race_probe CASCADE")
+
+
+def test_failed_migration_leaves_nothing_half_applied(database, conn, tmp_path, monkeypatch):
+    for version in migrate.available():
+        (tmp_path / f"{version}.sql").write_text((migrate.MIGRATIONS_DIR / f"{version}.sql").read_text())
+    (tmp_path / "9999_broken.sql").write_text("CREATE TABLE half_done (x int); SELECT no_such_function();")
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    try:
+        migrate.apply(conn)
+    except Exception as error:
+        assert "no_such_function" in str(error)
+    else:
+        raise AssertionError("a broken migration must fail")
+    assert conn.run("SELECT to_regclass('half_done')") == [[None]]
+    assert "9999_broken" in migrate.pending(conn)
+    # The lock was released: another runner is not blocked forever.
+    assert conn.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == [[0]]
+
+
+def test_app_role_is_granted_where_rds_iam_exists(database, conn):
+    """On Aurora the runtime functions log in as wattprint_app via IAM; the migration keeps its rights."""
+    created = conn.run("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]
+    if created:
+        conn.run("CREATE ROLE rds_iam NOLOGIN")
+    try:
+        migrate.apply(conn)
+        assert conn.run("SELECT pg_has_role('wattprint_app', 'rds_iam', 'MEMBER')") == [[True]]
+        assert conn.run("SELECT has_table_privilege('wattprint_app', 'api_tokens', 'INSERT')") == [[True]]
+    finally:
+        conn.run("REVOKE ALL ON ALL TABLES IN SCHEMA " + database + " FROM wattprint_app")
+        conn.run("REVOKE ALL ON ALL SEQUENCES IN SCHEMA " + database + " FROM wattprint_app")
+        conn.run("REVOKE USAGE ON SCHEMA " + database + " FROM wattprint_app")
+        conn.run("DROP ROLE wattprint_app")
+        if created:
+            conn.run("DROP ROLE rds_iam")

@@ -1,0 +1,52 @@
+import pytest
+
+from local.apigw import allows
+from wattprint import auth
+from wattprint.tokens import Token
+
+STAGE = "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/"
+
+
+def _policy(scope):
+    token = Token(id=7, name="t", scope=scope, created_at=None)
+    return auth.policy(token, STAGE + "GET/health")["policyDocument"]
+
+
+@pytest.mark.parametrize("scope,method_path,allowed", [
+    ("ingest", "POST/events", True),
+    ("ingest", "GET/events", False),
+    ("ingest", "GET/clusters/summary", False),
+    ("read", "GET/events", True),
+    ("read", "GET/events/42", True),
+    ("read", "GET/clusters/summary", True),
+    ("read", "POST/events", False),
+])
+def test_scope_policy(scope, method_path, allowed):
+    # The policy is cached per token and reused for other routes, so it must hold for every route.
+    assert allows(_policy(scope), STAGE + method_path) is allowed
+
+
+def test_policy_is_confined_to_its_own_api_and_stage():
+    assert not allows(_policy("read"), "arn:aws:execute-api:eu-west-1:123456789012:other/v1/GET/events")
+    assert not allows(_policy("read"), "arn:aws:execute-api:eu-west-1:123456789012:abc123/v2/GET/events")
+
+
+def test_explicit_deny_wins():
+    document = {"Statement": [{"Effect": "Allow", "Resource": STAGE + "*"},
+                              {"Effect": "Deny", "Resource": STAGE + "POST/*"}]}
+    assert allows(document, STAGE + "GET/runs") and not allows(document, STAGE + "POST/events")
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Basic abc", "token-without-scheme"])
+def test_malformed_headers_are_unauthorized(header):
+    with pytest.raises(auth.Unauthorized):
+        auth.bearer(header)
+
+
+def test_bearer_is_case_insensitive_and_trims():
+    assert auth.bearer("bearer  wp_abc ") == "wp_abc"
+
+
+def test_stage_prefix_rejects_non_api_arns():
+    with pytest.raises(ValueError):
+        auth.stage_prefix("arn:aws:lambda:eu-west-1:1:function:x")

@@ -1,0 +1,33 @@
+import pytest
+
+from wattprint import settings
+
+
+def test_database_url_wins():
+    s = settings.load({"DATABASE_URL": "postgresql://u:p%40ss@db.example:6543/wp?sslmode=verify-full",
+                       "DB_HOST": "ignored", "CLUSTER_THRESHOLD": "250", "DB_SCHEMA": "s1"})
+    d = s.database
+    assert (d.host, d.port, d.name, d.user, d.password, d.sslmode, d.schema) == (
+        "db.example", 6543, "wp", "u", "p@ss", "verify-full", "s1")
+    assert s.cluster_threshold == 250
+
+
+def test_template_variables_for_iam_auth_default_to_verified_tls():
+    d = settings.database_settings({"DB_HOST": "c.cluster-x.eu-west-1.rds.amazonaws.com", "DB_PORT": "5432",
+                                    "DB_NAME": "wattprint", "DB_USER": "wattprint_app", "DB_AUTH": "iam",
+                                    "PGPASSWORD": "must-not-be-used"})
+    assert (d.auth, d.sslmode, d.password, d.user) == ("iam", "verify-full", None, "wattprint_app")
+
+
+def test_pg_variables_are_the_fallback():
+    d = settings.database_settings({"PGHOST": "h", "PGPORT": "5433", "PGDATABASE": "x", "PGUSER": "me",
+                                    "PGPASSWORD": "pw"})
+    assert (d.host, d.port, d.name, d.user, d.password, d.auth, d.sslmode) == ("h", 5433, "x", "me", "pw",
+                                                                              "password", "disable")
+
+
+@pytest.mark.parametrize("env", [{"DATABASE_URL": "mysql://x"}, {"DB_AUTH": "kerberos"},
+                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"}])
+def test_bad_settings_are_refused(env):
+    with pytest.raises(ValueError):
+        settings.load(env)
