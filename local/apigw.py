@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .runtime import Functions
 from .template import App, Route
 
-log = logging.getLogger("wattprint.local.apigw")
+log = logging.getLogger("local.apigw")
 
 ACCOUNT, REGION, API_ID = "000000000000", "us-east-1", "local"
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway REST's request limit

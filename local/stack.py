@@ -27,7 +27,7 @@ from .pg import EmbeddedPostgres, free_port  # noqa: E402
 from .runtime import Functions  # noqa: E402
 from .sqs import Scheduler, SqsPoller, create_queues  # noqa: E402
 
-log = logging.getLogger("wattprint.local")
+log = logging.getLogger("local.stack")
 
 REGION = "us-east-1"
 DEV_TOKENS = {"ingest": ("dev-ingest", "WATTPRINT_INGEST_TOKEN"), "read": ("dev-read", "WATTPRINT_READ_TOKEN")}
@@ -73,6 +73,22 @@ class Stack:
     workers: int = 8
     started: list = field(default_factory=list)  # things to stop, in start order
     info: dict = field(default_factory=dict)
+    _saved_env: dict = field(default_factory=dict)
+
+    def _setenv(self, name: str, value: str, override: bool = True) -> None:
+        """Set a variable for the in-process handlers, remembering what to restore on stop."""
+        if not override and name in os.environ:
+            return
+        self._saved_env.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
 
     def _lock(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,23 +124,23 @@ class Stack:
         server.start()
         self.started.append(("moto", server))
         endpoint = f"http://{self.host}:{port}"
-        os.environ["AWS_ENDPOINT_URL_SQS"] = endpoint
+        self._setenv("AWS_ENDPOINT_URL_SQS", endpoint)
         return boto3.client("sqs", region_name=REGION, endpoint_url=endpoint), endpoint
 
     def start(self) -> None:
         self._lock()
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
-            os.environ.setdefault(name, value)
+            self._setenv(name, value, override=False)
         app = template_module.load(self.template)
 
         database_url = self._database()
         if database_url:
-            os.environ["DATABASE_URL"] = database_url
+            self._setenv("DATABASE_URL", database_url)
         client, sqs_endpoint = self._sqs()
         queue_urls = create_queues(client, app)
         for name, value in resolve_environment(app, queue_urls).items():
-            os.environ.setdefault(name, value)
+            self._setenv(name, value, override=False)
 
         from wattprint import admin, db
 
@@ -179,6 +195,8 @@ class Stack:
                     (self.data_dir / "stack.json").unlink(missing_ok=True)
                     thing.close()
         self.started.clear()
+        db.reset()
+        self._restore_env()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     warnings.filterwarnings("ignore", module="platformdirs")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
 
     stack = Stack(template=args.template, data_dir=args.data_dir, host=args.host, port=args.port)
     stopping = threading.Event()

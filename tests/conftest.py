@@ -27,7 +27,7 @@ def pg_url():
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="wattprint-test-pg-")), free_port())
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="wattprint-test-pg-")), free_port(), durable=False)
     pg.start()
     try:
         yield pg.url
