@@ -1,5 +1,23 @@
-"""Placeholder until the session writes this handler."""
+"""POST /events: sensors post raw events (text, one per line) or canonical records (JSON)."""
+
+from aws_lambda_powertools import Logger
+
+from wattprint import ingest, settings
+from wattprint.http import json_response, resolver
+
+logger = Logger()
+app = resolver()
 
 
+@app.post("/events")
+def post_events():
+    event = app.current_event
+    stored = ingest.accept(event.decoded_body or "", event.headers.get("content-type"), settings.load())
+    if stored.runs:
+        logger.info("clustering runs opened", extra={"thresholds": [r.threshold for r in stored.runs]})
+    return json_response(201, {"ids": stored.ids, "count": len(stored.ids), "total": stored.total})
+
+
+@logger.inject_lambda_context(log_event=False)
 def handler(event, context):
-    raise NotImplementedError
+    return app.resolve(event, context)

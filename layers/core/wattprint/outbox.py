@@ -1,0 +1,94 @@
+"""Sending clustering runs to the queue after their transaction committed, and re-sending what was not sent.
+
+A run row is committed with the events that reached its threshold; only then is its message sent, and
+`enqueued_at` set. If the send fails (or the Lambda dies in between), the sweep finds the row still unsent
+after a grace period longer than any ingest invocation and sends it. In the rare case where a message went
+out but `enqueued_at` was not written, the run is sent twice; the clustering side skips a run already done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable
+
+from . import db
+from .errors import DatabaseUnavailable
+from .store import Run
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[Run], None]
+
+# Longer than the ingest function's timeout: a run unsent after this long was not going to be sent.
+SWEEP_GRACE_SECONDS = 120
+
+_MARK_SENT = "UPDATE clustering_runs SET enqueued_at = now(), sends = sends + 1 WHERE id = :id"
+
+
+def message(run: Run) -> str:
+    return json.dumps({"run_id": run.id, "threshold": run.threshold})
+
+
+def sqs_sender(queue_url: str | None, region: str | None) -> Sender:
+    if not queue_url:
+        raise RuntimeError("CLUSTER_QUEUE_URL is not set: runs cannot be sent")
+    import boto3  # imported on the first threshold only, not on every cold start
+
+    client = boto3.client("sqs", region_name=region)
+
+    def send(run: Run) -> None:
+        client.send_message(QueueUrl=queue_url, MessageBody=message(run))
+
+    return send
+
+
+def _send_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError, RuntimeError
+
+
+def publish(runs: list[Run], make_sender: Callable[[], Sender]) -> list[Run]:
+    """Send each run and mark it sent; return the runs left for the sweep. Never raises: the events are
+    already committed, and failing the request now would only make the sensor post them twice."""
+    errors = _send_errors()
+    try:
+        send = make_sender()
+    except errors as error:
+        log.warning("cannot send clustering runs, the sweep will: %s", error)
+        return list(runs)
+    left = []
+    for run in runs:
+        try:
+            send(run)
+        except errors as error:
+            log.warning("clustering run %s (threshold %s) not sent, the sweep will: %s", run.id, run.threshold, error)
+            left.append(run)
+            continue
+        try:
+            db.run(_MARK_SENT, id=run.id)
+        except DatabaseUnavailable:
+            # Sent but not marked: the sweep sends it again and the clustering side skips the duplicate.
+            log.warning("clustering run %s sent but not marked", run.id)
+    return left
+
+
+_UNSENT = """
+SELECT id, threshold FROM clustering_runs
+WHERE enqueued_at IS NULL AND created_at < now() - make_interval(secs => :grace)
+ORDER BY threshold
+FOR UPDATE SKIP LOCKED
+"""
+
+
+def sweep(send: Sender, grace_seconds: float = SWEEP_GRACE_SECONDS) -> list[Run]:
+    """Send every run that ingest committed but did not send; return those sent."""
+    sent = []
+    with db.transaction() as conn:
+        for row in conn.run(_UNSENT, grace=float(grace_seconds)):
+            run = Run(*row)
+            send(run)
+            conn.run(_MARK_SENT, id=run.id)
+            sent.append(run)
+    return sent
