@@ -64,16 +64,19 @@ def test_cached_policy_still_denies_the_other_scope(gateway, issued):
 
 def test_revoked_token_is_refused_once_the_cache_expires(app, functions, database, conn, issued):
     g = Gateway(app, functions, workers=1)
+    original = app.authorizer
     try:
-        g.app.authorizer = type(app.authorizer)(app.authorizer.function, app.authorizer.header, 0)
+        app.authorizer = type(original)(original.function, original.header, 0)
         assert call(g, "GET", "/runs", token=issued["read"])[0] not in (401, 403)
         tokens.revoke(conn, "t-read")
         assert call(g, "GET", "/runs", token=issued["read"])[0] == 401
     finally:
-        g.app.authorizer = app.authorizer
+        app.authorizer = original
         g.close()
 
 
 def test_unknown_route_is_answered_by_the_gateway(gateway):
     status, body, _ = call(gateway, "GET", "/no/such/route")
-    assert status in (403, 404) and body  # API Gateway's MISSING_AUTHENTICATION_TOKEN response
+    assert (status, body["error"]["code"]) == (404, "not_found")  # the template's MISSING_AUTHENTICATION_TOKEN
+    status, body, _ = call(gateway, "DELETE", "/events")
+    assert status == 404

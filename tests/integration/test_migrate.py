@@ -79,6 +79,8 @@ def test_app_role_is_granted_where_rds_iam_exists(database, conn):
         migrate.apply(conn)
         assert conn.run("SELECT pg_has_role('wattprint_app', 'rds_iam', 'MEMBER')") == [[True]]
         assert conn.run("SELECT has_table_privilege('wattprint_app', 'api_tokens', 'INSERT')") == [[True]]
+        assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                        "WHERE r.rolname = 'wattprint_app'") == [[["idle_session_timeout=60s"]]]
     finally:
         conn.run("REVOKE ALL ON ALL TABLES IN SCHEMA " + database + " FROM wattprint_app")
         conn.run("REVOKE ALL ON ALL SEQUENCES IN SCHEMA " + database + " FROM wattprint_app")

@@ -29,6 +29,9 @@ BEGIN
             CREATE ROLE wattprint_app LOGIN;
         END IF;
         GRANT rds_iam TO wattprint_app;
+        -- Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all.
+        -- Dropping idle sessions lets it pause; wattprint.db re-opens a connection that died this way.
+        ALTER ROLE wattprint_app SET idle_session_timeout = '60s';
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO wattprint_app', current_schema());
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO wattprint_app',
                        current_schema());
