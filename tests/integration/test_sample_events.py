@@ -1,0 +1,55 @@
+"""Every sample in events/ (the ones `sam local invoke -e` uses) runs through its real handler."""
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from wattprint import tokens
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "cluster": "ClusterFunction",
+                      "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction"}
+SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local"  # the token in authorizer-token.json and the ingest samples
+
+
+def samples():
+    return sorted(p.name for p in EVENTS.glob("*.json"))
+
+
+def test_every_function_has_a_sample(app):
+    prefixes = {name.split("-")[0] for name in samples()}
+    assert {FUNCTION_BY_PREFIX[p] for p in prefixes} >= {"IngestFunction", "AuthorizerFunction", "AdminFunction",
+                                                         "SweepFunction"}
+    routes = {(r.method, r.path) for r in app.routes}
+    api_samples = [json.loads((EVENTS / n).read_text()) for n in samples() if "httpMethod" in (EVENTS / n).read_text()]
+    covered = {(e["httpMethod"], e["resource"]) for e in api_samples}
+    assert covered <= routes, covered - routes
+    assert ("POST", "/events") in covered
+
+
+@pytest.mark.parametrize("name", samples())
+def test_sample_runs_through_its_handler(name, functions, database, conn, monkeypatch):
+    tokens.create(conn, "ingest", "sample-sensor", SAMPLE_TOKEN)
+    event = json.loads((EVENTS / name).read_text())
+    function = FUNCTION_BY_PREFIX[name.split("-")[0]]
+    with mock_aws():
+        queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="cluster")["QueueUrl"]
+        monkeypatch.setenv("CLUSTER_QUEUE_URL", queue)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        result = functions.invoke(function, event)
+    if "httpMethod" in event:
+        assert 200 <= result["statusCode"] < 300, result
+        if function == "IngestFunction":
+            assert json.loads(result["body"])["count"] >= 1
+    elif function == "AuthorizerFunction":
+        assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+        assert result["context"]["scope"] == "ingest"
+    elif function == "AdminFunction":
+        assert [t["name"] for t in result["tokens"]] == ["sample-sensor"]
+    elif function == "SweepFunction":
+        assert result == {"sent": []}
+    elif function == "ClusterFunction":
+        assert result == {"batchItemFailures": []}
