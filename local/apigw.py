@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 import traceback
@@ -216,6 +217,11 @@ class Gateway:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
     gateway: Gateway
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as two writes; without this each answer waits on the client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -230,3 +230,20 @@ def test_database_down_is_503_with_retry_after(app, functions, database, conn, m
     finally:
         gateway.close()
         db.reset()
+
+
+def test_single_and_batch_paths_store_identical_rows(post, conn, real_lines_or_synth):
+    """A few events travel as JSON, a batch by binary COPY (wattprint.store): both must store the same."""
+    sample = real_lines_or_synth[:12] + lines(3, dialect="documented")
+    for line in sample:
+        assert post(line)[0] == 201
+    assert post("\n".join(sample))[0] == 201
+    columns = ("device_id, firmware, event_type, coil_reversed, active_power_w, reactive_power_var, "
+               "apparent_power_va, current_a, voltage_v, phase_rad, peaks, fft_re, fft_img, sensor_time, "
+               "frequency_hz, wifi_strength_dbm, dummy, raw")
+    singles = conn.run(f"SELECT {columns} FROM events WHERE seq <= 15 ORDER BY seq")
+    batch = conn.run(f"SELECT {columns} FROM events WHERE seq > 15 ORDER BY seq")
+    assert singles == batch and len(batch) == 15
+    expected = [parser.parse_event(line) for line in sample]
+    assert [tuple(row[10]) for row in batch] == [r.peaks for r in expected]
+    assert [row[13] for row in batch] == [r.sensor_time for r in expected]

@@ -8,6 +8,7 @@ for one warm instance, and tests run concurrent writers in threads.
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from contextlib import contextmanager
@@ -83,7 +84,19 @@ def connect(db: settings_module.DatabaseSettings | None = None, region: str | No
         raise
     # The connect timeout must not cap long statements (a clustering load or COPY of a million rows).
     conn._usock.settimeout(None)
+    # pg8000 writes a COPY as several small messages; with Nagle's algorithm each small write can wait for
+    # the server's delayed ACK (~40 ms).
+    conn._usock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.prepared = {}
     return conn
+
+
+def prepared(conn: Connection, sql: str):
+    """A statement prepared once per connection (parse and plan skipped on every later call)."""
+    statement = conn.prepared.get(sql)
+    if statement is None:
+        statement = conn.prepared[sql] = conn.prepare(sql)
+    return statement
 
 
 def _discard(conn: Connection | None) -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+import struct
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from itertools import chain, repeat
 from typing import Sequence
 
+from . import db
 from .db import Connection
-from .record import EventRecord
+from .record import EventRecord, format_time
 
 
 @dataclass(frozen=True)
@@ -22,72 +29,103 @@ class Stored:
     runs: list[Run]  # clustering runs this request opened (one per threshold it crossed)
 
 
-def _array_literal(values: Sequence[float]) -> str:
-    # repr() is the shortest text that reads back to the same float8: exact round trip.
-    return "{" + ",".join(map(repr, values)) + "}"
-
+# Where a request's events come from, as rows of this shape, numbered by `ord` (1..n) in request order.
+_SOURCE_COLUMNS = ("ord int, device_id int, firmware text, event_type int, coil_reversed boolean, "
+                   "active_power_w float8, reactive_power_var float8, apparent_power_va float8, current_a float8, "
+                   "voltage_v float8, phase_rad float8, peaks float8[], fft_re float8[], fft_img float8[], "
+                   "sensor_time timestamptz, frequency_hz float8, wifi_strength_dbm int, dummy int, raw text")
+_COLUMNS = ("device_id, firmware, event_type, coil_reversed, active_power_w, reactive_power_var, apparent_power_va, "
+            "current_a, voltage_v, phase_rad, peaks, fft_re, fft_img, sensor_time, frequency_hz, "
+            "wifi_strength_dbm, dummy, raw")
 
 # Taking event_counter's row lock numbers this request's events after every request that committed before
 # it and before every request that commits after it: seq is gapless and in commit order. The lock is held
-# from this statement to COMMIT, so nothing slow may happen between the two.
-_INSERT = """
+# from this statement to COMMIT, so nothing slow may happen between the two. Crossing a threshold opens its
+# clustering run in the same statement (the outbox row commits with the events or not at all).
+_INSERT = f"""
 WITH counter AS (
     UPDATE event_counter SET total = total + :n RETURNING total
+), inserted AS (
+    INSERT INTO events (seq, {_COLUMNS})
+    SELECT counter.total - :n + src.ord, {", ".join("src." + c.strip() for c in _COLUMNS.split(","))}
+    FROM counter, {{source}} ORDER BY src.ord
+    RETURNING id, seq
+), runs AS (
+    INSERT INTO clustering_runs (threshold)
+    SELECT t FROM counter, generate_series(((counter.total - :n) / :every + 1) * :every, counter.total, :every) t
+    RETURNING id, threshold
 )
-INSERT INTO events (seq, device_id, firmware, event_type, coil_reversed, active_power_w, reactive_power_var,
-                    apparent_power_va, current_a, voltage_v, phase_rad, peaks, fft_re, fft_img, sensor_time,
-                    frequency_hz, wifi_strength_dbm, dummy, raw)
-SELECT counter.total - :n + e.ord, e.device_id, e.firmware, e.event_type, e.coil_reversed, e.active_power_w,
-       e.reactive_power_var, e.apparent_power_va, e.current_a, e.voltage_v, e.phase_rad,
-       e.peaks::float8[], e.fft_re::float8[], e.fft_img::float8[], e.sensor_time, e.frequency_hz,
-       e.wifi_strength_dbm, e.dummy, e.raw
-FROM counter,
-     unnest(CAST(:device_id AS integer[]), CAST(:firmware AS text[]), CAST(:event_type AS integer[]),
-            CAST(:coil_reversed AS boolean[]), CAST(:active AS float8[]), CAST(:reactive AS float8[]),
-            CAST(:apparent AS float8[]), CAST(:current AS float8[]), CAST(:voltage AS float8[]),
-            CAST(:phase AS float8[]), CAST(:peaks AS text[]), CAST(:fft_re AS text[]), CAST(:fft_img AS text[]),
-            CAST(:sensor_time AS timestamptz[]), CAST(:frequency AS float8[]), CAST(:wifi AS integer[]),
-            CAST(:dummy AS integer[]), CAST(:raw AS text[]))
-     WITH ORDINALITY AS e(device_id, firmware, event_type, coil_reversed, active_power_w, reactive_power_var,
-                          apparent_power_va, current_a, voltage_v, phase_rad, peaks, fft_re, fft_img,
-                          sensor_time, frequency_hz, wifi_strength_dbm, dummy, raw, ord)
-ORDER BY e.ord
-RETURNING id, seq
+SELECT false, id, seq FROM inserted UNION ALL SELECT true, id, threshold FROM runs
 """
 
-_OPEN_RUNS = """
-INSERT INTO clustering_runs (threshold)
-SELECT t FROM unnest(CAST(:thresholds AS bigint[])) AS t
-RETURNING id, threshold
-"""
+# Two ways in, one statement: a few events travel as one JSON parameter (one round trip, prepared once per
+# connection); a batch is COPYed in binary into a session temp table first, because converting thousands of
+# floats to text (client) and parsing them back (server) costs more than the extra round trips. Measured on
+# the benchmark machine: 1 event 0.7 ms vs 1.9 ms; 500 events 48 ms vs 20 ms.
+_JSON_SOURCE = ("ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS (" + _SOURCE_COLUMNS.replace("ord int, ", "")
+                + ")) WITH ORDINALITY AS src(" + _COLUMNS + ", ord)")
+_INSERT_JSON = _INSERT.format(source=_JSON_SOURCE)
+_INSERT_COPIED = _INSERT.format(source="events_in AS src")
+_STAGING = f"CREATE TEMP TABLE IF NOT EXISTS events_in ({_SOURCE_COLUMNS}) ON COMMIT DELETE ROWS"
+COPY_FROM = 8  # batches of more events than this are COPYed
 
 
-def thresholds_crossed(before: int, after: int, every: int) -> list[int]:
-    """The multiples of `every` in (before, after]."""
-    first = (before // every + 1) * every
-    return list(range(first, after + 1, every))
+def _json_rows(events: Sequence[tuple[str, EventRecord]]) -> str:
+    return json.dumps([{
+        "device_id": r.device_id, "firmware": r.firmware, "event_type": r.event_type,
+        "coil_reversed": r.coil_reversed, "active_power_w": r.active_power_w,
+        "reactive_power_var": r.reactive_power_var, "apparent_power_va": r.apparent_power_va,
+        "current_a": r.current_a, "voltage_v": r.voltage_v, "phase_rad": r.phase_rad, "peaks": r.peaks,
+        "fft_re": r.fft_re, "fft_img": r.fft_img, "sensor_time": format_time(r.sensor_time),
+        "frequency_hz": r.frequency_hz, "wifi_strength_dbm": r.wifi_strength_dbm, "dummy": r.dummy, "raw": raw,
+    } for raw, r in events])
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_ROW_START = struct.Struct(">hiiiii")  # field count; ord; device_id; firmware's length
+_FLOAT8_OID = 701
+
+
+@lru_cache(maxsize=64)
+def _row_rest(n_peaks: int, n_fft: int) -> struct.Struct:
+    """From event_type to raw's length, for one shape of lists (each list: header, then (8, value) pairs)."""
+    array = lambda n: "iiiIii" + "id" * n  # noqa: E731 — byte length, ndim, has-null, element type, size, lower bound
+    return struct.Struct(">iiib" + "id" * 6 + array(n_peaks) + array(n_fft) + array(n_fft) + "iqidiiiii")
+
+
+def _floats(values: Sequence[float]) -> tuple:
+    return (20 + 12 * len(values), 1, 0, _FLOAT8_OID, len(values), 1, *chain.from_iterable(zip(repeat(8), values)))
+
+
+def _copy_binary(events: Sequence[tuple[str, EventRecord]]) -> bytes:
+    """The events in PostgreSQL's binary COPY format, in the staging table's column order."""
+    out = [_COPY_HEADER]
+    for ord_, (raw, r) in enumerate(events, start=1):
+        firmware, raw_bytes = r.firmware.encode(), raw.encode()
+        out += (_ROW_START.pack(19, 4, ord_, 4, r.device_id, len(firmware)), firmware, _row_rest(
+            len(r.peaks), len(r.fft_re)).pack(
+            4, r.event_type, 1, r.coil_reversed, 8, r.active_power_w, 8, r.reactive_power_var,
+            8, r.apparent_power_va, 8, r.current_a, 8, r.voltage_v, 8, r.phase_rad,
+            *_floats(r.peaks), *_floats(r.fft_re), *_floats(r.fft_img),
+            8, (r.sensor_time - _PG_EPOCH) // _MICROSECOND, 8, r.frequency_hz, 4, r.wifi_strength_dbm,
+            4, r.dummy, len(raw_bytes)), raw_bytes)
+    out.append(b"\xff\xff")
+    return b"".join(out)
 
 
 def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], threshold: int) -> Stored:
     """Insert (raw, record) pairs in order, inside the caller's transaction."""
-    records = [r for _, r in events]
-    rows = conn.run(
-        _INSERT, n=len(records),
-        device_id=[r.device_id for r in records], firmware=[r.firmware for r in records],
-        event_type=[r.event_type for r in records], coil_reversed=[r.coil_reversed for r in records],
-        active=[r.active_power_w for r in records], reactive=[r.reactive_power_var for r in records],
-        apparent=[r.apparent_power_va for r in records], current=[r.current_a for r in records],
-        voltage=[r.voltage_v for r in records], phase=[r.phase_rad for r in records],
-        peaks=[_array_literal(r.peaks) for r in records], fft_re=[_array_literal(r.fft_re) for r in records],
-        fft_img=[_array_literal(r.fft_img) for r in records], sensor_time=[r.sensor_time for r in records],
-        frequency=[r.frequency_hz for r in records], wifi=[r.wifi_strength_dbm for r in records],
-        dummy=[r.dummy for r in records], raw=[raw for raw, _ in events],
-    )
-    rows.sort(key=lambda row: row[1])
-    total = rows[-1][1]
-    crossed = thresholds_crossed(total - len(rows), total, threshold)
-    runs = [Run(*row) for row in conn.run(_OPEN_RUNS, thresholds=crossed)] if crossed else []
-    return Stored(ids=[row[0] for row in rows], total=total, runs=sorted(runs, key=lambda r: r.threshold))
+    if len(events) > COPY_FROM:
+        conn.run(_STAGING)
+        conn.run("COPY events_in FROM STDIN WITH (FORMAT binary)", stream=io.BytesIO(_copy_binary(events)))
+        rows = conn.run(_INSERT_COPIED, n=len(events), every=threshold)
+    else:
+        rows = db.prepared(conn, _INSERT_JSON).run(n=len(events), every=threshold, rows=_json_rows(events))
+    ids = [row[1] for row in sorted((r for r in rows if not r[0]), key=lambda r: r[2])]
+    runs = sorted((Run(row[1], row[2]) for row in rows if row[0]), key=lambda run: run.threshold)
+    return Stored(ids=ids, total=max(row[2] for row in rows if not row[0]), runs=runs)
 
 
 def total(conn: Connection) -> int:

@@ -1,0 +1,139 @@
+"""Ingest: the handler in-process against PostgreSQL, the local stack over HTTP, and the cold import."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .common import ROOT, database, percentile
+
+SAMPLE = json.loads((ROOT / "events" / "ingest-text.json").read_text())
+REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
+
+
+def _lines(n: int) -> list[str]:
+    if REAL.exists():
+        base = REAL.read_text().splitlines()
+    else:
+        from wattprint import synth
+
+        base = synth.generate(1000, seed=1)
+    return [base[i % len(base)] for i in range(n)]
+
+
+def _event(body: str) -> dict:
+    return {**SAMPLE, "body": body}
+
+
+def _in_process() -> list[dict]:
+    from local import template
+    from local.runtime import Functions
+
+    os.environ["CLUSTER_THRESHOLD"] = str(10**12)  # measure storing, not SQS sends
+    functions = Functions(template.load(ROOT / "template.yaml").functions)
+    lines = _lines(4000)
+    with database():
+        for line in lines[:200]:  # warm: imports, connection, plans
+            functions.invoke("IngestFunction", _event(line))
+        single = []
+        for line in lines[:3000]:
+            started = time.perf_counter()
+            result = functions.invoke("IngestFunction", _event(line))
+            single.append(time.perf_counter() - started)
+            assert result["statusCode"] == 201, result
+        batch_body = "\n".join(lines[:500])
+        rates = []
+        for _ in range(20):
+            started = time.perf_counter()
+            result = functions.invoke("IngestFunction", _event(batch_body))
+            rates.append(500 / (time.perf_counter() - started))
+            assert result["statusCode"] == 201, result
+    p50, p99 = percentile(single, 50), percentile(single, 99)
+    rate = sorted(rates)[len(rates) // 2]
+    return [
+        {"metric": "single-event request, p50 (handler in-process, 3000 requests)", "value": f"{p50 * 1000:.2f} ms",
+         "target": "≤ 2 ms", "met": p50 <= 0.002},
+        {"metric": "single-event request, p99", "value": f"{p99 * 1000:.2f} ms", "target": "≤ 10 ms",
+         "met": p99 <= 0.010},
+        {"metric": "500-event batch, median of 20", "value": f"{rate:,.0f} events/s", "target": "≥ 20,000 events/s",
+         "met": rate >= 20000},
+    ]
+
+
+def _client(args) -> int:
+    port, token, lines = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # one keep-alive connection
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}
+    for line in lines:
+        conn.request("POST", "/events", body=line.encode(), headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 201:
+            raise RuntimeError(f"HTTP {response.status}")
+    conn.close()
+    return len(lines)
+
+
+def _over_http() -> list[dict]:
+    from local.stack import Stack
+
+    saved = dict(os.environ)
+    for name in ("DATABASE_URL", "CLUSTER_THRESHOLD"):
+        os.environ.pop(name, None)
+    stack = Stack(template=ROOT / "template.yaml", data_dir=Path(tempfile.mkdtemp(prefix="wattprint-bench-")),
+                  port=0)
+    stack.start()
+    try:
+        port, token = stack.port, stack.info["tokens"]["ingest"]
+        per_client = 500
+        lines = _lines(8 * per_client)
+        work = [(port, token, lines[i * per_client:(i + 1) * per_client]) for i in range(8)]
+        with ProcessPoolExecutor(8) as pool:
+            list(pool.map(_client, [(port, token, lines[:20])] * 8))  # warm connections and imports
+            started = time.perf_counter()
+            sent = sum(pool.map(_client, work))
+            elapsed = time.perf_counter() - started
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+    return [{"metric": "local stack over HTTP, 8 keep-alive clients, single-event POSTs",
+             "value": f"{sent / elapsed:,.0f} events/s ({sent} requests)", "target": "report", "met": None}]
+
+
+def _cold_import() -> list[dict]:
+    code = ("import sys, time; t = time.perf_counter(); import app; "
+            "print(time.perf_counter() - t, 'numpy' in sys.modules or 'sklearn' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "PYTHONDONTWRITEBYTECODE": "1"}
+    runs = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "ingest", env=env,
+                             capture_output=True, text=True, check=True).stdout.split()
+        runs.append((float(out[0]), out[1] == "True"))
+    best = min(t for t, _ in runs)
+    heavy = any(h for _, h in runs)
+    return [{"metric": "cold import of the ingest handler (best of 5, bytecode cached)", "value": f"{best * 1000:.0f} ms",
+             "target": "≤ 150 ms", "met": best <= 0.150},
+            {"metric": "numpy/scikit-learn loaded by the ingest handler", "value": "yes" if heavy else "no",
+             "target": "no", "met": not heavy}]
+
+
+def run() -> dict:
+    rows = _in_process() + _over_http() + _cold_import()
+    return {"title": "Ingest (POST /events)", "rows": rows,
+            "notes": "In-process: the real handler called with the API Gateway event of `events/ingest-text.json` "
+                     "and a new body, against embedded PostgreSQL 18 on loopback with fsync on. Over HTTP: "
+                     "`python -m local` (router, authorizer with its 300 s cache, handler) with 8 client "
+                     "processes, each on one keep-alive connection."}
+
+
+if __name__ == "__main__":
+    for row in run()["rows"]:
+        print(row)

@@ -1,0 +1,51 @@
+"""Helpers the benchmarks share: an embedded PostgreSQL with a migrated schema, timing statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
+warnings.filterwarnings("ignore", module="platformdirs")
+
+
+@contextlib.contextmanager
+def database(durable: bool = True):
+    """A fresh embedded PostgreSQL (or DATABASE_URL's server), migrated; DATABASE_URL points the code at it."""
+    from local.pg import EmbeddedPostgres, free_port
+    from wattprint import db, migrate
+
+    saved = os.environ.get("DATABASE_URL")
+    pg = None
+    if not saved:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="wattprint-bench-")), free_port(), durable=durable)
+        pg.start()
+        os.environ["DATABASE_URL"] = pg.url
+    db.reset()
+    try:
+        migrate.apply(db.connection())
+        yield os.environ["DATABASE_URL"]
+    finally:
+        db.reset()
+        if pg:
+            pg.destroy()
+            os.environ.pop("DATABASE_URL", None)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def median(samples):
+    return statistics.median(samples)
