@@ -162,7 +162,7 @@ def load(path: Path) -> App:
                 max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
             )
 
-    for lid, api in apis.items():
+    for api in apis.values():
         auth = api.get("Properties", {}).get("Auth", {})
         default = auth.get("DefaultAuthorizer")
         if default:

@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -27,6 +28,12 @@ RDS_CA_BUNDLE = Path(__file__).parent / "certs" / "rds-global-bundle.pem"
 
 # SQLSTATEs that mean "the server is there but cannot take us now" (Aurora resuming, restarting, failing over).
 _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"}
+
+# Statements prepared per connection, least recently used dropped first: the report's filters combine into
+# many distinct statements, and each one holds a plan on the server.
+STATEMENTS_PER_CONNECTION = 64
+# "cached plan must not change result type": a table changed under a prepared statement (a migration).
+_PLAN_CHANGED = "0A000"
 
 _local = threading.local()
 _open: set[Connection] = set()
@@ -87,19 +94,25 @@ def connect(db: settings_module.DatabaseSettings | None = None, region: str | No
     # pg8000 writes a COPY as several small messages; with Nagle's algorithm each small write can wait for
     # the server's delayed ACK (~40 ms).
     conn._usock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.prepared = {}
+    conn.prepared = OrderedDict()
     return conn
 
 
 def prepared(conn: Connection, sql: str):
     """A statement prepared once per connection (parse and plan skipped on every later call)."""
-    statement = conn.prepared.get(sql)
-    if statement is None:
-        statement = conn.prepared[sql] = conn.prepare(sql)
+    cache: OrderedDict = conn.prepared
+    statement = cache.get(sql)
+    if statement is not None:
+        cache.move_to_end(sql)
+        return statement
+    statement = cache[sql] = conn.prepare(sql)
+    if len(cache) > STATEMENTS_PER_CONNECTION:
+        _, old = cache.popitem(last=False)
+        old.close()
     return statement
 
 
-def _discard(conn: Connection | None) -> None:
+def discard(conn: Connection | None) -> None:
     if conn is None:
         return
     with _open_lock:
@@ -127,7 +140,7 @@ def reset() -> None:
     with _open_lock:
         conns = list(_open)
     for conn in conns:
-        _discard(conn)
+        discard(conn)
     _local.conn = None
 
 
@@ -143,7 +156,7 @@ def transaction() -> Iterator[Connection]:
         try:
             conn.run("BEGIN")
         except (InterfaceError, OSError):
-            _discard(conn)
+            discard(conn)
             conn = connection()
             conn.run("BEGIN")
     except (InterfaceError, OSError, DatabaseError) as error:
@@ -157,24 +170,31 @@ def transaction() -> Iterator[Connection]:
         try:
             conn.run("ROLLBACK")
         except (InterfaceError, OSError, DatabaseError):
-            _discard(conn)
+            discard(conn)
         if isinstance(error, (InterfaceError, OSError, DatabaseError)) and is_unavailable(error):
             raise DatabaseUnavailable() from error
         raise
 
 
-def run(sql: str, **params):
-    """One statement in autocommit, for reads that need no transaction (the authorizer, health).
+def run(sql: str, *, prepare: bool = False, **params):
+    """One statement in autocommit (reads, and single-row updates that are safe to repeat).
 
-    Safe to retry once on a dead connection because nothing was sent before the failure was seen.
+    A connection that died while the instance was frozen fails on first use: it is re-opened and the statement
+    tried once more. `prepare=True` runs it as a prepared statement of this connection (see prepared()).
     """
-    try:
+    for attempt in (1, 2):
+        conn = connection()
         try:
-            return connection().run(sql, **params)
-        except (InterfaceError, OSError):
-            _discard(getattr(_local, "conn", None))
-            return connection().run(sql, **params)
-    except (InterfaceError, OSError, DatabaseError) as error:
-        if is_unavailable(error):
-            raise DatabaseUnavailable() from error
-        raise
+            return prepared(conn, sql).run(**params) if prepare else conn.run(sql, **params)
+        except (InterfaceError, OSError) as error:
+            discard(conn)
+            if attempt == 2:
+                raise DatabaseUnavailable() from error
+        except DatabaseError as error:
+            if is_unavailable(error):
+                raise DatabaseUnavailable() from error
+            if prepare and attempt == 1 and sqlstate(error) == _PLAN_CHANGED:
+                conn.prepared.pop(sql).close()
+                continue
+            raise
+    raise AssertionError("unreachable")
