@@ -79,11 +79,19 @@ def test_app_role_is_granted_where_rds_iam_exists(database, conn):
         migrate.apply(conn)
         assert conn.run("SELECT pg_has_role('wattprint_app', 'rds_iam', 'MEMBER')") == [[True]]
         assert conn.run("SELECT has_table_privilege('wattprint_app', 'api_tokens', 'INSERT')") == [[True]]
+        assert conn.run("SELECT has_function_privilege('wattprint_app', 'clustering_labels_open(bigint)', "
+                        "'EXECUTE')") == [[True]]
+        assert conn.run("SELECT has_schema_privilege('wattprint_app', current_schema(), 'CREATE')") == [[False]]
+        # The security-definer helpers are not callable by PUBLIC (any other login).
+        assert conn.run("SELECT count(*) FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+                        "WHERE p.proname LIKE 'clustering_labels_%' AND p.pronamespace = current_schema()::regnamespace "
+                        "AND a.grantee = 0") == [[0]]
         assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
                         "WHERE r.rolname = 'wattprint_app'") == [[["idle_session_timeout=60s"]]]
     finally:
         conn.run("REVOKE ALL ON ALL TABLES IN SCHEMA " + database + " FROM wattprint_app")
         conn.run("REVOKE ALL ON ALL SEQUENCES IN SCHEMA " + database + " FROM wattprint_app")
+        conn.run("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA " + database + " FROM wattprint_app")
         conn.run("REVOKE USAGE ON SCHEMA " + database + " FROM wattprint_app")
         conn.run("DROP ROLE wattprint_app")
         if created:

@@ -21,25 +21,34 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 # On RDS/Aurora (where the rds_iam role exists) the runtime functions log in as wattprint_app with IAM
 # tokens; the admin function, which runs migrations as the master user, keeps that role's rights current.
-_APP_ROLE = """
+APP_ROLE = "wattprint_app"
+_APP_LOGIN = f"""
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam') THEN
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'wattprint_app') THEN
-            CREATE ROLE wattprint_app LOGIN;
-        END IF;
-        GRANT rds_iam TO wattprint_app;
-        -- Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all.
-        -- Dropping idle sessions lets it pause; wattprint.db re-opens a connection that died this way.
-        ALTER ROLE wattprint_app SET idle_session_timeout = '60s';
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO wattprint_app', current_schema());
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO wattprint_app',
-                       current_schema());
-        EXECUTE format('GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA %I TO wattprint_app',
-                       current_schema());
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        CREATE ROLE {APP_ROLE} LOGIN;
     END IF;
+    GRANT rds_iam TO {APP_ROLE};
+    -- Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all.
+    -- Dropping idle sessions lets it pause; wattprint.db re-opens a connection that died this way.
+    ALTER ROLE {APP_ROLE} SET idle_session_timeout = '60s';
 END
 $$"""
+
+# All the runtime login may do: rows and sequences, and the two DDL helpers of 0004. No CREATE, owns nothing.
+_APP_GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}",
+)
+
+
+def grant_app(conn: Connection, role: str = APP_ROLE) -> None:
+    """Give `role` the runtime's rights on the current schema (and nothing more)."""
+    schema, quoted = conn.run("SELECT quote_ident(current_schema()), quote_ident(:role)", role=role)[0]
+    for statement in _APP_GRANTS:
+        conn.run(statement.format(schema=schema, role=quoted))
 
 
 def available() -> list[str]:
@@ -75,7 +84,9 @@ def apply(conn: Connection) -> list[str]:
                 conn.run("ROLLBACK")
                 raise
             done.append(version)
-        conn.run(_APP_ROLE)
+        if conn.run("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]:
+            conn.run(_APP_LOGIN)
+            grant_app(conn)
         return done
     finally:
         conn.run("SELECT pg_advisory_unlock(:key)", key=LOCK_KEY)
