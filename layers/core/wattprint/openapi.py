@@ -1,0 +1,353 @@
+"""The OpenAPI 3.1 document of the whole API (ingest, health, report), served at GET /openapi.json.
+
+Built from the same names the code uses (the canonical record's fields, the eight features, the report's query
+parameters and limits), so renaming a field cannot leave the document behind. Schemas are JSON Schema 2020-12
+and strict (`additionalProperties: false`): tests validate real responses against them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from . import ingest, report
+from .features import FEATURES
+
+VERSION = "0.1.0"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: dict, required=None, description: str | None = None) -> dict:
+    schema = {"type": "object", "properties": properties,
+              "required": list(properties) if required is None else list(required), "additionalProperties": False}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_NUMBER = {"type": "number"}
+_NUMBERS = {"type": "array", "items": _NUMBER}
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+
+# The canonical record (wattprint.record.EventRecord.to_json), field by field.
+RECORD_PROPERTIES = {
+    "device_id": {"type": "integer"},
+    "firmware": {"type": "string", "minLength": 1},
+    "event_type": {"type": "integer"},
+    "coil_reversed": {"type": "boolean"},
+    "active_power_w": _NUMBER,
+    "reactive_power_var": _NUMBER,
+    "apparent_power_va": _NUMBER,
+    "current_a": _NUMBER,
+    "voltage_v": _NUMBER,
+    "phase_rad": _NUMBER,
+    "peaks": {**_NUMBERS, "minItems": 3},
+    "fft_re": {**_NUMBERS, "minItems": 1},
+    "fft_img": {**_NUMBERS, "minItems": 1, "description": "as many values as fft_re"},
+    "sensor_time": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)$",
+                    "description": "UTC, whole seconds: 2016-10-04T16:47:50Z"},
+    "frequency_hz": _NUMBER,
+    "wifi_strength_dbm": {"type": "integer"},
+    "dummy": {"type": "integer"},
+}
+
+_EVENT_PROPERTIES = {
+    "id": {"type": "integer", "minimum": 1},
+    "seq": {"type": "integer", "minimum": 1, "description": "arrival number, gapless, in commit order"},
+    "received_at": {**_TIMESTAMP, "description": "when the event was stored (UTC, microseconds)"},
+    **{k: (v if k != "sensor_time" else {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"})
+       for k, v in RECORD_PROPERTIES.items()},
+    "run_id": {**_nullable({"type": "integer"}),
+               "description": "the run whose label this is; null before the first run completed and for events "
+                              "newer than that run's threshold"},
+    "label": {**_nullable({"type": "integer", "minimum": -1}),
+              "description": "the event's cluster in run_id; -1: in no cluster (unclustered)"},
+}
+assert tuple(_EVENT_PROPERTIES) == report.EVENT_KEYS, "the Event schema must list report.EVENT_KEYS in order"
+
+_RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed"]}
+
+SCHEMAS = {
+    "Error": _object({"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string", "description": "machine-readable, e.g. invalid_parameter"},
+                       "message": {"type": "string", "description": "for humans"},
+                       "parameter": {"type": "string", "description": "the query parameter at fault"}},
+        "additionalProperties": True}}),
+    "InvalidEventError": _object({"error": _object({
+        "code": {"const": "invalid_event"},
+        "message": {"type": "string"},
+        "line": {**_nullable({"type": "integer", "minimum": 1}),
+                 "description": "1-based line (text) or record (JSON array) number"},
+        "field": {**_nullable({"type": "string"}),
+                  "description": "the canonical field (active_power_w …) or section (Power) at fault"},
+    })}),
+    "Health": _object({
+        "status": {"type": "string", "enum": ["ok", "migrations_pending", "unavailable"]},
+        "database": {"type": "string", "enum": ["ok", "unreachable"]},
+        "migrations": _object({"applied": {"type": "integer", "minimum": 0},
+                               "pending": {"type": "array", "items": {"type": "string"}}}),
+        "detail": {"type": "string"},
+    }, required=["status", "database"]),
+    "EventRecord": _object(RECORD_PROPERTIES, description="The canonical event record."),
+    "Stored": _object({
+        "ids": {"type": "array", "items": {"type": "integer"}, "description": "the new events' ids, in order"},
+        "count": {"type": "integer", "minimum": 1},
+        "total": {"type": "integer", "minimum": 1, "description": "events stored so far, these included"},
+    }),
+    "Event": _object(_EVENT_PROPERTIES),
+    "EventDetail": _object({**_EVENT_PROPERTIES, "labels": {
+        "type": "array", "description": "the event's label in every completed run that covers it, newest first",
+        "items": _object({"run_id": {"type": "integer"}, "threshold": {"type": "integer"},
+                          "label": {"type": "integer", "minimum": -1}})}}),
+    "EventPage": _object({
+        "items": {"type": "array", "items": _ref("Event")},
+        "next": {**_nullable({"type": "string"}),
+                 "description": "cursor of the next page; null when this page reached the end"},
+    }),
+    "SummaryRun": _object({
+        "id": {"type": "integer"},
+        "threshold": {"type": "integer", "description": "the run labels the events with seq ≤ threshold"},
+        "status": {"const": "done"},
+        "events": {"type": "integer"},
+        "clusters": {"type": "integer", "description": "clusters found (the unclustered not counted)"},
+        "bandwidth": _NUMBER,
+        "finished_at": _TIMESTAMP,
+    }),
+    "Cluster": _object({
+        "label": {"type": "integer", "minimum": -1},
+        "unclustered": {"type": "boolean", "description": "true for label -1: events in no cluster"},
+        "events": {"type": "integer", "minimum": 1},
+        "share": {"type": "number", "minimum": 0, "maximum": 1, "description": "of the run's events"},
+        "mean_active_power_w": _NUMBER,
+        "min_active_power_w": _NUMBER,
+        "max_active_power_w": _NUMBER,
+        "centre": _object({name: _NUMBER for name in FEATURES},
+                          description="mean of each clustering feature over the cluster's events"),
+    }),
+    "Summary": _object({
+        "run": {**_nullable(_ref("SummaryRun")), "description": "null before any run completed"},
+        "clusters": {"type": "array", "items": _ref("Cluster"),
+                     "description": "clusters 0, 1, … then the unclustered (-1)"},
+        "events_until_first_run": {"type": "integer", "minimum": 0,
+                                   "description": "only while no run has completed: events still to come before "
+                                                  "the first threshold (0: the first run is under way)"},
+    }, required=["run", "clusters"]),
+    "Run": _object({
+        "id": {"type": "integer"},
+        "threshold": {"type": "integer"},
+        "status": _RUN_STATUS,
+        "events": _nullable({"type": "integer"}),
+        "clusters": _nullable({"type": "integer"}),
+        "bandwidth": _nullable(_NUMBER),
+        "attempts": {"type": "integer", "minimum": 0},
+        "error": _nullable({"type": "string"}),
+        "created_at": _TIMESTAMP,
+        "timings": _object({
+            "load_ms": _nullable(_NUMBER), "fit_ms": _nullable(_NUMBER), "store_ms": _nullable(_NUMBER),
+            "started_at": _nullable(_TIMESTAMP), "finished_at": _nullable(_TIMESTAMP)}),
+    }),
+    "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
+                                                                                     "first"}}),
+    "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+}
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+
+
+def _error(description: str, schema: str = "Error", headers: dict | None = None) -> dict:
+    response = {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+RESPONSES = {
+    "BadRequest": _error("A query or path value is invalid (invalid_parameter, unknown_parameter, "
+                         "invalid_cursor, cursor_mismatch)."),
+    "Unauthorized": _error("No token, a malformed Authorization header or an unknown token (unauthorized)."),
+    "Forbidden": _error("The token's scope does not allow this route (forbidden)."),
+    "NotFound": _error("No such resource (run_not_found, event_not_found, not_found)."),
+    "Conflict": _error("The run named is not done (run_not_done), or no run has completed yet "
+                       "(no_completed_run)."),
+    "PayloadTooLarge": _error("The body is too large, or holds too many events (payload_too_large)."),
+    "Unavailable": _error("The database is unreachable or resuming (database_unavailable): retry after "
+                          "Retry-After seconds.", headers=_RETRY_AFTER),
+}
+
+
+def _param(name: str, where: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+PARAMETERS = {
+    "run": _param("run", "query", {"type": "integer", "minimum": 1},
+                  "a clustering run's id (default: the current run, the done run with the highest threshold); "
+                  "404 when unknown, 409 when not done"),
+    "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": report.SMALLINT_MAX},
+                    "only events with this label (-1: unclustered) in the run (current, or ?run=); 409 when no "
+                    "run has completed"),
+    "device_id": _param("device_id", "query", {"type": "integer"}, "only this device's events"),
+    "since": _param("since", "query", {"type": "string"},
+                    "only events received at or after this ISO 8601 time (no offset: UTC)"),
+    "until": _param("until", "query", {"type": "string"}, "only events received before this ISO 8601 time"),
+    "order": _param("order", "query", {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+                    "by seq: oldest first (asc) or newest first (desc)"),
+    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": report.MAX_LIMIT,
+                                       "default": report.DEFAULT_LIMIT}, "events per page"),
+    "cursor": _param("cursor", "query", {"type": "string"},
+                     "`next` of the previous page, unchanged; valid only with the same order and filters "
+                     "(label, run, device_id, since, until) as that page"),
+    "format": _param("format", "query", {"type": "string", "enum": ["json", "csv"]},
+                     "csv: the same rows as CSV (also chosen by Accept: text/csv)"),
+    "id": _param("id", "path", {"type": "integer", "minimum": 1}, "the event's id"),
+}
+
+READ = [{"bearer": ["read"]}]
+_COMMON = {"401": {"$ref": "#/components/responses/Unauthorized"},
+           "403": {"$ref": "#/components/responses/Forbidden"},
+           "503": {"$ref": "#/components/responses/Unavailable"}}
+
+
+def _responses(*refs: str, **ok) -> dict:
+    out = dict(ok)
+    names = {"400": "BadRequest", "404": "NotFound", "409": "Conflict", "413": "PayloadTooLarge"}
+    for status in refs:
+        out[status] = {"$ref": f"#/components/responses/{names[status]}"}
+    out.update(_COMMON)
+    return dict(sorted(out.items()))
+
+
+def _json(description: str, schema: str, headers: dict | None = None) -> dict:
+    response = {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _params(*names: str) -> list:
+    return [{"$ref": f"#/components/parameters/{name}"} for name in names]
+
+
+CSV_DESCRIPTION = (
+    "One header line, then one line per event (RFC 4180, CRLF), columns in the JSON item's key order: "
+    + ", ".join(report.EVENT_KEYS) + ". Lists (peaks, fft_re, fft_img) are their numbers joined by `;`; null is "
+    "an empty cell; booleans are true/false; numbers are written as in the JSON form.")
+
+PATHS = {
+    "/health": {"get": {
+        "operationId": "getHealth", "tags": ["health"], "summary": "Database reachable and schema current",
+        "security": [],
+        "responses": {
+            "200": _json("Healthy.", "Health"),
+            "503": _json("Unhealthy: the database is unreachable or migrations are pending.", "Health",
+                         headers=_RETRY_AFTER),
+        }}},
+    "/events": {
+        "post": {
+            "operationId": "postEvents", "tags": ["ingest"], "summary": "Store sensor events (all or nothing)",
+            "description": f"Up to {ingest.MAX_EVENTS} events and {ingest.MAX_BODY_BYTES} bytes per request. Each "
+                           "event gets the next seq; crossing a multiple of the cluster threshold opens a "
+                           "clustering run.",
+            "security": [{"bearer": ["ingest"]}],
+            "requestBody": {"required": True, "content": {
+                "text/plain": {"schema": {"type": "string", "description": "raw sensor lines, one event per "
+                                                                          "line (either firmware dialect)"}},
+                "application/json": {"schema": {"oneOf": [
+                    _ref("EventRecord"),
+                    {"type": "array", "items": _ref("EventRecord"), "minItems": 1}]}},
+            }},
+            "responses": {
+                "201": _json("Stored.", "Stored"),
+                "400": {"description": "An event is invalid (invalid_event, naming its line and field), or the "
+                                       "body holds no event (bad_request).",
+                        "content": {"application/json": {"schema": {
+                            "anyOf": [_ref("InvalidEventError"), _ref("Error")]}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+                "415": _error("Neither text/plain nor application/json (unsupported_media_type)."),
+                "503": {"$ref": "#/components/responses/Unavailable"},
+            }},
+        "get": {
+            "operationId": "listEvents", "tags": ["report"], "summary": "Labelled events, one page at a time",
+            "description": "Parsed events with their label in the current run (or ?run=), by seq. Keyset pages: "
+                           "pass `next` back as `cursor` with the same filters. Pages stay exact while events "
+                           "arrive, and keep the labels of the run they started with.",
+            "security": READ,
+            "parameters": _params("label", "run", "device_id", "since", "until", "order", "limit", "cursor",
+                                  "format"),
+            "responses": _responses("400", "404", "409", **{"200": {
+                "description": "A page of events.",
+                "headers": {
+                    "X-Next-Cursor": {"description": "the next page's cursor (absent on the last page)",
+                                      "schema": {"type": "string"}},
+                    "Link": {"description": 'the next page, as <?query>; rel="next"', "schema": {"type": "string"}},
+                },
+                "content": {"application/json": {"schema": _ref("EventPage")},
+                            "text/csv": {"schema": {"type": "string", "description": CSV_DESCRIPTION}}},
+            }}),
+        },
+    },
+    "/events/{id}": {"get": {
+        "operationId": "getEvent", "tags": ["report"], "summary": "One event with its label in every completed run",
+        "security": READ, "parameters": _params("id"),
+        "responses": _responses("400", "404", **{"200": _json("The event.", "EventDetail")}),
+    }},
+    "/clusters/summary": {"get": {
+        "operationId": "getClusterSummary", "tags": ["report"], "summary": "The current run's clusters",
+        "security": READ, "parameters": _params("run"),
+        "responses": _responses("400", "404", "409", **{"200": _json(
+            "The run and its clusters; before any run completed, run null and events_until_first_run.",
+            "Summary")}),
+    }},
+    "/runs": {"get": {
+        "operationId": "listRuns", "tags": ["report"], "summary": "Every clustering run, newest first",
+        "security": READ,
+        "responses": _responses("400", **{"200": _json("The runs.", "Runs")}),
+    }},
+    "/openapi.json": {"get": {
+        "operationId": "getOpenApi", "tags": ["report"], "summary": "This document", "security": READ,
+        "responses": _responses("400", **{"200": _json("The OpenAPI 3.1 document.", "OpenApi")}),
+    }},
+}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    """The document (built once per process; callers must not mutate it)."""
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "wattprint API", "version": VERSION,
+            "description": "Energy-sensor events in, appliance fingerprints out. Sensors post events (scope "
+                           "`ingest`); every time the number of stored events reaches a multiple of the cluster "
+                           "threshold, a MeanShift clustering run labels every event so far. Dashboards read "
+                           "the labelled events and per-cluster aggregates (scope `read`). Every error is "
+                           '`{"error": {"code", "message", ...}}`.',
+        },
+        "servers": [{"url": "/v1", "description": "the API Gateway stage (https://{api}.execute-api.{region}"
+                                                  ".amazonaws.com/v1)"}],
+        "security": READ,
+        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "health"}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events) or "
+                               "`read` (every GET). The role names in each operation's security requirement "
+                               "are the scope it needs."}},
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "parameters": PARAMETERS,
+        },
+    }
