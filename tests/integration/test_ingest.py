@@ -237,7 +237,9 @@ def test_single_and_batch_paths_store_identical_rows(post, conn, real_lines_or_s
     sample = real_lines_or_synth[:12] + lines(3, dialect="documented")
     for line in sample:
         assert post(line)[0] == 201
-    assert post("\n".join(sample))[0] == 201
+    status, body, _ = post("\n".join(sample))
+    assert status == 201 and body["count"] == 15 and body["total"] == 30
+    assert body["ids"] == [row[0] for row in conn.run("SELECT id FROM events WHERE seq > 15 ORDER BY seq")]
     columns = ("device_id, firmware, event_type, coil_reversed, active_power_w, reactive_power_var, "
                "apparent_power_va, current_a, voltage_v, phase_rad, peaks, fft_re, fft_img, sensor_time, "
                "frequency_hz, wifi_strength_dbm, dummy, raw")
