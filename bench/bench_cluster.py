@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import ROOT, database
+from .common import ROOT, cold_import, database
 
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -167,16 +167,7 @@ def _measure(run_id: int, threshold: int, cap: float) -> dict:
 
 
 def _cold_import() -> dict:
-    code = ("import sys, time; t = time.perf_counter(); import app; "
-            "print(time.perf_counter() - t)")
-    heavy = "import time; t = time.perf_counter(); import numpy, sklearn.cluster; print(time.perf_counter() - t)"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "PYTHONDONTWRITEBYTECODE": "1"}
-
-    def best(source: str) -> float:
-        return min(float(subprocess.run([sys.executable, "-c", source], cwd=ROOT / "functions" / "cluster", env=env,
-                                        capture_output=True, text=True, check=True).stdout) for _ in range(5))
-
-    return {"handler": best(code), "numpy_sklearn": best(heavy)}
+    return {"handler": cold_import("cluster")[0], "numpy_sklearn": cold_import("cluster", "numpy, sklearn.cluster")[0]}
 
 
 def _handler_warm(conn, threshold: int) -> float:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .common import ROOT, database, percentile
+from .common import ROOT, cold_import, database, percentile
 
 SAMPLE = json.loads((ROOT / "events" / "ingest-text.json").read_text())
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
@@ -109,19 +107,10 @@ def _over_http() -> list[dict]:
 
 
 def _cold_import() -> list[dict]:
-    code = ("import sys, time; t = time.perf_counter(); import app; "
-            "print(time.perf_counter() - t, 'numpy' in sys.modules or 'sklearn' in sys.modules)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "PYTHONDONTWRITEBYTECODE": "1"}
-    runs = []
-    for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "ingest", env=env,
-                             capture_output=True, text=True, check=True).stdout.split()
-        runs.append((float(out[0]), out[1] == "True"))
-    best = min(t for t, _ in runs)
-    heavy = any(h for _, h in runs)
+    best, heavy = cold_import("ingest")
     return [{"metric": "cold import of the ingest handler (best of 5, bytecode cached)", "value": f"{best * 1000:.0f} ms",
              "target": "≤ 150 ms", "met": best <= 0.150},
-            {"metric": "numpy/scikit-learn loaded by the ingest handler", "value": "yes" if heavy else "no",
+            {"metric": "numpy/scikit-learn loaded by the ingest handler", "value": ", ".join(heavy) or "no",
              "target": "no", "met": not heavy}]
 
 

@@ -19,12 +19,10 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 
-from .common import ROOT, database, percentile
+from .common import ROOT, cold_import, database, percentile
 
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
 N_EVENTS = int(os.environ.get("BENCH_REPORT_EVENTS", "1000000"))
@@ -206,21 +204,6 @@ def _plans(conn, runs) -> str:
     return "\n\n".join(out)
 
 
-def _cold_import() -> float:
-    code = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core"), "PYTHONDONTWRITEBYTECODE": "1"}
-    return min(float(subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "report", env=env,
-                                    capture_output=True, text=True, check=True).stdout) for _ in range(5))
-
-
-def _heavy_modules() -> list[str]:
-    code = ("import sys, app; print(','.join(m for m in ('numpy', 'sklearn', 'scipy') if m in sys.modules))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "report", env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
-    return [m for m in out.split(",") if m]
-
-
 def run() -> dict:
     from local import template
     from local.runtime import Functions
@@ -283,8 +266,7 @@ def run() -> dict:
             rows.append({"metric": f"{name}: p50 / p95", "value": f"{p50:.2f} ms / {p95:.2f} ms",
                          "target": f"p50 ≤ {target:g} ms" if target else "report",
                          "met": (p50 <= target) if target else None})
-    cold = _cold_import()
-    heavy = _heavy_modules()
+    cold, heavy = cold_import("report")
     rows.append({"metric": "cold import of the report handler (best of 5)", "value": f"{cold * 1000:.0f} ms",
                  "target": "report", "met": None})
     rows.append({"metric": "numpy/scikit-learn loaded by the report handler", "value": ", ".join(heavy) or "no",
