@@ -4,7 +4,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import uuid
 from datetime import datetime, timezone
 
@@ -17,6 +16,7 @@ from sklearn.cluster import MeanShift, estimate_bandwidth
 from local.pg import free_port
 from local.sqs import SqsPoller, sqs_event
 from wattprint import clustering, db, migrate, parser, runs, store
+from reference import independent_features
 from wattprint.errors import DatabaseUnavailable
 from wattprint.record import EventRecord
 
@@ -26,22 +26,6 @@ PUBLISHED = {-1: 101, 0: 322, 1: 281, 2: 145, 3: 133, 4: 18}
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def independent_features(lines: list[str]) -> np.ndarray:
-    """The eight features straight from the raw lines: split on ';', pick the keys (not wattprint.parser)."""
-    number = re.compile(r"-?\d+(?:\.\d+)?")
-    rows = []
-    for line in lines:
-        parts = [p.strip() for p in line.split(";")]
-        values = {}
-        for part in parts:
-            if "=" in part:
-                key, value = part.rsplit("=", 1)
-                values[key.split(":")[-1].strip()] = value
-        peaks = next(i for i, p in enumerate(parts) if p.startswith("Peaks:"))
-        rows.append([float(number.match(values[key]).group())
-                     for key in ("Active", "Reactive", "Appearent", "Current", "Voltage")]
-                    + [float(parts[peaks].split(":")[1]), float(parts[peaks + 1]), float(parts[peaks + 2])])
-    return np.array(rows, dtype=np.float64)
 
 
 def spec_labels(data: np.ndarray):

@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from local.apigw import Gateway
 from local.pg import free_port
+from reference import independent_features
 from wattprint import db, parser, report, store, synth, tokens
 from wattprint.features import FEATURE_COLUMNS, FEATURES
 
@@ -513,29 +514,25 @@ def test_reconnects_when_the_cached_connection_died(client, conn):
 
 # --------------------------------------------------------------------------------------------------- plans
 
-def plan_nodes(conn, sql: str, params: dict) -> list[dict]:
-    plan = conn.run("EXPLAIN (FORMAT JSON) " + sql, **params)[0][0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
+def _nodes(explained) -> list[dict]:
+    plan = json.loads(explained) if isinstance(explained, str) else explained
     nodes, stack = [], [plan[0]["Plan"]]
     while stack:
         node = stack.pop()
         nodes.append(node)
         stack.extend(node.get("Plans", []))
     return nodes
+
+
+def plan_nodes(conn, sql: str, params: dict) -> list[dict]:
+    return _nodes(conn.run("EXPLAIN (FORMAT JSON) " + sql, **params)[0][0])
 
 
 def generic_plan_nodes(conn, sql: str, params: dict) -> list[dict]:
     """The plan PostgreSQL may cache for the prepared statement: made without the parameters' values."""
     names = list(params)
     numbered = re.sub(r"(?<![:\w]):(" + "|".join(names) + r")\b", lambda m: f"${names.index(m.group(1)) + 1}", sql)
-    plan = conn.run("EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + numbered)[0][0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    nodes, stack = [], [plan[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(node.get("Plans", []))
-    return nodes
+    return _nodes(conn.run("EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + numbered)[0][0])
 
 
 def test_page_queries_are_index_walks(client, conn):
@@ -596,22 +593,6 @@ def test_report_function_does_not_load_numpy(functions):
 
 # -------------------------------------------------------------------------------------- done when: real file
 
-def independent_features(lines: list[str]):
-    """The eight features straight from the raw lines (split on ';', not wattprint.parser)."""
-    number = re.compile(r"-?\d+(?:\.\d+)?")
-    rows = []
-    for line in lines:
-        parts = [p.strip() for p in line.split(";")]
-        values = {}
-        for part in parts:
-            if "=" in part:
-                key, value = part.rsplit("=", 1)
-                values[key.split(":")[-1].strip()] = value
-        peaks = next(i for i, p in enumerate(parts) if p.startswith("Peaks:"))
-        rows.append([float(number.match(values[key]).group())
-                     for key in ("Active", "Reactive", "Appearent", "Current", "Voltage")]
-                    + [float(parts[peaks].split(":")[1]), float(parts[peaks + 1]), float(parts[peaks + 2])])
-    return rows
 
 
 @pytest.mark.slow
@@ -637,7 +618,7 @@ def test_real_file_summary_matches_an_independent_meanshift(app, functions, data
     outcome = clustering.process(run_id, threshold, 900)
     assert outcome["status"] == "done", outcome
 
-    data = np.array(independent_features(real_lines), dtype=np.float64)
+    data = independent_features(real_lines)
     bandwidth = cluster_mod.estimate_bandwidth(data, quantile=0.2, n_samples=200)
     ms = cluster_mod.MeanShift(bandwidth=bandwidth, cluster_all=False, bin_seeding=True)
     labels = ms.fit_predict(data)
