@@ -105,7 +105,7 @@ class Client:
 
 @pytest.fixture
 def client(app, functions, database, conn):
-    gateway = Gateway(app, functions, workers=2)
+    gateway = Gateway(app, functions, workers=1)  # one handler connection: the reconnect test kills exactly it
     _, token = tokens.create(conn, "read", "dashboard")
     yield Client(gateway, token)
     gateway.close()
@@ -358,6 +358,18 @@ def from_csv(header, row) -> dict:
     return out
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_are_defused(client, conn):
+    insert(conn, 3)
+    conn.run("UPDATE events SET firmware = CASE seq WHEN 1 THEN '=HYPERLINK(\"http://x\",\"y\")' "
+             "WHEN 2 THEN '@SUM(1)' ELSE 'v1=2' END")
+    _, text, _ = client.get("/events", {"format": "csv"})
+    header, rows = parse_csv(text)
+    column = header.index("firmware")
+    assert [row[column] for row in rows] == ["'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(1)", "v1=2"]
+    assert client.ok("/events")["items"][0]["firmware"] == '=HYPERLINK("http://x","y")'  # JSON stays verbatim
+    assert not [cell for row in rows for i, cell in enumerate(row) if i != column and cell.startswith("'")]
+
+
 def test_csv_has_the_same_rows_as_json(client, conn):
     insert(conn, 12)
     done_run(conn, 8, mod_labels(3))
@@ -428,6 +440,8 @@ def test_one_event_with_its_label_in_every_run(client, conn):
 # ------------------------------------------------------------------------------------------- bad requests
 
 BAD = [
+    ("/events", {"since": "9999-12-31T23:00:00-05:00"}, 400, "invalid_parameter"),
+    ("/events", {"until": "0001-01-01T00:00:00+05:00"}, 400, "invalid_parameter"),
     ("/events", {"label": "x"}, 400, "invalid_parameter"),
     ("/events", {"label": "1.0"}, 400, "invalid_parameter"),
     ("/events", {"label": "-2"}, 400, "invalid_parameter"),

@@ -193,8 +193,12 @@ def run(sql: str, *, prepare: bool = False, **params):
         except DatabaseError as error:
             if is_unavailable(error):
                 raise DatabaseUnavailable() from error
-            if prepare and attempt == 1 and sqlstate(error) == _PLAN_CHANGED:
-                conn.prepared.pop(sql).close()
-                continue
-            raise
+            stale = conn.prepared.pop(sql, None) if prepare and sqlstate(error) == _PLAN_CHANGED else None
+            if stale is None or attempt == 2:
+                raise
+            try:
+                stale.close()
+            except (InterfaceError, OSError):
+                discard(conn)  # the retry reconnects
+            continue
     raise AssertionError("unreachable")

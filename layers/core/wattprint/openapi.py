@@ -240,7 +240,8 @@ def _params(*names: str) -> list:
 CSV_DESCRIPTION = (
     "One header line, then one line per event (RFC 4180, CRLF), columns in the JSON item's key order: "
     + ", ".join(report.EVENT_KEYS) + ". Lists (peaks, fft_re, fft_img) are their numbers joined by `;`; null is "
-    "an empty cell; booleans are true/false; numbers are written as in the JSON form.")
+    "an empty cell; booleans are true/false; numbers are written as in the JSON form. A text cell that starts with "
+    "=, +, -, @, tab or carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 
 PATHS = {
     "/health": {"get": {

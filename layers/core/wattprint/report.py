@@ -2,13 +2,16 @@
 
 Stdlib and pg8000 only (no numpy, no scikit-learn): the report function's cold start stays small.
 
-Every query is an index walk that stops after one page:
+Every query is an index walk that stops after one page when no other filter rejects rows along the way:
 
 * a page of events walks `events` by `seq` (its UNIQUE index), from the cursor's seq, and looks each event's
   label up by `event_labels`' primary key (run_id, seq) in the one partition of the run;
 * a page filtered by label walks `event_labels (run_id, label, seq)` in that partition from the cursor's seq and
   joins each row to `events` by `seq`;
 * `device_id` walks `events (device_id, seq)`.
+
+A label page with `device_id`, `since` or `until` as well walks the label's rows and drops those that fail the
+other filters, so a page that matches little can visit many rows of that label (known; bounded by the run's size).
 
 The run's id (and threshold) are written into the SQL as integer literals, so the planner prunes event_labels to
 that run's partition when it plans, even for a cached generic plan. Statements are prepared once per connection
@@ -18,8 +21,9 @@ seq)` is cheaper depends on how wide the range is.
 
 Cursors are opaque: a version, the order, the last seq served, the run whose labels the pages show (pinned on
 the first page, so a run completing mid-walk does not change labels under the reader), a digest of the filters,
-and a keyed checksum that rejects hand-made or damaged cursors. They grant nothing: a cursor only says where to
-resume a walk the read token may already make from the start.
+and a checksum (keyed with a constant in this file: it catches edited or damaged cursors, it does not stop
+anyone from forging one). They grant nothing: a cursor only says where to resume a walk the read token may
+already make from the start.
 """
 
 from __future__ import annotations
@@ -149,10 +153,11 @@ def parse_time(name: str, text: str) -> datetime:
         text = f"{spaced.group(1)}+{spaced.group(2)}"
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be an ISO 8601 date or time such as 2016-10-04T16:47:50Z, "
-                               f"not {text!r}", parameter=name) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # Converting 9999-12-31T23:00-05:00 to UTC leaves datetime's range: OverflowError.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidParameter(f"{name} must be an ISO 8601 date or time between years 1 and 9999 in UTC, such as "
+                               f"2016-10-04T16:47:50Z, not {text!r}", parameter=name) from None
 
 
 def wants_csv(format_param: str | None, accept: str | None) -> bool:
@@ -325,7 +330,13 @@ def _csv_cell(value) -> str:
         return ";".join(map(repr, value))
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and text[:1] in _FORMULA_STARTS:
+        return "'" + text  # a spreadsheet would run it as a formula (CSV injection); the JSON form is verbatim
+    return text
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
 def to_csv(items: list[dict]) -> str:
