@@ -137,7 +137,8 @@ SCHEMAS = {
                      "description": "clusters 0, 1, … then the unclustered (-1)"},
         "events_until_first_run": {"type": "integer", "minimum": 0,
                                    "description": "only while no run has completed: events still to come before "
-                                                  "the first threshold (0: the first run is under way)"},
+                                                  "the first threshold (0: it was reached and no run has completed yet; GET /runs "
+                                                  "says whether one is pending, running or failed)"},
     }, required=["run", "clusters"]),
     "Run": _object({
         "id": {"type": "integer"},
