@@ -7,7 +7,7 @@ queries and shapes the answers. No numpy or scikit-learn anywhere on this path (
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from wattprint import health, report, settings
+from wattprint import dashboard, health, report, settings
 from wattprint.http import json_response, resolver
 
 logger = Logger()
@@ -64,6 +64,26 @@ def get_openapi():
     from wattprint import openapi  # only this route needs it (and the ingest constants it imports)
 
     return json_response(200, openapi.document())
+
+
+def _page(name: str) -> Response:
+    content_type, text = dashboard.asset(name)
+    # no-cache: the browser revalidates, so a deploy is seen at the next load.
+    return Response(status_code=200, content_type=content_type, body=text, headers={"Cache-Control": "no-cache"})
+
+
+@app.get("/dashboard")
+def get_dashboard():
+    _params(())
+    return _page("index.html")
+
+
+@app.get("/dashboard/<asset>")
+def get_dashboard_asset(asset: str):
+    _params(())
+    if asset == "config.json":
+        return json_response(200, dashboard.config(), headers={"Cache-Control": "no-cache"})
+    return _page(asset)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -157,6 +157,8 @@ SCHEMAS = {
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
+                                                  "description": "the live WebSocket API; null: no live updates"}}),
 }
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
@@ -320,6 +322,27 @@ PATHS = {
         "operationId": "getOpenApi", "tags": ["report"], "summary": "This document", "security": READ,
         "responses": _responses("400", **{"200": _json("The OpenAPI 3.1 document.", "OpenApi")}),
     }},
+    "/dashboard": {"get": {
+        "operationId": "getDashboard", "tags": ["dashboard"], "summary": "The live dashboard page",
+        "description": "Static HTML. The page asks for a read token, keeps it in session storage and calls the "
+                       "read routes with it; it never contains one.",
+        "security": [],
+        "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}},
+    }},
+    "/dashboard/{asset}": {"get": {
+        "operationId": "getDashboardAsset", "tags": ["dashboard"], "summary": "The dashboard's script, style "
+                                                                             "and configuration",
+        "security": [],
+        "parameters": [{"name": "asset", "in": "path", "required": True,
+                        "schema": {"enum": ["app.js", "style.css", "config.json"]}}],
+        "responses": {"200": {"description": "The file.", "content": {
+            "application/javascript": {"schema": {"type": "string"}},
+            "text/css": {"schema": {"type": "string"}},
+            "application/json": {"schema": _ref("DashboardConfig")}}},
+            "400": {"$ref": "#/components/responses/BadRequest"},
+            "404": {"$ref": "#/components/responses/NotFound"}},
+    }},
 }
 
 
@@ -340,7 +363,7 @@ def document() -> dict:
         "servers": [{"url": "/v1", "description": "the API Gateway stage (https://{api}.execute-api.{region}"
                                                   ".amazonaws.com/v1)"}],
         "security": READ,
-        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "health"}],
+        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "health"}, {"name": "dashboard"}],
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {

@@ -1,0 +1,33 @@
+"""The live dashboard's static files (index.html, app.js, style.css), served by the report function.
+
+No build step and nothing fetched from a CDN: the files here are what the browser runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import NotFound
+
+DIRECTORY = Path(__file__).parent
+# The only files served, by name: nothing else in this folder (or outside it) can be asked for.
+ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javascript; charset=utf-8",
+          "style.css": "text/css; charset=utf-8"}
+
+
+class AssetNotFound(NotFound):
+    code = "asset_not_found"
+
+
+def asset(name: str) -> tuple[str, str]:
+    """(content type, text) of one of the dashboard's files; 404 for any other name."""
+    content_type = ASSETS.get(name)
+    if content_type is None:
+        raise AssetNotFound(f"the dashboard has no file {name!r}", asset=name)
+    return content_type, (DIRECTORY / name).read_text(encoding="utf-8")
+
+
+def config() -> dict:
+    """What the page cannot know by itself: where the live WebSocket API is (null: no live updates)."""
+    return {"websocket_url": os.environ.get("LIVE_WEBSOCKET_URL") or None}

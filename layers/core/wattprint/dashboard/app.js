@@ -1,0 +1,431 @@
+// wattprint live dashboard: the REST API for the state, the WebSocket for what changes. No build step, no CDN.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "wattprint.readToken";
+  const RECENT = 50; // rows in the recent-events table
+  const FEATURES = [
+    ["active_power_w", "Active power (W)"], ["reactive_power_var", "Reactive power (var)"],
+    ["apparent_power_va", "Apparent power (VA)"], ["current_a", "Current (A)"], ["voltage_v", "Voltage (V)"],
+    ["peak_1", "Peak 1"], ["peak_2", "Peak 2"], ["peak_3", "Peak 3"],
+  ];
+  // Okabe–Ito: told apart with the common colour-vision deficiencies. Each label also gets its own marker
+  // shape, so no cluster is identified by colour alone; unclustered events are grey crosses.
+  const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+  const SHAPES = ["circle", "square", "triangle", "diamond"];
+  const UNCLUSTERED = "#6e7781";
+  const PLOT = { width: 640, height: 420, left: 64, right: 16, top: 16, bottom: 44 };
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    token: null, wsUrl: null, socket: null, retries: 0, stopped: true, stale: false,
+    total: 0, threshold: null, recent: [], runs: new Map(), current: null, clusters: [], points: [],
+    loadingRun: null,
+  };
+
+  class AuthError extends Error {}
+
+  // ------------------------------------------------------------------------------------------ the REST API
+
+  async function api(path) {
+    // Relative to the page, so it works under a stage path (/v1/dashboard) as well as at the root.
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}`, Accept: "application/json" } });
+    if (response.status === 401 || response.status === 403) {
+      throw new AuthError(response.status === 401 ? "This token is not known." : "This token cannot read (it needs scope read).");
+    }
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  async function loadRecent() {
+    const page = await api(`events?order=desc&limit=${RECENT}`);
+    state.recent = page.items;
+    if (page.items.length) state.total = Math.max(state.total, page.items[0].seq); // seq is gapless: newest = count
+    renderRecent(new Set());
+  }
+
+  async function loadRuns() {
+    const body = await api("runs");
+    state.runs = new Map(body.runs.map((run) => [run.id, run]));
+    renderRuns();
+  }
+
+  async function loadCurrent(announce) {
+    const summary = await api("clusters/summary");
+    if (summary.run === null) {
+      state.current = null;
+      state.clusters = [];
+      state.points = [];
+      if (state.threshold === null) state.threshold = state.total + summary.events_until_first_run;
+      renderClusters();
+      renderScatter();
+      return;
+    }
+    const run = summary.run;
+    state.loadingRun = run.id;
+    state.current = run;
+    state.clusters = summary.clusters;
+    state.points = [];
+    renderClusters();
+    if (announce) {
+      $("announce").textContent = `Run ${run.id} (threshold ${fmtInt(run.threshold)}) completed: now showing its ` +
+        `${run.clusters} clusters.`;
+    }
+    // Every event of the run with its label, page by page; the plot fills in as pages arrive.
+    let cursor = null;
+    do {
+      const page = await api(`events?run=${run.id}&limit=1000` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
+      if (state.loadingRun !== run.id) return; // a newer run took over meanwhile
+      for (const item of page.items) state.points.push(point(item));
+      renderScatter();
+      cursor = page.next;
+    } while (cursor);
+  }
+
+  async function catchUp() {
+    // After (re)connecting: whatever was missed while the socket was down.
+    await Promise.all([loadRecent(), loadRuns()]);
+    const newest = latestDone();
+    if (!state.current || (newest && newest.id !== state.current.id)) await loadCurrent(Boolean(state.current));
+    renderCounters();
+  }
+
+  // ---------------------------------------------------------------------------------------- the WebSocket
+
+  function connect() {
+    if (state.stopped) return;
+    if (!state.wsUrl) {
+      setConnection("error", "No live updates: this deployment has no WebSocket API");
+      return;
+    }
+    const url = new URL(state.wsUrl, window.location.href);
+    url.searchParams.set("token", state.token);
+    const socket = new WebSocket(url);
+    state.socket = socket;
+    socket.addEventListener("open", () => {
+      state.retries = 0;
+      setConnection("live", "Live");
+      if (state.stale) {
+        state.stale = false;
+        catchUp().catch(showError);
+      }
+    });
+    socket.addEventListener("message", (event) => {
+      try {
+        handle(JSON.parse(event.data));
+      } catch (error) {
+        showError(error);
+      }
+    });
+    socket.addEventListener("close", () => {
+      if (state.socket !== socket || state.stopped) return;
+      state.stale = true;
+      const delay = Math.min(10000, 500 * 2 ** state.retries++);
+      setConnection("retrying", `Connection lost; retrying in ${Math.round(delay / 1000)} s`);
+      window.setTimeout(connect, delay);
+    });
+  }
+
+  function handle(message) {
+    if (message.type === "events") {
+      state.total = Math.max(state.total, message.total);
+      const newest = state.recent.length ? state.recent[0].seq : 0;
+      const fresh = message.items.filter((item) => item.seq > newest).reverse(); // newest first
+      if (message.first_seq > newest + 1 && message.items.length < RECENT && newest > 0) {
+        loadRecent().catch(showError); // missed some: the API has them
+      } else {
+        state.recent = fresh.concat(state.recent).slice(0, RECENT);
+        renderRecent(new Set(fresh.map((item) => item.id)));
+      }
+      renderCounters();
+    } else if (message.type === "run") {
+      const run = message.run;
+      state.runs.set(run.id, run);
+      renderRuns();
+      renderCounters();
+      if (run.status === "done" && (!state.current || run.threshold > state.current.threshold)) {
+        loadCurrent(true).then(renderCounters).catch(showError);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------- rendering
+
+  const fmtInt = (n) => Number(n).toLocaleString("en-US");
+  const fmtNum = (n, digits = 1) => Number(n).toLocaleString("en-US", { maximumFractionDigits: digits });
+
+  function colour(label) {
+    return label === -1 ? UNCLUSTERED : PALETTE[label % PALETTE.length];
+  }
+
+  function labelText(label) {
+    if (label === null || label === undefined) return "—";
+    return label === -1 ? "unclustered" : String(label);
+  }
+
+  function swatch(label) {
+    const span = document.createElement("span");
+    span.className = label === -1 ? "swatch unclustered" : "swatch";
+    if (label === -1) span.textContent = "×"; // as drawn in the plot
+    else span.style.background = colour(label);
+    span.setAttribute("aria-hidden", "true");
+    return span;
+  }
+
+  function cell(row, content, className) {
+    const td = document.createElement("td");
+    if (content instanceof Node) td.append(content);
+    else td.textContent = content;
+    if (className) td.className = className;
+    row.append(td);
+    return td;
+  }
+
+  function setConnection(kind, text) {
+    const element = $("connection");
+    element.dataset.state = kind;
+    element.textContent = text;
+  }
+
+  function latestRun() {
+    let latest = null;
+    for (const run of state.runs.values()) if (!latest || run.threshold > latest.threshold) latest = run;
+    return latest;
+  }
+
+  function latestDone() {
+    let latest = null;
+    for (const run of state.runs.values()) {
+      if (run.status === "done" && (!latest || run.threshold > latest.threshold)) latest = run;
+    }
+    return latest;
+  }
+
+  function renderCounters() {
+    if (state.threshold === null && state.runs.size) {
+      state.threshold = Math.min(...[...state.runs.values()].map((run) => run.threshold)); // the first run's
+    }
+    $("count-events").textContent = fmtInt(state.total);
+    $("count-next").textContent = state.threshold ? fmtInt(state.threshold - (state.total % state.threshold)) : "–";
+    const latest = latestRun();
+    $("latest-run").textContent = latest ? `#${latest.id} at ${fmtInt(latest.threshold)}: ${latest.status}` : "none yet";
+  }
+
+  function renderRecent(fresh) {
+    const body = $("events").tBodies[0];
+    const rows = state.recent.map((item) => {
+      const row = document.createElement("tr");
+      if (fresh.has(item.id)) row.className = "fresh";
+      cell(row, new Date(item.received_at).toLocaleTimeString());
+      cell(row, String(item.device_id));
+      cell(row, fmtNum(item.active_power_w));
+      cell(row, fmtNum(item.reactive_power_var));
+      cell(row, fmtNum(item.apparent_power_va));
+      cell(row, fmtNum(item.current_a, 2));
+      const label = cell(row, "");
+      if (item.label !== null && item.label !== undefined) label.append(swatch(item.label));
+      label.append(labelText(item.label));
+      return row;
+    });
+    body.replaceChildren(...rows);
+  }
+
+  function renderClusters() {
+    const body = $("clusters").tBodies[0];
+    $("current-run").textContent = state.current
+      ? `— run ${state.current.id}, ${fmtInt(state.current.events)} events, bandwidth ${fmtNum(state.current.bandwidth, 2)}`
+      : "";
+    $("clusters-empty").textContent = state.current ? ""
+      : `No clustering yet: the first run starts at ${state.threshold ? fmtInt(state.threshold) : "the threshold"} events.`;
+    body.replaceChildren(...state.clusters.map((cluster) => {
+      const row = document.createElement("tr");
+      const name = cell(row, "");
+      name.append(swatch(cluster.label), labelText(cluster.label));
+      cell(row, fmtInt(cluster.events));
+      cell(row, `${fmtNum(cluster.share * 100)} %`);
+      cell(row, `${fmtNum(cluster.mean_active_power_w)} W`);
+      return row;
+    }));
+    const legend = $("legend");
+    legend.replaceChildren(...state.clusters.map((cluster) => {
+      const li = document.createElement("li");
+      li.append(swatch(cluster.label), cluster.label === -1 ? "unclustered (×)" : `cluster ${cluster.label} (${SHAPES[cluster.label % SHAPES.length]})`);
+      return li;
+    }));
+  }
+
+  function renderRuns() {
+    const runs = [...state.runs.values()].sort((a, b) => b.threshold - a.threshold);
+    $("runs").tBodies[0].replaceChildren(...runs.map((run) => {
+      const row = document.createElement("tr");
+      cell(row, `#${run.id}`);
+      cell(row, fmtInt(run.threshold));
+      cell(row, run.status + (run.error ? `: ${run.error}` : ""));
+      cell(row, run.clusters === null ? "—" : String(run.clusters));
+      const t = run.timings || {};
+      const duration = t.started_at && t.finished_at ? (Date.parse(t.finished_at) - Date.parse(t.started_at)) / 1000 : null;
+      cell(row, duration === null ? "—" : `${fmtNum(duration, 2)} s`);
+      return row;
+    }));
+  }
+
+  function point(item) {
+    const peaks = item.peaks || [];
+    return {
+      label: item.label,
+      active_power_w: item.active_power_w, reactive_power_var: item.reactive_power_var,
+      apparent_power_va: item.apparent_power_va, current_a: item.current_a, voltage_v: item.voltage_v,
+      peak_1: peaks[0], peak_2: peaks[1], peak_3: peaks[2],
+    };
+  }
+
+  function marker(shape, x, y) {
+    // One subpath per point, so a whole label is a single <path> even for tens of thousands of events.
+    const r = 3.2;
+    switch (shape) {
+      case "square": return `M${x - r} ${y - r}h${2 * r}v${2 * r}h${-2 * r}z`;
+      case "triangle": return `M${x} ${y - r - 0.8}l${r + 0.8} ${2 * r}h${-2 * r - 1.6}z`;
+      case "diamond": return `M${x} ${y - r - 0.8}l${r + 0.8} ${r + 0.8}l${-r - 0.8} ${r + 0.8}l${-r - 0.8} ${-r - 0.8}z`;
+      case "cross": return `M${x - r} ${y - r}l${2 * r} ${2 * r}M${x + r} ${y - r}l${-2 * r} ${2 * r}`;
+      default: return `M${x - r} ${y}a${r} ${r} 0 1 0 ${2 * r} 0a${r} ${r} 0 1 0 ${-2 * r} 0`;
+    }
+  }
+
+  function extent(values) {
+    let low = Infinity, high = -Infinity;
+    for (const v of values) { if (v < low) low = v; if (v > high) high = v; }
+    if (!Number.isFinite(low)) return [0, 1];
+    if (low === high) return [low - 1, high + 1];
+    const pad = (high - low) * 0.04;
+    return [low - pad, high + pad];
+  }
+
+  function svg(name, attributes, text) {
+    const element = document.createElementNS("http://www.w3.org/2000/svg", name);
+    for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+    if (text !== undefined) element.textContent = text;
+    return element;
+  }
+
+  let scatterQueued = false;
+  function renderScatter() {
+    if (scatterQueued) return;
+    scatterQueued = true;
+    window.requestAnimationFrame(() => { scatterQueued = false; drawScatter(); });
+  }
+
+  function drawScatter() {
+    const xKey = $("x-axis").value, yKey = $("y-axis").value;
+    const xName = FEATURES.find(([k]) => k === xKey)[1], yName = FEATURES.find(([k]) => k === yKey)[1];
+    const [x0, x1] = extent(state.points.map((p) => p[xKey]));
+    const [y0, y1] = extent(state.points.map((p) => p[yKey]));
+    const w = PLOT.width - PLOT.left - PLOT.right, h = PLOT.height - PLOT.top - PLOT.bottom;
+    // Rounded to 0.1 px (short path strings), and kept numbers: marker() adds to them.
+    const sx = (v) => Math.round((PLOT.left + (v - x0) / (x1 - x0) * w) * 10) / 10;
+    const sy = (v) => Math.round((PLOT.top + h - (v - y0) / (y1 - y0) * h) * 10) / 10;
+    const parts = [
+      svg("line", { class: "axis", x1: PLOT.left, y1: PLOT.top + h, x2: PLOT.left + w, y2: PLOT.top + h }),
+      svg("line", { class: "axis", x1: PLOT.left, y1: PLOT.top, x2: PLOT.left, y2: PLOT.top + h }),
+      svg("text", { x: PLOT.left + w / 2, y: PLOT.height - 6, "text-anchor": "middle" }, xName),
+      svg("text", { x: 14, y: PLOT.top + h / 2, "text-anchor": "middle", transform: `rotate(-90 14 ${PLOT.top + h / 2})` }, yName),
+    ];
+    for (let i = 0; i <= 4; i++) {
+      const xv = x0 + (x1 - x0) * i / 4, yv = y0 + (y1 - y0) * i / 4;
+      parts.push(svg("text", { x: sx(xv), y: PLOT.top + h + 16, "text-anchor": "middle" }, fmtNum(xv)));
+      parts.push(svg("text", { x: PLOT.left - 6, y: sy(yv), "text-anchor": "end", "dominant-baseline": "middle" }, fmtNum(yv)));
+    }
+    const byLabel = new Map();
+    for (const p of state.points) {
+      if (!byLabel.has(p.label)) byLabel.set(p.label, []);
+      const shape = p.label === -1 ? "cross" : SHAPES[p.label % SHAPES.length];
+      byLabel.get(p.label).push(marker(shape, sx(p[xKey]), sy(p[yKey])));
+    }
+    // Unclustered first, so the clusters are drawn over them.
+    const labels = [...byLabel.keys()].sort((a, b) => (a === -1 ? -1 : b === -1 ? 1 : a - b));
+    for (const label of labels) {
+      const unclustered = label === -1;
+      parts.push(svg("path", {
+        d: byLabel.get(label).join(""), "data-label": label,
+        fill: unclustered ? "none" : colour(label), "fill-opacity": unclustered ? 0 : 0.75,
+        stroke: colour(label), "stroke-width": unclustered ? 1.2 : 0.4,
+      }));
+    }
+    $("scatter").replaceChildren(...parts);
+    $("scatter-desc").textContent = state.current
+      ? `${fmtInt(state.points.length)} of ${fmtInt(state.current.events)} events of run ${state.current.id}: ${yName} against ${xName}, ` +
+        `coloured and shaped by cluster; unclustered events are grey crosses.`
+      : "No run yet.";
+  }
+
+  function showError(error) {
+    if (error instanceof AuthError) {
+      stop();
+      sessionStorage.removeItem(TOKEN_KEY);
+      $("login-error").textContent = error.message;
+      $("login").hidden = false;
+      $("board").hidden = true;
+      $("token").focus();
+      return;
+    }
+    setConnection("error", `Error: ${error.message}`);
+    console.error(error);
+  }
+
+  // ------------------------------------------------------------------------------------------- start, stop
+
+  async function start(token) {
+    state.token = token;
+    state.stopped = false;
+    state.total = 0;
+    state.threshold = null;
+    state.current = null;
+    setConnection("connecting", "Connecting…");
+    try {
+      await Promise.all([loadRecent(), loadRuns()]);
+      sessionStorage.setItem(TOKEN_KEY, token);
+      $("login").hidden = true;
+      $("board").hidden = false;
+      $("login-error").textContent = "";
+      await loadCurrent(false);
+      renderCounters();
+      connect();
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  function stop() {
+    state.stopped = true;
+    if (state.socket) state.socket.close();
+    state.socket = null;
+    setConnection("idle", "Not connected");
+  }
+
+  async function init() {
+    for (const id of ["x-axis", "y-axis"]) {
+      $(id).replaceChildren(...FEATURES.map(([key, name]) => new Option(name, key)));
+      $(id).addEventListener("change", renderScatter);
+    }
+    $("x-axis").value = "active_power_w";
+    $("y-axis").value = "reactive_power_var";
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      start($("token").value.trim());
+    });
+    $("disconnect").addEventListener("click", () => {
+      stop();
+      sessionStorage.removeItem(TOKEN_KEY);
+      $("board").hidden = true;
+      $("login").hidden = false;
+      $("token").value = "";
+      $("token").focus();
+    });
+    const config = await (await fetch("dashboard/config.json")).json();
+    state.wsUrl = config.websocket_url;
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) start(saved);
+    else $("token").focus();
+  }
+
+  init().catch(showError);
+})();
