@@ -7,6 +7,17 @@
 -- Both are called by wattprint.clustering inside the one transaction that also writes cluster_stats and marks
 -- the run done, so a crash leaves neither a half-filled table nor a half-attached one.
 
+-- The guard of both: they act for a run that is `running` and for nothing else.
+CREATE FUNCTION clustering_run_is_running(p_run bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM clustering_runs WHERE id = p_run AND status = 'running';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'clustering run % is not running', p_run USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+
 -- Drops any table a previous attempt of this run left (or this run's earlier partition, if an operator reset
 -- the run to recompute it), creates an empty one shaped like event_labels with the CHECK that lets the attach
 -- skip its validation scan, lets the calling login COPY into it, and returns its qualified name.
@@ -15,10 +26,7 @@ LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     tbl text := 'event_labels_r' || p_run;
 BEGIN
-    PERFORM 1 FROM clustering_runs WHERE id = p_run AND status = 'running';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'clustering run % is not running', p_run USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
+    PERFORM clustering_run_is_running(p_run);
     EXECUTE format('DROP TABLE IF EXISTS %I', tbl);
     -- No indexes yet: the attach builds the parent's primary key and index on the filled table, in one pass.
     EXECUTE format('CREATE TABLE %I (LIKE event_labels, CONSTRAINT %I CHECK (run_id = %s))', tbl, tbl || '_run', p_run);
@@ -32,10 +40,7 @@ LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     tbl text := 'event_labels_r' || p_run;
 BEGIN
-    PERFORM 1 FROM clustering_runs WHERE id = p_run AND status = 'running';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'clustering run % is not running', p_run USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
+    PERFORM clustering_run_is_running(p_run);
     EXECUTE format('ALTER TABLE event_labels ATTACH PARTITION %I FOR VALUES IN (%s)', tbl, p_run);
 END
 $$;
