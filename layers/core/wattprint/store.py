@@ -48,8 +48,8 @@ _COUNT = _COUNTER + "\nSELECT false, NULL::bigint, total FROM counter UNION ALL 
 # prepared once per connection). A batch is encoded in PostgreSQL's binary COPY format before the counter is
 # taken, its seq fields are filled in once it is, and it is COPYed straight into `events`: converting thousands
 # of floats to text (client) and parsing them back (server) costs more than the extra round trips. Measured on
-# the benchmark machine (BENCHMARKS.md): 1 event 0.7 ms as JSON vs 1.9 ms by COPY; 500 events 48 ms as JSON,
-# 23 ms through a staging table, 11 ms by COPY into `events`.
+# the benchmark machine: 1 event 0.7 ms as JSON vs 1.9 ms by COPY; database time for 500 events 48 ms as JSON,
+# 23 ms through a staging table, ~12 ms by COPY into `events` (BENCHMARKS.md has the whole request).
 _SOURCE_COLUMNS = ("device_id int, firmware text, event_type int, coil_reversed boolean, active_power_w float8, "
                    "reactive_power_var float8, apparent_power_va float8, current_a float8, voltage_v float8, "
                    "phase_rad float8, peaks float8[], fft_re float8[], fft_img float8[], sensor_time timestamptz, "
@@ -128,13 +128,13 @@ def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], t
     n = len(events)
     if n > COPY_FROM:
         payload, offsets = _copy_binary(events)  # before the counter's lock is taken
-        rows = conn.run(_COUNT, n=n, every=threshold)
+        rows = db.prepared(conn, _COUNT).run(n=n, every=threshold)
         last = next(row[2] for row in rows if not row[0])
         first = last - n + 1
         for seq, offset in enumerate(offsets, start=first):
             _SEQ.pack_into(payload, offset, seq)
         conn.run(_COPY, stream=io.BytesIO(payload))
-        ids = [int(i) for i in conn.run(_IDS, first=first, last=last)[0][0].split(",")]
+        ids = [int(i) for i in db.prepared(conn, _IDS).run(first=first, last=last)[0][0].split(",")]
     else:
         rows = db.prepared(conn, _INSERT_JSON).run(n=n, every=threshold, rows=_json_rows(events))
         ids = [row[1] for row in sorted((r for r in rows if not r[0]), key=lambda r: r[2])]
