@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from . import websocket
 from .runtime import Functions
 from .template import App, Route
 
@@ -84,6 +85,8 @@ class Gateway:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
         self._auth_cache: dict[str, tuple[float, dict]] = {}
         self._auth_lock = threading.Lock()
+        self.sockets: dict[str, "_Socket"] = {}  # the WebSocket API's open connections, by connection id
+        self.domain = "127.0.0.1"
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -214,6 +217,106 @@ class Gateway:
         return Reply(int(result["statusCode"]), headers, raw)
 
 
+class _Socket:
+    """One WebSocket connection's sending side (frames from the management API and from the reader's pongs)."""
+
+    def __init__(self, wfile):
+        self.wfile, self.lock = wfile, threading.Lock()
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        with self.lock:
+            self.wfile.write(websocket.encode(opcode, payload, mask=False))
+            self.wfile.flush()
+
+
+class SocketGateway:
+    """API Gateway's WebSocket API, from the template's AWS::ApiGatewayV2 resources: $connect with its REQUEST
+    authorizer, $default for messages, $disconnect, and the management API (`@connections`) on the same port."""
+
+    def __init__(self, gateway: Gateway):
+        self.gw = gateway
+        self.routes = gateway.app.socket_routes
+
+    def _context(self, route_key: str, event_type: str, connection_id: str, authorizer=None) -> dict:
+        now = int(time.time() * 1000)
+        return {"routeKey": route_key, "eventType": event_type, "connectionId": connection_id,
+                "domainName": self.gw.domain, "stage": self.gw.app.socket_stage, "apiId": API_ID,
+                "requestId": str(uuid.uuid4()), "requestTimeEpoch": now, "connectedAt": now,
+                "messageDirection": "IN", "authorizer": authorizer,
+                "identity": {"sourceIp": "127.0.0.1"}}
+
+    def _invoke(self, function: str, event: dict) -> dict:
+        return self.gw.pool.submit(self.gw.functions.invoke, function, event).result()
+
+    def connect(self, connection_id: str, query: dict, headers: dict) -> tuple[int, str]:
+        """(HTTP status, body): 200 accepts the upgrade; otherwise the answer API Gateway gives."""
+        route = self.routes["$connect"]
+        authorizer = None
+        if route.authorizer:
+            wanted = [s.rsplit(".", 1)[1] for s in route.identity if s.startswith("route.request.querystring.")]
+            if any(not query.get(name) for name in wanted):
+                return 401, '{"message":"Unauthorized"}'  # identity source missing: the authorizer is not called
+            arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{self.gw.app.socket_stage}/$connect"
+            event = {"type": "REQUEST", "methodArn": arn, "queryStringParameters": query, "headers": headers,
+                     "requestContext": self._context("$connect", "CONNECT", connection_id)}
+            try:
+                answer = self._invoke(route.authorizer, event)
+            except Exception as error:  # noqa: BLE001 — the authorizer's contract is expressed by exceptions
+                if str(error) == "Unauthorized":
+                    return 401, '{"message":"Unauthorized"}'
+                log.error("WebSocket authorizer failed:\n%s", traceback.format_exc())
+                return 500, '{"message":null}'
+            if not allows(answer.get("policyDocument", {}), arn):
+                return 403, '{"message":"Forbidden"}'
+            authorizer = {"principalId": answer.get("principalId"), **(answer.get("context") or {})}
+        event = {"requestContext": self._context("$connect", "CONNECT", connection_id, authorizer),
+                 "queryStringParameters": query or None, "headers": headers, "isBase64Encoded": False}
+        try:
+            result = self._invoke(route.function, event)
+        except Exception:  # noqa: BLE001 — a crashing $connect refuses the connection, as on AWS
+            log.error("$connect failed:\n%s", traceback.format_exc())
+            return 500, '{"message":"Internal server error"}'
+        status = int((result or {}).get("statusCode", 200)) if isinstance(result, dict) else 200
+        return (200, "") if 200 <= status < 300 else (status, (result or {}).get("body") or "")
+
+    def message(self, connection_id: str, data: str | bytes) -> None:
+        route = self.routes.get("$default")
+        if route is None:
+            return
+        event = {"requestContext": self._context("$default", "MESSAGE", connection_id),
+                 "body": data if isinstance(data, str) else base64.b64encode(data).decode(),
+                 "isBase64Encoded": not isinstance(data, str)}
+        try:
+            self._invoke(route.function, event)
+        except Exception:  # noqa: BLE001 — logged; the connection stays open, as on AWS
+            log.error("$default failed:\n%s", traceback.format_exc())
+
+    def disconnect(self, connection_id: str) -> None:
+        route = self.routes.get("$disconnect")
+        if route is None:
+            return
+        try:
+            self._invoke(route.function, {"requestContext": self._context("$disconnect", "DISCONNECT", connection_id)})
+        except Exception:  # noqa: BLE001 — API Gateway does not retry $disconnect either
+            log.error("$disconnect failed:\n%s", traceback.format_exc())
+
+    def manage(self, method: str, connection_id: str, body: bytes) -> int:
+        """The management API: POST sends a message, DELETE closes; 410 Gone for a connection that is not open."""
+        sock = self.gw.sockets.get(connection_id)
+        if sock is None:
+            return 410
+        try:
+            if method == "POST":
+                sock.send(websocket.TEXT, body)
+                return 200
+            if method == "DELETE":
+                sock.send(websocket.CLOSE, websocket.close_payload(1000))
+                return 204
+        except OSError:
+            return 410
+        return 405
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
     gateway: Gateway
@@ -224,6 +327,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
+        sockets = SocketGateway(self.gateway) if self.gateway.app.socket_routes else None
+        if sockets and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self._websocket(sockets)
+        if sockets and self.path.startswith("/@connections/"):
+            length = int(self.headers.get("Content-Length") or 0)
+            status = sockets.manage(self.command, self.path.split("/", 2)[2], self.rfile.read(length) if length else b"")
+            body = b"" if status < 300 else b'{"message":"Gone"}'
+            self.send_response(status)
+            if status == 410:
+                self.send_header("x-amzn-ErrorType", "GoneException")  # what boto3 maps to GoneException
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
         else:
@@ -240,6 +357,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
+
+    def _websocket(self, sockets: "SocketGateway") -> None:
+        self.close_connection = True
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        connection_id = uuid.uuid4().hex[:16]
+        status, body = sockets.connect(connection_id, query, dict(self.headers.items()))
+        if status != 200:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", websocket.accept_key(self.headers.get("Sec-WebSocket-Key", "")))
+        self.end_headers()
+        self.wfile.flush()
+        sock = self.gateway.sockets[connection_id] = _Socket(self.wfile)
+        try:
+            while True:
+                sockets.message(connection_id, websocket.read_message(self.rfile, True, sock.send))
+        except websocket.Closed:
+            try:
+                sock.send(websocket.CLOSE, websocket.close_payload(1000))
+            except OSError:
+                pass  # the client is gone already
+        except (websocket.ProtocolError, OSError) as error:
+            log.info("WebSocket %s ended: %s", connection_id, error)
+        finally:
+            self.gateway.sockets.pop(connection_id, None)
+            sockets.disconnect(connection_id)
 
     def _read_chunked(self) -> bytes:
         parts = []
@@ -261,4 +413,5 @@ def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
     handler = type("Handler", (_Handler,), {"gateway": gateway})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
+    gateway.domain = f"{host}:{server.server_address[1]}"
     return server

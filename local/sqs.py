@@ -69,12 +69,16 @@ class SqsPoller(threading.Thread):
 
     def poll_once(self) -> int:
         """Receive and process one batch; return how many messages it held."""
-        messages = self.client.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=min(self.trigger.batch_size, 10),
-            WaitTimeSeconds=self.wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        messages = self._receive(self.wait_seconds, self.trigger.batch_size)
         if not messages:
             return 0
+        # As the event source mapping does: with a batching window, gather until it closes or the batch is full.
+        closes = time.monotonic() + self.trigger.batching_window
+        while len(messages) < self.trigger.batch_size and time.monotonic() < closes:
+            more = self._receive(0, self.trigger.batch_size - len(messages))
+            if not more:
+                self._stop.wait(min(0.05, max(0.0, closes - time.monotonic())))
+            messages += more
         try:
             result = self.functions.invoke(self.trigger.function, sqs_event(messages, self.queue_arn, self.region))
         except Exception:  # noqa: BLE001 — as on Lambda, a crash fails the whole batch; it will be retried
@@ -90,6 +94,12 @@ class SqsPoller(threading.Thread):
         if failed:
             log.warning("%s reported %d failed record(s); left for redelivery", self.trigger.function, len(failed))
         return len(messages)
+
+    def _receive(self, wait_seconds: int, at_most: int) -> list[dict]:
+        return self.client.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=min(at_most, 10), WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        ).get("Messages", [])
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -164,6 +164,10 @@ class Stack:
             self.started.append(("scheduler", scheduler))
         server = serve(gateway, self.host, self.port)
         self.port = server.server_address[1]
+        if app.socket_routes:
+            # Where the template points the functions at the WebSocket API in AWS, here: the same port.
+            self._setenv("LIVE_WEBSOCKET_URL", f"ws://{self.host}:{self.port}/")
+            self._setenv("LIVE_MANAGEMENT_ENDPOINT", f"http://{self.host}:{self.port}")
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         self.started.append(("http", server))
 

@@ -85,6 +85,15 @@ class SqsTrigger:
     queue: str  # logical id
     batch_size: int
     report_failures: bool
+    batching_window: int = 0  # MaximumBatchingWindowInSeconds
+
+
+@dataclass(frozen=True)
+class SocketRoute:
+    key: str  # $connect, $disconnect, $default, or a value of the route selection expression
+    function: str
+    authorizer: str | None  # the REQUEST authorizer's function
+    identity: tuple[str, ...] = ()  # its IdentitySource, e.g. ("route.request.querystring.token",)
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class App:
     sqs_triggers: list[SqsTrigger] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)
+    socket_routes: dict[str, SocketRoute] = field(default_factory=dict)  # the WebSocket API's, by route key
+    socket_stage: str | None = None
 
 
 def _ref(value) -> str | None:
@@ -121,6 +132,38 @@ def _ref(value) -> str | None:
         if key == "Fn::GetAtt":
             return inner.split(".")[0] if isinstance(inner, str) else inner[0]
     return None
+
+
+_LAMBDA_URI = re.compile(r"functions/\$\{(\w+)\.Arn\}/invocations")
+
+
+def _uri_function(uri) -> str | None:
+    """The function named by an API Gateway Lambda integration/authorizer URI (a !Sub string)."""
+    text = uri.value if isinstance(uri, _Tag) else (uri.get("Fn::Sub") if isinstance(uri, dict) else uri)
+    found = _LAMBDA_URI.search(text if isinstance(text, str) else "")
+    return found.group(1) if found else None
+
+
+def _websocket(app: App, resources: dict) -> None:
+    """AWS::ApiGatewayV2 WEBSOCKET API: routes → integrations → functions, and REQUEST authorizers."""
+    apis = {lid for lid, r in resources.items() if r.get("Type") == "AWS::ApiGatewayV2::Api"
+            and r.get("Properties", {}).get("ProtocolType") == "WEBSOCKET"}
+    if not apis:
+        return
+    of_type = lambda kind: {lid: r.get("Properties", {}) for lid, r in resources.items()  # noqa: E731
+                            if r.get("Type") == kind and _ref(r.get("Properties", {}).get("ApiId")) in apis}
+    integrations = {lid: _uri_function(p.get("IntegrationUri")) for lid, p in of_type("AWS::ApiGatewayV2::Integration").items()}
+    authorizers = of_type("AWS::ApiGatewayV2::Authorizer")
+    for props in of_type("AWS::ApiGatewayV2::Route").values():
+        target = props.get("Target")
+        target = target.value if isinstance(target, _Tag) else target
+        integration = re.search(r"integrations/\$\{(\w+)\}", str(target))
+        auth = authorizers.get(_ref(props.get("AuthorizerId"))) if props.get("AuthorizationType") == "CUSTOM" else None
+        app.socket_routes[props["RouteKey"]] = SocketRoute(
+            key=props["RouteKey"], function=integrations[integration.group(1)],
+            authorizer=_uri_function(auth.get("AuthorizerUri")) if auth else None,
+            identity=tuple(auth.get("IdentitySource") or ()) if auth else ())
+    app.socket_stage = next((str(p.get("StageName")) for p in of_type("AWS::ApiGatewayV2::Stage").values()), "v1")
 
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
@@ -196,7 +239,9 @@ def load(path: Path) -> App:
             elif kind == "SQS":
                 app.sqs_triggers.append(SqsTrigger(
                     function=lid, queue=_ref(ev["Queue"]), batch_size=int(ev.get("BatchSize", 10)),
-                    report_failures="ReportBatchItemFailures" in (ev.get("FunctionResponseTypes") or [])))
+                    report_failures="ReportBatchItemFailures" in (ev.get("FunctionResponseTypes") or []),
+                    batching_window=int(ev.get("MaximumBatchingWindowInSeconds", 0))))
             elif kind == "Schedule":
                 app.schedules.append(Schedule(function=lid, seconds=_rate_seconds(ev["Schedule"])))
+    _websocket(app, resources)
     return app

@@ -1,4 +1,5 @@
-"""REST API TOKEN authorizer: Bearer token → IAM policy for the token's scope (cached by API Gateway)."""
+"""Authorizer: a token → IAM policy for its scope. TOKEN (REST API, `Authorization: Bearer`) or REQUEST (the
+WebSocket API's $connect, `?token=`)."""
 
 from functools import partial
 
@@ -15,6 +16,9 @@ _find = partial(tokens.find, db)
 
 def handler(event, context):
     try:
+        if event.get("type") == "REQUEST":
+            token = (event.get("queryStringParameters") or {}).get("token")
+            return auth.authorize_token(token, event["methodArn"], _find)
         return auth.authorize(event.get("authorizationToken"), event["methodArn"], _find)
     except auth.Unauthorized as error:
         logger.info("rejected", extra={"reason": str(error)})

@@ -11,7 +11,8 @@ from wattprint import tokens
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "cluster": "ClusterFunction",
-                      "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction"}
+                      "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
+                      "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction"}
 SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local"  # the token in authorizer-token.json and the ingest samples
 
 
@@ -38,6 +39,7 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
         queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="cluster")["QueueUrl"]
         monkeypatch.setenv("CLUSTER_QUEUE_URL", queue)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("LIVE_MANAGEMENT_ENDPOINT", "https://abc123.execute-api.us-east-1.amazonaws.com/v1")
         if function == "ReportFunction":
             # The report samples read what a sensor stored (report-event.json asks for event 1).
             seeded = functions.invoke("IngestFunction", json.loads((EVENTS / "ingest-text.json").read_text()))
@@ -55,4 +57,11 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
     elif function == "SweepFunction":
         assert result == {"sent": []}
     elif function == "ClusterFunction":
+        assert result == {"batchItemFailures": []}
+    elif function == "LiveSocketFunction":
+        assert result == {"statusCode": 200}
+        assert conn.run("SELECT connection_id, token_name FROM live_connections") == [["Z2cYcdRMIAMCJRg=", "dashboard"]]
+    elif function == "LiveFunction":
+        assert result == {"batchItemFailures": []}  # nobody connected: nothing to push
+    elif function == "PushFunction":
         assert result == {"batchItemFailures": []}

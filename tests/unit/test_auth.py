@@ -20,6 +20,8 @@ def _policy(scope):
     ("read", "GET/events/42", True),
     ("read", "GET/clusters/summary", True),
     ("read", "POST/events", False),
+    ("read", "$connect", True),  # the WebSocket API's
+    ("ingest", "$connect", False),
 ])
 def test_scope_policy(scope, method_path, allowed):
     # The policy is cached per token and reused for other routes, so it must hold for every route.
@@ -50,3 +52,13 @@ def test_bearer_is_case_insensitive_and_trims():
 def test_stage_prefix_rejects_non_api_arns():
     with pytest.raises(ValueError):
         auth.stage_prefix("arn:aws:lambda:eu-west-1:1:function:x")
+
+
+def test_websocket_connect_takes_the_token_from_the_query_string():
+    known = Token(id=3, name="dash", scope="read", created_at=None)
+    find = {"wp_read": known}.get
+    answer = auth.authorize_token("wp_read", STAGE + "$connect", find)
+    assert allows(answer["policyDocument"], STAGE + "$connect")
+    for text in (None, "", "wp_unknown"):
+        with pytest.raises(auth.Unauthorized):
+            auth.authorize_token(text, STAGE + "$connect", find)

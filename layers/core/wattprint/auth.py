@@ -1,4 +1,5 @@
-"""What each token scope may call, as the IAM policy a REST API TOKEN authorizer returns.
+"""What each token scope may call, as the IAM policy a TOKEN authorizer (REST API) or a REQUEST authorizer
+(the WebSocket API's $connect, token in the query string: browsers cannot set headers on a WebSocket) returns.
 
 API Gateway caches the policy per token (ReauthorizeEvery), so the policy must describe everything the
 token may call, not just the route being requested: a cached `read` policy must still deny POST /events.
@@ -13,7 +14,7 @@ from .tokens import Token
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
     "ingest": ("POST/events",),
-    "read": ("GET/*",),
+    "read": ("GET/*", "$connect"),
 }
 
 
@@ -57,7 +58,13 @@ def policy(token: Token, method_arn: str) -> dict:
 
 
 def authorize(header: str | None, method_arn: str, find: Callable[[str], Token | None]) -> dict:
-    token = find(bearer(header))
+    return authorize_token(bearer(header), method_arn, find)
+
+
+def authorize_token(text: str | None, method_arn: str, find: Callable[[str], Token | None]) -> dict:
+    if not text:
+        raise Unauthorized("missing token")
+    token = find(text)
     if token is None:
         raise Unauthorized("unknown or revoked token")
     return policy(token, method_arn)

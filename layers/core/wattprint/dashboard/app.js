@@ -144,7 +144,8 @@
       renderRuns();
       renderCounters();
       if (run.status === "done" && (!state.current || run.threshold > state.current.threshold)) {
-        loadCurrent(true).then(renderCounters).catch(showError);
+        // The new run labels events already on screen: fetch them again with their labels.
+        Promise.all([loadCurrent(true), loadRecent()]).then(renderCounters).catch(showError);
       }
     }
   }
@@ -386,9 +387,11 @@
       $("login").hidden = true;
       $("board").hidden = false;
       $("login-error").textContent = "";
-      await loadCurrent(false);
       renderCounters();
       connect();
+      // The plot's events arrive page by page after the page is usable.
+      await loadCurrent(false);
+      renderCounters();
     } catch (error) {
       showError(error);
     }

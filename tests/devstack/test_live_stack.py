@@ -1,0 +1,101 @@
+"""Live updates through the local stack: the WebSocket API from template.yaml, its authorizer, the pushes."""
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from local import websocket
+from local.stack import Stack
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch):
+    for name in ("DATABASE_URL", "DB_SCHEMA", "PGHOST", "CLUSTER_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "LIVE_QUEUE_URL",
+                 "LIVE_WEBSOCKET_URL", "LIVE_MANAGEMENT_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "20")
+    from wattprint import db
+
+    db.reset()
+    running = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, port=0)
+    running.start()
+    yield running
+    running.stop()
+    db.reset()
+
+
+def lines(n, seed=3):
+    from wattprint import synth
+
+    return synth.generate(n, seed=seed)
+
+
+def post(stack, body):
+    request = urllib.request.Request(stack.info["url"] + "/events", data=body.encode(), method="POST", headers={
+        "Authorization": f"Bearer {stack.info['tokens']['ingest']}", "Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_for(condition, seconds=10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def until(client, wanted, limit=50):
+    """Messages until one satisfies `wanted` (each recv waits at most 10 s)."""
+    for _ in range(limit):
+        message = client.recv_json(timeout=10)
+        if wanted(message):
+            return message
+    raise AssertionError("no such message")
+
+
+def test_connect_needs_a_read_token(stack):
+    url = stack.info["url"].replace("http://", "ws://") + "/"
+    with pytest.raises(websocket.Refused) as missing:
+        websocket.Client(url)
+    with pytest.raises(websocket.Refused) as unknown:
+        websocket.Client(url + "?token=wp_nobody")
+    with pytest.raises(websocket.Refused) as wrong_scope:
+        websocket.Client(url + "?token=" + stack.info["tokens"]["ingest"])
+    assert (missing.value.status, unknown.value.status, wrong_scope.value.status) == (401, 401, 403)
+    client = websocket.Client(url + "?token=" + stack.info["tokens"]["read"])
+    from wattprint import live
+
+    assert len(live.connections()) == 1
+    client.close()
+
+
+def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
+    from wattprint import live
+
+    config = json.loads(urllib.request.urlopen(stack.info["url"] + "/dashboard/config.json").read())
+    client = websocket.Client(config["websocket_url"] + "?token=" + stack.info["tokens"]["read"])
+    try:
+        live.connect("ghost", None)  # a connection that closed without $disconnect
+        post(stack, "\n".join(lines(5)))
+        events = until(client, lambda m: m["type"] == "events")
+        assert (events["total"], events["first_seq"], events["last_seq"]) == (5, 1, 5)
+        assert [item["seq"] for item in events["items"]] == [1, 2, 3, 4, 5]
+        assert set(events["items"][0]) >= {"id", "received_at", "active_power_w", "label", "run_id"}
+        # The management API answered 410 for it: the live function forgets it (right after the push).
+        assert wait_for(lambda: "ghost" not in live.connections())
+
+        post(stack, "\n".join(lines(16, seed=4)))  # crosses 20: a run opens, is clustered, and is announced
+        done = until(client, lambda m: m["type"] == "run" and m["run"]["status"] == "done")
+        assert done["run"]["threshold"] == 20 and done["run"]["clusters"] >= 1
+        runs = json.loads(urllib.request.urlopen(urllib.request.Request(
+            stack.info["url"] + "/runs", headers={"Authorization": f"Bearer {stack.info['tokens']['read']}"})).read())
+        assert done["run"] == runs["runs"][0]  # the same shape as GET /runs
+    finally:
+        client.close()
+    assert wait_for(lambda: live.connections() == [])  # $disconnect ran
