@@ -82,3 +82,25 @@ def real_lines():
     if not REAL_EVENTS.exists():
         pytest.skip(f"{REAL_EVENTS} not present")
     return REAL_EVENTS.read_text().splitlines()
+
+
+# Variables a running stack (or another test) may have set, which a new stack must not inherit.
+STACK_VARIABLES = ("DATABASE_URL", "DB_SCHEMA", "PGHOST", "CLUSTER_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "LIVE_QUEUE_URL",
+                   "LIVE_WEBSOCKET_URL", "LIVE_MANAGEMENT_ENDPOINT")
+
+
+@pytest.fixture
+def local_stack(tmp_path, monkeypatch):
+    """The whole local stack as `make run` starts it (its own embedded PostgreSQL under tmp_path, moto SQS, HTTP
+    and WebSocket on a free port). Set environment (e.g. CLUSTER_THRESHOLD) with monkeypatch before using it."""
+    from local.stack import Stack
+    from wattprint import db
+
+    for name in STACK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    db.reset()
+    running = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, port=0)
+    running.start()
+    yield running
+    running.stop()
+    db.reset()

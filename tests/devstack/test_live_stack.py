@@ -7,25 +7,11 @@ import urllib.request
 import pytest
 
 from local import websocket
-from local.stack import Stack
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def stack(tmp_path, monkeypatch):
-    for name in ("DATABASE_URL", "DB_SCHEMA", "PGHOST", "CLUSTER_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "LIVE_QUEUE_URL",
-                 "LIVE_WEBSOCKET_URL", "LIVE_MANAGEMENT_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+def stack(monkeypatch, request):
     monkeypatch.setenv("CLUSTER_THRESHOLD", "20")
-    from wattprint import db
-
-    db.reset()
-    running = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, port=0)
-    running.start()
-    yield running
-    running.stop()
-    db.reset()
+    return request.getfixturevalue("local_stack")
 
 
 def lines(n, seed=3):

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from local.stack import Stack
-
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("WATTPRINT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,19 +28,9 @@ if not CHROMIUM:
     pytest.skip("no chromium on this machine (CI installs it; or set WATTPRINT_CHROMIUM)", allow_module_level=True)
 
 
-
 @pytest.fixture
-def stack(tmp_path, monkeypatch):
-    for name in ("DATABASE_URL", "DB_SCHEMA", "PGHOST", "CLUSTER_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "LIVE_QUEUE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    from wattprint import db
-
-    db.reset()
-    running = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, port=0)
-    running.start()
-    yield running
-    running.stop()
-    db.reset()
+def stack(local_stack):
+    return local_stack
 
 
 def sensor_lines(n: int) -> list[str]:
