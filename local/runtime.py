@@ -35,27 +35,33 @@ class Context:
 
 
 class Functions:
-    """Each function's handler module, imported once (its cold start) and reused (warm)."""
+    """Each function's handler module, imported once per thread (its cold start) and reused by that thread (warm).
+
+    A Lambda instance runs one invocation at a time, and handler modules keep per-invocation state at module level
+    (Powertools' resolver holds the current event on its `app`). The local stack invokes from several threads at
+    once, so each thread stands for one instance and gets its own copy of the module.
+    """
 
     def __init__(self, functions: dict[str, Function]):
         self._functions = functions
-        self._handlers: dict[str, Callable] = {}
+        self._handlers: dict[tuple[str, int], Callable] = {}
         self._lock = threading.Lock()
 
     def handler(self, logical_id: str) -> Callable:
+        key = (logical_id, threading.get_ident())
         with self._lock:
-            if logical_id not in self._handlers:
+            if key not in self._handlers:
                 fn = self._functions[logical_id]
                 module_name, _, attr = fn.handler.rpartition(".")
                 path = fn.code_dir / (module_name.replace(".", "/") + ".py")
-                # Every function's module is called app.py: give each a unique name so they coexist.
-                unique = f"wattprint_fn_{logical_id}"
+                # Every function's module is called app.py: give each (function, instance) a unique name.
+                unique = f"wattprint_fn_{logical_id}_{key[1]}"
                 spec = importlib.util.spec_from_file_location(unique, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[unique] = module
                 spec.loader.exec_module(module)
-                self._handlers[logical_id] = getattr(module, attr)
-            return self._handlers[logical_id]
+                self._handlers[key] = getattr(module, attr)
+            return self._handlers[key]
 
     def invoke(self, logical_id: str, event: dict):
         fn = self._functions[logical_id]

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import threading
 
 import boto3
 import pytest
@@ -88,7 +89,7 @@ def app(tmp_path):
         (tmp_path / "fn" / name).mkdir(parents=True)
         (tmp_path / "fn" / name / "app.py").write_text(code)
     yield template_module.load(tmp_path / "template.yaml")
-    for name in ("wattprint_fn_EchoFunction", "wattprint_fn_WorkerFunction"):
+    for name in [m for m in sys.modules if m.startswith(("wattprint_fn_EchoFunction", "wattprint_fn_WorkerFunction"))]:
         sys.modules.pop(name, None)
 
 
@@ -134,7 +135,7 @@ def test_sqs_trigger_redelivers_exactly_the_failed_record(app):
     poller = SqsPoller(client, urls["JobQueue"], app.sqs_triggers[0], functions, "us-east-1", wait_seconds=0)
 
     assert poller.poll_once() == 3
-    worker = sys.modules["wattprint_fn_WorkerFunction"]
+    worker = sys.modules[f"wattprint_fn_WorkerFunction_{threading.get_ident()}"]  # the poll ran on this thread
     assert sorted(worker.seen[0]) == ["a", "c", "poison"]
     # Only the failed record is still on the queue (visibility 0 in this template: visible again at once).
     assert poller.poll_once() == 1 and worker.seen[1] == ["poison"]
@@ -156,3 +157,16 @@ def test_crashing_handler_leaves_the_whole_batch(app, tmp_path):
     assert poller.poll_once() == 1
     attrs = client.get_queue_attributes(QueueUrl=urls["JobQueue"], AttributeNames=["All"])["Attributes"]
     assert int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 1
+
+
+def test_each_thread_is_its_own_warm_instance(app):
+    """Handler modules keep per-invocation state (Powertools' resolver holds the current event): concurrent local
+    invocations must not share it, as two Lambda instances share nothing."""
+    functions = Functions(app.functions)
+    here = functions.handler("EchoFunction")
+    assert functions.handler("EchoFunction") is here  # warm: the same module on the same thread
+    elsewhere = []
+    worker = threading.Thread(target=lambda: elsewhere.append(functions.handler("EchoFunction")))
+    worker.start()
+    worker.join()
+    assert elsewhere[0] is not here and elsewhere[0].__globals__ is not here.__globals__
