@@ -236,6 +236,7 @@ wattprint local stack is up
   API          {info['url']}   (routes from {args.template.name}: {', '.join(info['routes'])})
   PostgreSQL   {info['database_url'] or 'from PG* variables'}
   SQS (moto)   {info['sqs_endpoint']}
+  dashboard    {info['url']}/dashboard   (live updates over {os.environ.get('LIVE_WEBSOCKET_URL') or 'no WebSocket API'})
   ingest token {info['tokens']['ingest']}
   read token   {info['tokens']['read']}
 
