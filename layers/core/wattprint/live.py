@@ -40,8 +40,16 @@ def _client(service: str, endpoint: str | None = None):
            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     with _client_lock:
         if key not in _clients:
-            _clients[key] = boto3.client(service, endpoint_url=endpoint)
+            _clients[key] = boto3.client(service, endpoint_url=endpoint, config=_fast_config())
         return _clients[key]
+
+
+# Live updates are best effort and sit on the ingest path: fail in seconds, once, rather than botocore's 60 s
+# timeouts with retries (an ingest request must answer within API Gateway's 29 s).
+def _fast_config():
+    from botocore.config import Config
+
+    return Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1, "mode": "standard"})
 
 
 def _send_errors() -> tuple[type[BaseException], ...]:
@@ -100,11 +108,11 @@ def messages(announcements: list[dict]) -> list[dict]:
     spans = [(a["first_seq"], a["last_seq"]) for a in announcements if a["kind"] == "events"]
     if spans:
         first, last = min(s[0] for s in spans), max(s[1] for s in spans)
-        page = report.events(report.EventQuery(desc=True, limit=max(1, min(MAX_ITEMS, last - first + 1))))
-        items = page.items[::-1]  # oldest first
-        if items:
-            out.append({"type": "events", "total": items[-1]["seq"], "first_seq": first, "last_seq": last,
-                        "items": items})
+        # The batch's own events (the newest MAX_ITEMS of them); first_seq stays the true first, so a dashboard
+        # that sees a gap fetches it from the API.
+        items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
+        total = db.run("SELECT total FROM event_counter")[0][0]
+        out.append({"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": items})
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]

@@ -503,6 +503,26 @@ def _resolve_run(query: EventQuery) -> tuple[int, int]:
     return 0, 0
 
 
+def _items(rows, run_id: int, threshold: int) -> list[dict]:
+    """Rows of events_sql's shape as GET /events items: the run's label only for events the run covered."""
+    items = []
+    for row in rows:
+        label = row[_N_EVENT_COLUMNS]
+        labelled = run_id and row[1] <= threshold
+        items.append(_event(row, run_id if labelled else None, label if labelled else None))
+    return items
+
+
+def events_between(first: int, last: int) -> list[dict]:
+    """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels)."""
+    rows = db.run(_CURRENT_ID, prepare=True)
+    run_id, threshold = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+    label = (f"(SELECT l.label FROM event_labels l WHERE l.run_id = {run_id} AND l.seq = e.seq)" if run_id
+             else "NULL::smallint")
+    sql = f"SELECT {_EVENT_COLUMNS}, {label} FROM events e WHERE e.seq BETWEEN :first AND :last ORDER BY e.seq"
+    return _items(db.run(sql, prepare=True, first=int(first), last=int(last)), run_id, threshold)
+
+
 def events(query: EventQuery) -> Page:
     """One page of events, oldest first (or newest first), each with its label in the walk's run."""
     digest = query.digest()
@@ -520,11 +540,7 @@ def events(query: EventQuery) -> Page:
                   **events_params(query, key, query.limit + 1))
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    items = []
-    for row in rows:
-        label = row[_N_EVENT_COLUMNS]
-        labelled = run_id and row[1] <= threshold
-        items.append(_event(row, run_id if labelled else None, label if labelled else None))
+    items = _items(rows, run_id, threshold)
     next_cursor = None
     if more:
         next_cursor = encode_cursor(Cursor(query.desc, rows[-1][1], run_id, threshold, digest))
