@@ -84,10 +84,11 @@ def test_fields_in_order():
     assert tuple(f.name for f in dataclasses.fields(EventRecord)) == EXPECTED_FIELDS
 
 
-def test_record_is_frozen_with_slots():
+def test_record_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         DOC.active_power_w = 1.0  # type: ignore[misc]
-    assert not hasattr(DOC, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new_record(*[getattr(DOC, f) for f in FIELDS]).dummy = 1  # type: ignore[misc]
     assert hash(DOC) == hash(copy.copy(DOC))
 
 
@@ -98,6 +99,8 @@ def test_new_record_equals_the_dataclass_constructor():
     assert made == DOC
     assert [getattr(made, f) for f in FIELDS] == values
     assert repr(made) == repr(DOC)
+    assert vars(made) == vars(DOC)  # same fields, same order
+    assert list(vars(made)) == list(FIELDS)
 
 
 # --- to_json -------------------------------------------------------------------------------
