@@ -67,6 +67,21 @@ def conn(database):
     c.close()
 
 
+@pytest.fixture
+def app_role(database, conn, pg_url, monkeypatch):
+    """A login with exactly the rights migrate gives wattprint_app in AWS (rows only: no CREATE, owns nothing);
+    the code under test connects as it."""
+    role = "app_" + uuid.uuid4().hex[:10]
+    conn.run(f"CREATE ROLE {role} LOGIN")
+    migrate.grant_app(conn, role)
+    monkeypatch.setenv("DATABASE_URL", pg_url.replace("//postgres@", f"//{role}@"))
+    db.reset()
+    yield role
+    db.reset()
+    conn.run(f"DROP OWNED BY {role}")
+    conn.run(f"DROP ROLE {role}")
+
+
 @pytest.fixture(scope="session")
 def app():
     return template_module.load(ROOT / "template.yaml")

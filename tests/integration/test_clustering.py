@@ -15,7 +15,7 @@ from sklearn.cluster import MeanShift, estimate_bandwidth
 
 from local.pg import free_port
 from local.sqs import SqsPoller, sqs_event
-from wattprint import clustering, db, migrate, parser, runs, store
+from wattprint import clustering, db, parser, runs, store
 from reference import independent_features
 from wattprint.errors import DatabaseUnavailable
 from wattprint.record import EventRecord
@@ -410,21 +410,6 @@ def test_database_lost_mid_run_releases_the_lease_without_failing_the_run(databa
 
 
 # ------------------------------------------------------------------------------ least privilege (AWS role)
-
-@pytest.fixture
-def app_role(database, conn, pg_url, monkeypatch):
-    """A login with exactly the rights migrate gives wattprint_app in AWS (rows only: no CREATE, owns nothing);
-    the code under test connects as it."""
-    role = "app_" + uuid.uuid4().hex[:10]
-    conn.run(f"CREATE ROLE {role} LOGIN")
-    migrate.grant_app(conn, role)
-    monkeypatch.setenv("DATABASE_URL", pg_url.replace("//postgres@", f"//{role}@"))
-    db.reset()
-    yield role
-    db.reset()
-    conn.run(f"DROP OWNED BY {role}")
-    conn.run(f"DROP ROLE {role}")
-
 
 def test_runs_as_the_least_privileged_application_role(conn, functions, app_role):
     (run,) = insert(conn, synthetic(1000, seed=13))

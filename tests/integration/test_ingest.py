@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from local.apigw import Gateway
 from local.pg import free_port
-from wattprint import db, outbox, parser, tokens
+from wattprint import db, outbox, parser, store, tokens
 
 DOCUMENTED = (
     "Device: ID=10; Fw=16071801; Evt=2; Alarms: CoilReversed=OFF; Power: Active=289W; Reactive=279var; "
@@ -160,13 +160,12 @@ def test_concurrent_writers_get_gapless_seq_and_exactly_three_runs(post, conn, s
         size = sizes[len(chunks) % len(sizes)]
         chunks.append(pool[i:i + size])
         i += size
-    errors = []
+    errors, answers = [], []
 
     def writer(k):
         for chunk in chunks[k::8]:
             status, body, _ = post("\n".join(chunk))
-            if status != 201:
-                errors.append(body)
+            (answers if status == 201 else errors).append(body)
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
     for t in threads:
@@ -175,8 +174,16 @@ def test_concurrent_writers_get_gapless_seq_and_exactly_three_runs(post, conn, s
         t.join()
     assert errors == []
     assert conn.run("SELECT min(seq), max(seq), count(DISTINCT seq), count(*) FROM events") == [[1, 3000, 3000, 3000]]
-    # Every request's events are contiguous in seq: a batch is numbered as one unit.
     assert conn.run("SELECT total FROM event_counter") == [[3000]]
+    # Every request's events are contiguous in seq (a batch is numbered as one unit), the ids it was told are the
+    # rows stored at those seqs (batches reserve theirs, single events take identity defaults, all under the
+    # counter's lock), and ids ascend with seq.
+    stored = dict(conn.run("SELECT seq, id FROM events"))
+    for answer in answers:
+        first = answer["total"] - answer["count"] + 1
+        assert answer["ids"] == [stored[seq] for seq in range(first, answer["total"] + 1)]
+    ids = [stored[seq] for seq in range(1, 3001)]
+    assert ids == sorted(set(ids))
     assert conn.run("SELECT threshold, sends FROM clustering_runs ORDER BY threshold") == [
         [1000, 1], [2000, 1], [3000, 1]]
     assert sorted(m["threshold"] for m in messages(*sqs)) == [1000, 2000, 3000]
@@ -249,3 +256,32 @@ def test_single_and_batch_paths_store_identical_rows(post, conn, real_lines_or_s
     expected = [parser.parse_event(line) for line in sample]
     assert [tuple(row[10]) for row in batch] == [r.peaks for r in expected]
     assert [row[13] for row in batch] == [r.sensor_time for r in expected]
+
+
+def test_both_paths_run_as_the_least_privileged_application_role(post, conn, app_role, sqs, monkeypatch):
+    """The batch path reserves ids with setval on the identity sequence: the runtime login must be allowed to."""
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "20")
+    assert db.run("SELECT current_user")[0][0] == app_role
+    status, single, _ = post(lines(1)[0])
+    assert status == 201
+    status, batch, _ = post("\n".join(lines(store.COPY_FROM + 20, 1)))
+    assert status == 201 and batch["total"] == store.COPY_FROM + 21
+    assert single["ids"] + batch["ids"] == [row[0] for row in conn.run("SELECT id FROM events ORDER BY seq")]
+    assert conn.run("SELECT threshold FROM clustering_runs") == [[20]]
+
+
+def test_a_rolled_back_batch_leaves_no_rows_and_later_ids_stay_unique(database, conn, real_lines_or_synth):
+    events = [(line, parser.parse_event(line)) for line in real_lines_or_synth[:store.COPY_FROM + 5]]
+    with pytest.raises(RuntimeError, match="after the COPY"):
+        with db.transaction() as c:
+            store.insert_events(c, events, 1000)
+            raise RuntimeError("after the COPY")
+    assert counts(conn) == [0, 0, 0]
+    with db.transaction() as c:
+        batch = store.insert_events(c, events, 1000)
+    with db.transaction() as c:
+        single = store.insert_events(c, events[:1], 1000)
+    ids = batch.ids + single.ids
+    assert len(set(ids)) == len(ids) == len(events) + 1 and ids == sorted(ids)
+    assert ids == [row[0] for row in conn.run("SELECT id FROM events ORDER BY seq")]
+    assert conn.run("SELECT min(seq), max(seq) FROM events") == [[1, len(events) + 1]]

@@ -7,8 +7,6 @@ import json
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from itertools import chain, repeat
 from typing import Sequence
 
 from . import db
@@ -41,15 +39,13 @@ WITH counter AS (
     SELECT t FROM counter, generate_series(((counter.total - :n) / :every + 1) * :every, counter.total, :every) t
     RETURNING id, threshold
 )"""
-# Rows (is_run, id, number): the new total (id NULL), then a row per run opened.
-_COUNT = _COUNTER + "\nSELECT false, NULL::bigint, total FROM counter UNION ALL SELECT true, id, threshold FROM runs"
 
 # Two ways in. A few events travel as one JSON parameter in one statement with the counter (one round trip,
 # prepared once per connection). A batch is encoded in PostgreSQL's binary COPY format before the counter is
-# taken, its seq fields are filled in once it is, and it is COPYed straight into `events`: converting thousands
-# of floats to text (client) and parsing them back (server) costs more than the extra round trips. Measured on
-# the benchmark machine: 1 event 0.7 ms as JSON vs 1.9 ms by COPY; database time for 500 events 48 ms as JSON,
-# 23 ms through a staging table, ~12 ms by COPY into `events` (BENCHMARKS.md has the whole request).
+# taken, its id and seq fields are filled in once it is, and it is COPYed straight into `events`: converting
+# thousands of floats to text (client) and parsing them back (server) costs more than the extra round trip.
+# Measured on the benchmark machine: 1 event 0.7 ms as JSON vs 1.9 ms by COPY; database time for 500 events
+# 48 ms as JSON, 23 ms through a staging table, ~12 ms by COPY reading the ids back, ~8 ms reserving them.
 _SOURCE_COLUMNS = ("device_id int, firmware text, event_type int, coil_reversed boolean, active_power_w float8, "
                    "reactive_power_var float8, apparent_power_va float8, current_a float8, voltage_v float8, "
                    "phase_rad float8, peaks float8[], fft_re float8[], fft_img float8[], sensor_time timestamptz, "
@@ -66,9 +62,18 @@ _INSERT_JSON = _COUNTER + f""", inserted AS (
 )
 SELECT false, id, seq FROM inserted UNION ALL SELECT true, id, threshold FROM runs
 """
-_COPY = f"COPY events (seq, {_COLUMNS}) FROM STDIN WITH (FORMAT binary)"
-# One text value: pg8000 decodes 500 one-integer rows, or an int8[] of 500, in ~3 ms; this in ~0.3 ms.
-_IDS = "SELECT string_agg(id::text, ',' ORDER BY seq) FROM events WHERE seq BETWEEN :first AND :last"
+# Rows (is_run, id, number): the new total with the first id reserved for the batch, then a row per run opened.
+# The batch path reserves its ids in the counter's statement, so the COPY carries them and nothing is read back.
+# The reserved range is contiguous because every writer of `events` draws ids only while holding the counter's
+# row lock (the JSON path's identity defaults run after its UPDATE too) and nothing else uses the sequence; ids
+# of a rolled-back request are skipped, as identity values always are.
+_RESERVE = _COUNTER + """, reserved AS (
+    SELECT setval(pg_get_serial_sequence('events', 'id'),
+                  nextval(pg_get_serial_sequence('events', 'id')) + :n - 1) - :n + 1 AS first_id FROM counter
+)
+SELECT false, reserved.first_id, total FROM counter, reserved UNION ALL SELECT true, id, threshold FROM runs"""
+# COPY writes the id column as given, like INSERT ... OVERRIDING SYSTEM VALUE.
+_COPY = f"COPY events (id, seq, {_COLUMNS}) FROM STDIN WITH (FORMAT binary)"
 COPY_FROM = 8  # batches of more events than this are COPYed
 
 
@@ -86,40 +91,64 @@ def _json_rows(events: Sequence[tuple[str, EventRecord]]) -> str:
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_ROW_START = struct.Struct(">hiqiii")  # field count; seq (filled in later); device_id; firmware's length
-_SEQ = struct.Struct(">q")
-_SEQ_OFFSET = 6  # from a row's start: after the field count and seq's length
+_COPY_TRAILER = b"\xff\xff"
+# Field count; id and seq (filled in once reserved); device_id; firmware's length.
+_ROW_START = struct.Struct(">hiqiqiii")
+_ID_SEQ = struct.Struct(">qiq")  # id, seq's length, seq
+_ID_OFFSET = 6  # from a row's start: after the field count and id's length
+_SCALARS = struct.Struct(">iiib" + "id" * 6)  # event_type, coil_reversed, the six readings
+_ARRAY_HEADER = struct.Struct(">iiiIii")  # byte length, ndim, has-null, element type, size, lower bound
+_ROW_END = struct.Struct(">iqidiiiii")  # sensor_time, frequency_hz, wifi_strength_dbm, dummy, raw's length
+_ELEMENT = struct.Struct(">id")
 _FLOAT8_OID = 701
+_MEMO_LIMIT = 1 << 15
 
 
-@lru_cache(maxsize=64)
-def _row_rest(n_peaks: int, n_fft: int) -> struct.Struct:
-    """From event_type to raw's length, for one shape of lists (each list: header, then (8, value) pairs)."""
-    array = lambda n: "iiiIii" + "id" * n  # noqa: E731 — byte length, ndim, has-null, element type, size, lower bound
-    return struct.Struct(">iiib" + "id" * 6 + array(n_peaks) + array(n_fft) + array(n_fft) + "iqidiiiii")
+class _Elements(dict):
+    """``_ELEMENTS[x]`` is the float ``x`` as an array element of binary COPY (its length, then the value), remembered.
+
+    Sensor readings repeat (see parser._Floats) and a dict hit is cheaper than packing, which makes the encoding
+    about twice as fast. Zeros are never remembered: 0.0 and -0.0 are equal keys but different values.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, x: float) -> bytes:
+        element = _ELEMENT.pack(8, x)
+        if x:
+            if len(self) >= _MEMO_LIMIT:
+                self.clear()
+            self[x] = element
+        return element
 
 
-def _floats(values: Sequence[float]) -> tuple:
-    return (20 + 12 * len(values), 1, 0, _FLOAT8_OID, len(values), 1, *chain.from_iterable(zip(repeat(8), values)))
+_element = _Elements().__getitem__
+
+
+def _array(values: Sequence[float]) -> bytes:
+    n = len(values)
+    return _ARRAY_HEADER.pack(20 + 12 * n, 1, 0, _FLOAT8_OID, n, 1) + b"".join(map(_element, values))
 
 
 def _copy_binary(events: Sequence[tuple[str, EventRecord]]) -> tuple[bytearray, list[int]]:
-    """The events in PostgreSQL's binary COPY format for `_COPY`, and where each row's seq goes (still 0)."""
+    """The events in PostgreSQL's binary COPY format for `_COPY`, and where each row's id and seq go (still 0)."""
     out = [_COPY_HEADER]
     offsets = []
     size = len(_COPY_HEADER)
     for raw, r in events:
         firmware, raw_bytes = r.firmware.encode(), raw.encode()
-        rest = _row_rest(len(r.peaks), len(r.fft_re)).pack(
-            4, r.event_type, 1, r.coil_reversed, 8, r.active_power_w, 8, r.reactive_power_var,
-            8, r.apparent_power_va, 8, r.current_a, 8, r.voltage_v, 8, r.phase_rad,
-            *_floats(r.peaks), *_floats(r.fft_re), *_floats(r.fft_img),
-            8, (r.sensor_time - _PG_EPOCH) // _MICROSECOND, 8, r.frequency_hz, 4, r.wifi_strength_dbm,
-            4, r.dummy, len(raw_bytes))
-        offsets.append(size + _SEQ_OFFSET)
-        out += (_ROW_START.pack(19, 8, 0, 4, r.device_id, len(firmware)), firmware, rest, raw_bytes)
-        size += _ROW_START.size + len(firmware) + len(rest) + len(raw_bytes)
-    out.append(b"\xff\xff")
+        row = b"".join((
+            _ROW_START.pack(20, 8, 0, 8, 0, 4, r.device_id, len(firmware)), firmware,
+            _SCALARS.pack(4, r.event_type, 1, r.coil_reversed, 8, r.active_power_w, 8, r.reactive_power_var,
+                          8, r.apparent_power_va, 8, r.current_a, 8, r.voltage_v, 8, r.phase_rad),
+            _array(r.peaks), _array(r.fft_re), _array(r.fft_img),
+            _ROW_END.pack(8, (r.sensor_time - _PG_EPOCH) // _MICROSECOND, 8, r.frequency_hz, 4, r.wifi_strength_dbm,
+                          4, r.dummy, len(raw_bytes)),
+            raw_bytes))
+        offsets.append(size + _ID_OFFSET)
+        out.append(row)
+        size += len(row)
+    out.append(_COPY_TRAILER)
     return bytearray(b"".join(out)), offsets
 
 
@@ -128,13 +157,12 @@ def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], t
     n = len(events)
     if n > COPY_FROM:
         payload, offsets = _copy_binary(events)  # before the counter's lock is taken
-        rows = db.prepared(conn, _COUNT).run(n=n, every=threshold)
-        last = next(row[2] for row in rows if not row[0])
-        first = last - n + 1
-        for seq, offset in enumerate(offsets, start=first):
-            _SEQ.pack_into(payload, offset, seq)
+        rows = db.prepared(conn, _RESERVE).run(n=n, every=threshold)
+        first_id, last = next(row[1:] for row in rows if not row[0])
+        ids = list(range(first_id, first_id + n))
+        for i, offset in enumerate(offsets):
+            _ID_SEQ.pack_into(payload, offset, first_id + i, 8, last - n + 1 + i)
         conn.run(_COPY, stream=io.BytesIO(payload))
-        ids = [int(i) for i in db.prepared(conn, _IDS).run(first=first, last=last)[0][0].split(",")]
     else:
         rows = db.prepared(conn, _INSERT_JSON).run(n=n, every=threshold, rows=_json_rows(events))
         ids = [row[1] for row in sorted((r for r in rows if not r[0]), key=lambda r: r[2])]
