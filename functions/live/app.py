@@ -5,7 +5,7 @@ import os
 
 from aws_lambda_powertools import Logger
 
-from wattprint import live
+from wattprint import announce, live
 
 logger = Logger()
 
@@ -17,8 +17,8 @@ def handler(event, context):
     announcements = []
     for record in event["Records"]:
         try:
-            announcements.append(live.parse(record["body"]))
-        except live.InvalidAnnouncement as error:
+            announcements.append(announce.parse(record["body"]))
+        except announce.InvalidAnnouncement as error:
             logger.error("live announcement dropped", extra={"message_id": record["messageId"], "error": str(error)})
     outcome = live.deliver(announcements, os.environ["LIVE_MANAGEMENT_ENDPOINT"])
     logger.info("live update pushed", extra=outcome)

@@ -23,8 +23,3 @@ def test_a_large_batch_sends_its_newest_events_and_keeps_the_true_first_seq(data
     (message,) = live.messages([{"kind": "events", "first_seq": 1, "last_seq": 150}])
     assert message["first_seq"] == 1
     assert [item["seq"] for item in message["items"]] == list(range(51, 151))
-
-
-def test_clients_fail_fast():
-    config = live._fast_config()
-    assert (config.connect_timeout, config.read_timeout, config.retries["max_attempts"]) == (1, 3, 1)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import MeanShift, estimate_bandwidth
 
-from . import db, live, runs
+from . import announce, db, runs
 from .errors import DatabaseUnavailable
 from .features import FEATURE_COLUMNS, FEATURES
 
@@ -301,13 +301,13 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
     if isinstance(claimed, runs.Skipped):
         return {"run_id": run_id, "threshold": threshold, "status": claimed.status, "skipped": True}
     outcome = {"run_id": run_id, "threshold": threshold, "attempt": claimed.attempt}
-    live.run_changed(run_id)  # dashboards: running
+    announce.run_changed(run_id)  # dashboards: running
     try:
         figures = compute(claimed)
     except PermanentRunError as error:
         runs.fail(claimed, str(error))  # DatabaseUnavailable here: raised, redelivered, recomputed
         log.warning("clustering run %s failed permanently: %s", run_id, error)
-        live.run_changed(run_id)
+        announce.run_changed(run_id)
         return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}
     except (DatabaseUnavailable, runs.LeaseLost):
         runs.release(claimed)
@@ -315,11 +315,11 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
     except Exception as error:
         try:
             runs.fail(claimed, f"{type(error).__name__}: {error}")
-            live.run_changed(run_id)
+            announce.run_changed(run_id)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
         raise
-    live.run_changed(run_id)  # dashboards: done
+    announce.run_changed(run_id)  # dashboards: done
     return {**outcome, "status": runs.DONE, **figures}
 
 

@@ -19,6 +19,7 @@ from typing import Iterator
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
+from . import aws
 from . import settings as settings_module
 from .errors import DatabaseUnavailable
 
@@ -65,13 +66,11 @@ def _ssl_context(db: settings_module.DatabaseSettings) -> ssl.SSLContext | None:
 def _password(db: settings_module.DatabaseSettings, region: str | None) -> str | None:
     if db.auth == "password":
         return db.password
-    import boto3  # only in AWS; the runtime ships boto3 and the import stays off the local hot path
-
     if db.auth == "iam":
         # Signed locally with the function's role: no network call, valid 15 minutes, used only to connect.
-        return boto3.client("rds", region_name=region).generate_db_auth_token(
+        return aws.client("rds", region=region).generate_db_auth_token(
             DBHostname=db.host, Port=db.port, DBUsername=db.user, Region=region)
-    secret = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=db.secret_arn)
+    secret = aws.client("secretsmanager", region=region, attempts=3).get_secret_value(SecretId=db.secret_arn)
     return json.loads(secret["SecretString"])["password"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import db, live, outbox, parser, store
+from . import announce, db, outbox, parser, store
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .record import EventRecord, InvalidEvent
 from .settings import Settings
@@ -67,5 +67,5 @@ def accept(body: str, content_type: str | None, settings: Settings) -> store.Sto
         stored = store.insert_events(conn, events, settings.cluster_threshold)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
-    live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    announce.events_stored(stored.total - len(stored.ids) + 1, stored.total)
     return stored

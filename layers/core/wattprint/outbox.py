@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Callable
 
-from . import db
+from . import aws, db
 from .errors import DatabaseUnavailable
 from .store import Run
 
@@ -33,9 +33,7 @@ def message(run: Run) -> str:
 def sqs_sender(queue_url: str | None, region: str | None) -> Sender:
     if not queue_url:
         raise RuntimeError("CLUSTER_QUEUE_URL is not set: runs cannot be sent")
-    import boto3  # imported on the first threshold only, not on every cold start
-
-    client = boto3.client("sqs", region_name=region)
+    client = aws.client("sqs", region=region, attempts=3)  # a lost send waits for the sweep: try a little harder
 
     def send(run: Run) -> None:
         client.send_message(QueueUrl=queue_url, MessageBody=message(run))
@@ -43,16 +41,10 @@ def sqs_sender(queue_url: str | None, region: str | None) -> Sender:
     return send
 
 
-def _send_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return BotoCoreError, ClientError, RuntimeError
-
-
 def publish(runs: list[Run], make_sender: Callable[[], Sender]) -> list[Run]:
     """Send each run and mark it sent; return the runs left for the sweep. Never raises: the events are
     already committed, and failing the request now would only make the sensor post them twice."""
-    errors = _send_errors()
+    errors = (*aws.errors(), RuntimeError)
     try:
         send = make_sender()
     except errors as error:
