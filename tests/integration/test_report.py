@@ -593,18 +593,6 @@ def test_page_queries_are_index_walks(client, conn):
             <= {partition}
 
 
-def test_report_function_does_not_load_numpy(functions):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    code = ("import sys; sys.path[:0] = ['layers/core', 'functions/report']; import app; "
-            "print(sorted(m for m in ('numpy', 'sklearn', 'scipy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 # -------------------------------------------------------------------------------------- done when: real file
 
 
