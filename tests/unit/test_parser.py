@@ -407,6 +407,20 @@ def test_a_rejected_number_stays_rejected_once_remembered():
     assert parse_event(DOC_LINE) == DOC
 
 
+def test_the_memos_hold_only_finite_numbers_and_stay_bounded(monkeypatch):
+    parser.clear_caches()
+    for bad in ("nan", "inf", "-Infinity", "1e400"):
+        with pytest.raises(InvalidEvent):
+            parse_event(doc("Active=289W", f"Active={bad}W"))
+    assert all(v - v == 0.0 for v in parser._FLOATS.values())
+    monkeypatch.setattr(parser, "_MEMO_LIMIT", 50)
+    for k in range(120):  # each line brings a new number, and 60 timestamps in all
+        line = doc("Active=289W", f"Active={k}.5W").replace("16:47:50", f"16:47:{k % 60:02d}")
+        assert parse_event(line).active_power_w == k + 0.5
+    assert max(len(parser._FLOATS), len(parser._INTS), len(parser._TIMES)) <= 50
+    assert parse_event(DOC_LINE) == DOC
+
+
 def test_clear_caches_changes_nothing(real_lines):
     first = [parse_event(x) for x in real_lines[:100]]
     again = [parse_event(x) for x in real_lines[:100]]

@@ -118,11 +118,11 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 # rewriting ";" as ":;" and "=" as ":=", so each token still starts with the separator that
 # preceded it (none for ":").  The key tokens then sit at fixed positions and one set lookup
 # checks them, separators included, against the accepted spellings; the value tokens must all
-# start with "=" (one count).  The three lists are the text between their headers, split on
-# ";".  Why the remaining shortcuts are safe:
+# start with "=" (one count).  The three lists are the text between their headers, which must
+# end in "; ", split on ";".  Why the remaining shortcuts are safe:
 #   * the line is ASCII and has no "_": float()/int() then accept nothing beyond a plain
 #     decimal number except surrounding whitespace (which _parse() strips too) and
-#     nan/inf spellings, which the finiteness check sends to _parse();
+#     nan/inf spellings, which the memo refuses (so _parse() names them);
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
 #     or list item, where int()/float() fail.
@@ -155,16 +155,21 @@ class _Floats(dict):
 
     Sensor readings are quantised, so the same number strings come back again and again: in
     the real sample 80% of the peak strings and 92% of the FFT strings of a 1000-line file
-    repeat an earlier one, and a dict hit costs a fraction of a float() call.  float()'s
-    ValueError propagates and nothing is stored; NaN and infinities are stored like any
-    value and rejected by the caller's finiteness check.  _fast() empties the dicts once
-    they hold _MEMO_LIMIT entries.
+    repeat an earlier one, and a dict hit costs a fraction of a float() call.  Only finite
+    values are stored: NaN and infinities raise ValueError like any other non-number, so
+    every value _fast() gets is finite without a check per line.  A full memo is emptied
+    on the next miss (memory stays bounded however many distinct numbers arrive).
     """
 
     __slots__ = ()
 
     def __missing__(self, key: str) -> float:
-        self[key] = value = float(key)
+        value = float(key)
+        if value - value != 0.0:
+            raise ValueError(key)
+        if len(self) >= _MEMO_LIMIT:
+            self.clear()
+        self[key] = value
         return value
 
 
@@ -174,11 +179,13 @@ class _Ints(dict):
     __slots__ = ()
 
     def __missing__(self, key: str) -> int:
+        if len(self) >= _MEMO_LIMIT:
+            self.clear()
         self[key] = value = int(key)
         return value
 
 
-_MEMO_LIMIT = 1 << 15
+_MEMO_LIMIT = 1 << 15  # entries per memo
 _FLOATS = _Floats()
 _INTS = _Ints()
 _TIMES: dict[tuple[str, str, str], datetime] = {}
@@ -200,7 +207,10 @@ def _fast_time(dh: str, mi: str, se: str) -> datetime:
     y, mo, d = ymd.split("-")
     if not (y + mo + d + hh + mi + se).isdigit():
         raise ValueError(dh)
-    t = _TIMES[dh, mi, se] = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(se), tzinfo=UTC)
+    t = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(se), tzinfo=UTC)
+    if len(_TIMES) >= _MEMO_LIMIT:
+        _TIMES.clear()
+    _TIMES[dh, mi, se] = t
     return t
 
 
@@ -228,19 +238,14 @@ def _fast(text: str) -> EventRecord | None:
     else:
         return None
     fw = fw[1:].strip()
-    pk = text[ip + 6:ir].rstrip()
-    re_ = text[ir + 7:ii].rstrip()
-    im = text[ii + 8:iu].rstrip()
-    if not fw or pk[-1:] != ";" or re_[-1:] != ";" or im[-1:] != ";":
+    if not fw or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
         return None
-    if len(_FLOATS) > _MEMO_LIMIT or len(_INTS) > _MEMO_LIMIT or len(_TIMES) > _MEMO_LIMIT:
-        clear_caches()
     f = _float_of
     i = _int_of
     try:
-        peaks = tuple(map(f, pk[:-1].split(";")))
-        fft_re = tuple(map(f, re_[:-1].split(";")))
-        fft_img = tuple(map(f, im[:-1].split(";")))
+        peaks = tuple(map(f, text[ip + 6:ir - 2].split(";")))
+        fft_re = tuple(map(f, text[ir + 7:ii - 2].split(";")))
+        fft_img = tuple(map(f, text[ii + 8:iu - 2].split(";")))
         active = f(act[1:].removesuffix("W"))
         reactive = f(rea[1:].removesuffix("var"))
         apparent = f(app[1:].removesuffix("VA"))
@@ -248,9 +253,7 @@ def _fast(text: str) -> EventRecord | None:
         voltage = f(vol[1:].removesuffix("V"))
         phase = f(ph[1:].removesuffix("rad").replace(",", "."))
         hz = f(u[5])
-        total = (active + reactive + apparent + current + voltage + phase + hz
-                 + sum(peaks) + sum(fft_re) + sum(fft_img))
-        if total - total != 0.0 or len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
+        if len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
             return None  # NaN/inf (or a finite sum overflowing: _parse decides), bad lengths
         when = _TIMES.get((u[1], u[2], u[3])) or _fast_time(u[1], u[2], u[3])
         return new_record(i(id_s[1:]), fw, i(evt[1:]), coil_reversed, active, reactive,
