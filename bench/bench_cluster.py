@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import ROOT, cold_import, database
+from .common import ROOT, cold_imports, database
 
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -167,7 +167,8 @@ def _measure(run_id: int, threshold: int, cap: float) -> dict:
 
 
 def _cold_import() -> dict:
-    return {"handler": cold_import("cluster")[0], "numpy_sklearn": cold_import("cluster", "numpy, sklearn.cluster")[0]}
+    found = cold_imports("cluster", ("app", "numpy, sklearn.cluster"), layers=("core", "sklearn"))
+    return {"handler": found["app"][0], "numpy_sklearn": found["numpy, sklearn.cluster"][0]}
 
 
 def _handler_warm(conn, threshold: int) -> float:

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .common import ROOT, cold_import, database, percentile
+from .common import ROOT, cold_import, cold_imports, database, percentile
 
 SAMPLE = json.loads((ROOT / "events" / "ingest-text.json").read_text())
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
@@ -106,10 +106,19 @@ def _over_http() -> list[dict]:
              "value": f"{sent / elapsed:,.0f} events/s ({sent} requests)", "target": "report", "met": None}]
 
 
+# What the ingest handler cannot do without: Powertools' Logger and REST resolver, and the database driver.
+MANDATED = "aws_lambda_powertools, aws_lambda_powertools.event_handler, pg8000.native"
+
+
 def _cold_import() -> list[dict]:
-    best, heavy = cold_import("ingest")
-    return [{"metric": "cold import of the ingest handler (best of 5, bytecode cached)", "value": f"{best * 1000:.0f} ms",
-             "target": "≤ 150 ms", "met": best <= 0.150},
+    found = cold_imports("ingest", ("app", MANDATED), rounds=9)
+    (best, heavy), floor = found["app"], found[MANDATED][0]
+    dev = cold_import("ingest", rounds=9, layout="dev")[0]
+    return [{"metric": "cold import of the ingest handler (Lambda's layout: function + core layer; best of 9)",
+             "value": f"{best * 1000:.0f} ms", "target": "≤ 150 ms", "met": best <= 0.150},
+            {"metric": "… the same layout importing only Powertools (Logger, REST resolver) and pg8000",
+             "value": f"{floor * 1000:.0f} ms (wattprint's own share: {(best - floor) * 1000:.0f} ms)"},
+            {"metric": "… in the development virtualenv (every dev package on the path)", "value": f"{dev * 1000:.0f} ms"},
             {"metric": "numpy/scikit-learn loaded by the ingest handler", "value": ", ".join(heavy) or "no",
              "target": "no", "met": not heavy}]
 
@@ -120,7 +129,12 @@ def run() -> dict:
             "notes": "In-process: the real handler called with the API Gateway event of `events/ingest-text.json` "
                      "and a new body, against embedded PostgreSQL 18 on loopback with fsync on. Over HTTP: "
                      "`python -m local` (router, authorizer with its 300 s cache, handler) with 8 client "
-                     "processes, each on one keep-alive connection."}
+                     "processes, each on one keep-alive connection. Cold import: a fresh `python -I -S` with only "
+                     "the function's folder and the core layer's content on the path (bench.common.lambda_layout: "
+                     "the pinned distributions copied from this environment, byte-compiled), timing `import app`; "
+                     "the second row imports only the packages the handler is built on, in the same layout, so the "
+                     "difference is what wattprint itself costs. Python here is 3.11 on x86_64; Lambda runs 3.13 "
+                     "on arm64, which this machine cannot run."}
 
 
 if __name__ == "__main__":
