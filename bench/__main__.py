@@ -50,6 +50,15 @@ def render_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    """HEAD's short hash, marked -dirty when tracked files differ from it (the figures are then of that tree)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no")
+                                                  else "")
+
+
 def main(argv: list[str]) -> int:
     chosen = argv or list(SECTIONS)
     unknown = [name for name in chosen if name not in SECTIONS]
@@ -57,6 +66,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
         return 2
     results = json.loads(STATE.read_text()) if STATE.exists() else {}
+    commit = _commit()
     for name in chosen:
         try:
             module = importlib.import_module(SECTIONS[name])
@@ -73,12 +83,11 @@ def main(argv: list[str]) -> int:
         section.setdefault("seconds", round(time.perf_counter() - started, 1))
         section["when"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         section["machine"] = machine()
+        section["commit"] = commit  # what was measured: a section re-run alone keeps the others' own commits
         results[name] = section
         print(render_rows(section["rows"]), flush=True)
     STATE.parent.mkdir(exist_ok=True)
     STATE.write_text(json.dumps(results, indent=2))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
     parts = ["# Benchmarks", "",
              "Written by `make bench` (`python -m bench [section ...]`); never edited by hand. Targets come from "
              "the issues; figures are from the machine named under each section. Timings are in-process unless "
@@ -90,7 +99,7 @@ def main(argv: list[str]) -> int:
         parts += [f"## {section.get('title', name)}", "",
                   f"Machine: {section['machine']}  ",
                   f"Command: `make bench` (section `{name}`, {section['seconds']} s), {section['when']}, "
-                  f"commit {commit}", "", render_rows(section["rows"]), ""]
+                  f"commit {section.get('commit', 'unknown')}", "", render_rows(section["rows"]), ""]
         if section.get("notes"):
             parts += [section["notes"], ""]
     OUT.write_text("\n".join(parts))
