@@ -146,4 +146,4 @@ def run() -> dict:
                      "the page's counter is read every 50 ms; pushes are batched by the LiveQueue's 1 s window. "
                      "Single-event POSTs top out near 60 requests/s here: each one also announces itself on the "
                      "live queue, and one call to moto's SQS server takes 6-12 ms (measured: 6 ms on an empty queue, "
-                     "more as messages wait; moto scans the queue on every send), one at a time."}
+                     "more as messages wait: moto scans the queue on every send) in a single Python process."}
