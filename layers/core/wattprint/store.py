@@ -45,7 +45,8 @@ WITH counter AS (
 # taken, its id and seq fields are filled in once it is, and it is COPYed straight into `events`: converting
 # thousands of floats to text (client) and parsing them back (server) costs more than the extra round trip.
 # Measured on the benchmark machine: 1 event 0.7 ms as JSON vs 1.9 ms by COPY; database time for 500 events
-# 48 ms as JSON, 23 ms through a staging table, ~12 ms by COPY reading the ids back, ~8 ms reserving them.
+# 48 ms as JSON, 23 ms through a staging table, 8-9 ms by COPY into `events` (of which ~1 ms read the ids back
+# before they were reserved).
 _SOURCE_COLUMNS = ("device_id int, firmware text, event_type int, coil_reversed boolean, active_power_w float8, "
                    "reactive_power_var float8, apparent_power_va float8, current_a float8, voltage_v float8, "
                    "phase_rad float8, peaks float8[], fft_re float8[], fft_img float8[], sensor_time timestamptz, "
@@ -105,7 +106,7 @@ _MEMO_LIMIT = 1 << 15
 
 
 class _Elements(dict):
-    """``_ELEMENTS[x]`` is the float ``x`` as an array element of binary COPY (its length, then the value), remembered.
+    """``_element(x)`` is the float ``x`` as an array element of binary COPY (its length, then the value), remembered.
 
     Sensor readings repeat (see parser._Floats) and a dict hit is cheaper than packing, which makes the encoding
     about twice as fast. Zeros are never remembered: 0.0 and -0.0 are equal keys but different values.
