@@ -77,7 +77,12 @@ def main(argv: list[str]) -> int:
             continue
         print(f"[{name}] running…", flush=True)
         started = time.perf_counter()
-        section = module.run()
+        environment = dict(os.environ)
+        try:
+            section = module.run()
+        finally:  # a section's settings (e.g. ingest's CLUSTER_THRESHOLD) must not leak into the next one
+            os.environ.clear()
+            os.environ.update(environment)
         if "rows" not in section:  # a plain {measure: value} dict
             section = {"title": name, "rows": [{"metric": k, "value": str(v)} for k, v in section.items()]}
         section.setdefault("seconds", round(time.perf_counter() - started, 1))
@@ -86,8 +91,8 @@ def main(argv: list[str]) -> int:
         section["commit"] = commit  # what was measured: a section re-run alone keeps the others' own commits
         results[name] = section
         print(render_rows(section["rows"]), flush=True)
-    STATE.parent.mkdir(exist_ok=True)
-    STATE.write_text(json.dumps(results, indent=2))
+        STATE.parent.mkdir(exist_ok=True)
+        STATE.write_text(json.dumps(results, indent=2))  # kept even if a later section fails
     parts = ["# Benchmarks", "",
              "Written by `make bench` (`python -m bench [section ...]`); never edited by hand. Targets come from "
              "the issues; figures are from the machine named under each section. Timings are in-process unless "

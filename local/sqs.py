@@ -62,10 +62,10 @@ class SqsPoller(threading.Thread):
         self.functions, self.region, self.wait_seconds = functions, region, wait_seconds
         self.queue_arn = client.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def poll_once(self) -> int:
         """Receive and process one batch; return how many messages it held."""
@@ -77,7 +77,7 @@ class SqsPoller(threading.Thread):
         while len(messages) < self.trigger.batch_size and time.monotonic() < closes:
             more = self._receive(0, self.trigger.batch_size - len(messages))
             if not more:
-                self._stop.wait(min(0.05, max(0.0, closes - time.monotonic())))
+                self._stopping.wait(min(0.05, max(0.0, closes - time.monotonic())))
             messages += more
         try:
             result = self.functions.invoke(self.trigger.function, sqs_event(messages, self.queue_arn, self.region))
@@ -102,12 +102,12 @@ class SqsPoller(threading.Thread):
         ).get("Messages", [])
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 self.poll_once()
             except Exception:  # noqa: BLE001 — keep polling, as the event source mapping would
                 log.error("SQS poll failed:\n%s", traceback.format_exc())
-                self._stop.wait(1)
+                self._stopping.wait(1)
 
 
 def scheduled_event() -> dict:
@@ -122,16 +122,16 @@ class Scheduler(threading.Thread):
     def __init__(self, schedule: Schedule, functions: Functions):
         super().__init__(name=f"schedule-{schedule.function}", daemon=True)
         self.schedule, self.functions = schedule, functions
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             started = time.monotonic()
             try:
                 self.functions.invoke(self.schedule.function, scheduled_event())
             except Exception:  # noqa: BLE001 — a failed run is logged; the next tick tries again
                 log.error("%s failed:\n%s", self.schedule.function, traceback.format_exc())
-            self._stop.wait(max(0.0, self.schedule.seconds - (time.monotonic() - started)))
+            self._stopping.wait(max(0.0, self.schedule.seconds - (time.monotonic() - started)))
