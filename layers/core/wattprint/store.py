@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 from dataclasses import dataclass
@@ -163,7 +162,7 @@ def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], t
         ids = list(range(first_id, first_id + n))
         for i, offset in enumerate(offsets):
             _ID_SEQ.pack_into(payload, offset, first_id + i, 8, last - n + 1 + i)
-        conn.run(_COPY, stream=io.BytesIO(payload))
+        conn.run(_COPY, stream=[payload])  # an iterable is sent as one CopyData message; a file, in 8 KiB ones
     else:
         rows = db.prepared(conn, _INSERT_JSON).run(n=n, every=threshold, rows=_json_rows(events))
         ids = [row[1] for row in sorted((r for r in rows if not r[0]), key=lambda r: r[2])]
