@@ -1,16 +1,18 @@
-"""Scheduled: send the clustering runs whose message was never sent (see wattprint.outbox)."""
+"""Scheduled: send the clustering runs whose message was never sent, and record the runs whose worker Lambda
+stopped (see wattprint.sweep)."""
 
 from aws_lambda_powertools import Logger
 
-from wattprint import outbox, settings
+from wattprint import settings, sweep
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event, context):
-    config = settings.load()
-    sent = outbox.sweep(outbox.sqs_sender(config.cluster_queue_url, config.region))
-    if sent:
-        logger.warning("re-sent clustering runs", extra={"thresholds": [r.threshold for r in sent]})
-    return {"sent": [r.threshold for r in sent]}
+    outcome = sweep.run(settings.load())
+    if outcome["sent"]:
+        logger.warning("re-sent clustering runs", extra={"thresholds": outcome["sent"]})
+    if outcome["abandoned"]:
+        logger.error("clustering runs whose worker was stopped marked failed", extra={"thresholds": outcome["abandoned"]})
+    return outcome

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 import uuid
 from datetime import datetime, timezone
 
@@ -11,6 +12,7 @@ import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
+from pg8000.exceptions import InterfaceError
 from sklearn.cluster import MeanShift, estimate_bandwidth
 
 from local.pg import free_port
@@ -423,3 +425,164 @@ def test_runs_as_the_least_privileged_application_role(conn, functions, app_role
     with pytest.raises(Exception, match="is not running"):
         db.run("SELECT clustering_labels_open(:id)", id=run.id)
     assert_one_label_set(conn, run)
+
+
+# --------------------------------------------------------------------- workers Lambda stops, lost replies (review)
+
+class Killed(BaseException):
+    """What a Lambda timeout or out-of-memory stop looks like from the code's side: nothing after it runs."""
+
+
+@mock_aws
+def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one(database, conn, functions,
+                                                                                  monkeypatch):
+    (run,) = insert(conn, synthetic(1000, seed=21))
+    client = boto3.client("sqs", region_name="us-east-1")
+    dlq = client.create_queue(QueueName="cluster-dlq")["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = client.create_queue(QueueName="cluster", Attributes={
+        "VisibilityTimeout": "0", "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+    })["QueueUrl"]
+    client.send_message(QueueUrl=queue, MessageBody=json.dumps(body(run)))
+    monkeypatch.setenv("CLUSTER_QUEUE_URL", queue)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    def stopped(data):
+        # By the next receive (the visibility timeout is 6x the function's), this worker's lease is long over.
+        conn.run("UPDATE clustering_runs SET lease_until = now() - interval '1 second' WHERE id = :id", id=run.id)
+        raise Killed()
+
+    monkeypatch.setattr(clustering, "fit", stopped)
+    for _ in range(5):  # what the event source mapping does; a stopped invocation deletes nothing
+        messages = client.receive_message(QueueUrl=queue, AttributeNames=["All"]).get("Messages", [])
+        if messages:
+            with pytest.raises(Killed):
+                functions.invoke("ClusterFunction", sqs_event(messages, "arn:aws:sqs:us-east-1:000000000000:cluster",
+                                                              "us-east-1"))
+    assert [json.loads(m["Body"]) for m in client.receive_message(QueueUrl=dlq)["Messages"]] == [body(run)]
+    assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("running", 3)
+
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [run.threshold]}
+    row = run_row(conn, run.id)
+    assert row["status"] == "failed" and row["error"].startswith("attempt 3 stopped without finishing"), row
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": []}
+    # A redrive from the dead-letter queue (or a re-sent message) still runs it.
+    monkeypatch.undo()
+    assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
+    assert run_row(conn, run.id)["status"] == "done"
+    assert_one_label_set(conn, run)
+
+
+def test_the_sweep_leaves_runs_under_a_live_lease_alone(database, conn):
+    first, second = insert(conn, synthetic(2000, seed=26))
+    runs.claim(first.id, first.threshold, lease=600.0)
+    runs.claim(second.id, second.threshold, lease=0.0)
+    assert runs.abandon() == [(second.id, second.threshold, 1)]
+    assert (run_row(conn, first.id)["status"], run_row(conn, second.id)["status"]) == ("running", "failed")
+
+
+def test_a_claim_whose_reply_was_lost_gets_its_own_attempt_back(database, conn, monkeypatch):
+    """db.run re-sends a statement after a network error, also when the first send committed: the claim must
+    recognise its own lease rather than report the run busy."""
+    (run,) = insert(conn, synthetic(1000, seed=22))
+    connection = db.connection()
+    send = connection.run
+    lost = []
+
+    def reply_lost_once(sql, **params):
+        result = send(sql, **params)
+        if not lost and "UPDATE clustering_runs" in sql:
+            lost.append(sql)
+            raise InterfaceError("network error")  # committed on the server; the reply never came
+        return result
+
+    monkeypatch.setattr(connection, "run", reply_lost_once)
+    claimed = runs.claim(run.id, run.threshold, 600.0)
+    assert lost and claimed == runs.Claim(run.id, run.threshold, 1)
+    assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("running", 1)
+    with pytest.raises(runs.RunBusy):  # another claim (another token) still finds the run busy
+        runs.claim(run.id, run.threshold, 600.0)
+
+
+def test_a_connection_killed_mid_store_rolls_back_and_the_run_is_taken_over(database, conn, functions, monkeypatch):
+    (run,) = insert(conn, synthetic(1000, seed=23))
+    finish = runs.finish
+
+    def killed_connection(c, *args, **kwargs):
+        conn.run("SELECT pg_terminate_backend(:pid)", pid=c.run("SELECT pg_backend_pid()")[0][0])
+        return finish(c, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "finish", killed_connection)
+    result, (message_id,) = deliver(functions, body(run))
+    assert failed_ids(result) == [message_id]
+    row = run_row(conn, run.id)
+    assert (row["status"], row["attempts"]) == ("running", 1)
+    assert conn.run("SELECT lease_until <= now() FROM clustering_runs WHERE id = :id", id=run.id) == [[True]]
+    assert partitions(conn) == [] and standalone_tables(conn) == []
+    assert conn.run("SELECT count(*) FROM cluster_stats") == [[0]]
+    monkeypatch.setattr(runs, "finish", finish)
+    assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
+    assert run_row(conn, run.id)["status"] == "done"
+    assert_one_label_set(conn, run)
+
+
+def test_workers_on_two_runs_with_duplicates_at_once(database, conn):
+    first, second = insert(conn, synthetic(2000, seed=24))
+    outcomes, busy = [], []
+
+    def worker(run):
+        try:
+            outcomes.append(clustering.process(run.id, run.threshold, 600.0))
+        except runs.RunBusy as error:
+            busy.append(error)
+
+    threads = [threading.Thread(target=worker, args=(r,)) for r in (first, second, first, second, first)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(outcomes) + len(busy) == 5
+    for run in (first, second):
+        assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("done", 1)
+        assert_one_label_set(conn, run)
+
+
+def test_a_claim_racing_a_store_in_progress_is_busy_not_a_second_owner(database, conn, monkeypatch):
+    (run,) = insert(conn, synthetic(1000, seed=25))
+    slow = runs.claim(run.id, run.threshold, lease=0.0)  # its lease is over at once: a takeover would be allowed
+    locked, go, results = threading.Event(), threading.Event(), {}
+    lock = runs.lock
+
+    def paused_lock(c, r):
+        lock(c, r)
+        locked.set()
+        go.wait(30)
+
+    def attempt(key, work):
+        try:
+            results[key] = work()
+        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
+            results[key] = error
+
+    monkeypatch.setattr(runs, "lock", paused_lock)
+    storing = threading.Thread(target=attempt, args=("store", lambda: clustering.compute(slow)))
+    storing.start()
+    assert locked.wait(30)
+    claiming = threading.Thread(target=attempt, args=("claim", lambda: runs.claim(run.id, run.threshold, 600.0)))
+    claiming.start()
+    claiming.join(1.0)
+    assert claiming.is_alive()  # waiting for the store's row lock
+    go.set()
+    storing.join(60)
+    claiming.join(60)
+    assert isinstance(results["store"], dict) and isinstance(results["claim"], runs.RunBusy), results
+    assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("done", 1)
+    assert_one_label_set(conn, run)
+
+
+def test_security_definer_helpers_pin_their_search_path(database, conn):
+    rows = conn.run("SELECT proname, prosecdef, proconfig FROM pg_proc "
+                    "WHERE proname LIKE 'clustering_labels_%' AND pronamespace = current_schema()::regnamespace")
+    assert sorted((name, secdef, config) for name, secdef, config in rows) == [
+        (name, True, [f"search_path={database}, pg_temp"])
+        for name in ("clustering_labels_attach", "clustering_labels_open")]

@@ -3,7 +3,8 @@
     pending ──claim──▶ running ──finish──▶ done
        ▲                 │  │
        │                 │  └──fail──▶ failed ──claim (a redelivered message)──▶ running
-       │                 └── lease expired (the worker died) ──claim──▶ running
+       │                 ├── lease expired (the worker died) ──claim──▶ running
+       │                 └── lease expired, found by the sweep ──abandon──▶ failed
 
 A claim is one atomic UPDATE. It leases the run to the claiming worker for as long as that invocation can
 live (the Lambda's remaining time plus a margin) and increments `attempts`, which is the worker's fencing
@@ -13,6 +14,7 @@ worker that lost its lease (it was presumed dead and another took over) can neve
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from . import db
@@ -60,13 +62,18 @@ def lease_seconds(remaining_ms: int | float | None, default_timeout_s: float = 9
 
 
 # One statement: the claim, and when it claimed nothing, why (the run's status as this statement saw it).
+# `:token` is new for every claim() call; the same statement re-sent by db.run after a lost reply carries the
+# same token, finds the run running under it, and returns the same attempt (nothing else can hold that token).
 _CLAIM = """
 WITH claimed AS (
     UPDATE clustering_runs
-    SET status = 'running', attempts = attempts + 1, started_at = now(), finished_at = NULL, error = NULL,
-        lease_until = now() + make_interval(secs => CAST(:lease AS float8))
+    SET status = 'running', claimed_by = :token,
+        attempts = CASE WHEN status = 'running' AND claimed_by = :token THEN attempts ELSE attempts + 1 END,
+        started_at = CASE WHEN status = 'running' AND claimed_by = :token THEN started_at ELSE now() END,
+        finished_at = NULL, error = NULL, lease_until = now() + make_interval(secs => CAST(:lease AS float8))
     WHERE id = :id AND threshold = :threshold
-      AND (status IN ('pending', 'failed') OR (status = 'running' AND coalesce(lease_until, '-infinity') < now()))
+      AND (status IN ('pending', 'failed')
+           OR (status = 'running' AND (coalesce(lease_until, '-infinity') < now() OR claimed_by = :token)))
     RETURNING threshold, attempts
 )
 SELECT 'claimed', threshold, attempts FROM claimed
@@ -77,7 +84,7 @@ SELECT status, threshold, attempts FROM clustering_runs WHERE id = :id AND NOT E
 
 def claim(run_id: int, threshold: int, lease: float) -> Claim | Skipped:
     """Take the run for `lease` seconds; Skipped if it is done; RunBusy if another worker holds it."""
-    rows = db.run(_CLAIM, id=int(run_id), threshold=int(threshold), lease=float(lease))
+    rows = db.run(_CLAIM, id=int(run_id), threshold=int(threshold), lease=float(lease), token=secrets.token_hex(16))
     if not rows:
         raise UnknownRun(f"clustering run {run_id} does not exist")
     status, row_threshold, attempts = rows[0]
@@ -149,6 +156,25 @@ def release(run: Claim) -> bool:
         return True
     except DatabaseUnavailable:
         return False
+
+
+# A worker that Lambda stopped (timeout, out of memory) never reaches fail(): its run stays `running` until a
+# redelivery takes it over, and after the last receive the message is dead-lettered and nothing would. The sweep
+# records it. Once the lease (the invocation's whole time plus a margin) is over the worker is certainly gone;
+# a redelivery still claims a failed run, so this races nothing.
+_ABANDON = """
+UPDATE clustering_runs
+SET status = 'failed', finished_at = now(), lease_until = NULL,
+    error = 'attempt ' || attempts || ' stopped without finishing: its invocation ended (Lambda timeout, out of '
+            || 'memory or a crash) and no other attempt took the run over'
+WHERE status = 'running' AND lease_until < now()
+RETURNING id, threshold, attempts
+"""
+
+
+def abandon() -> list[tuple[int, int, int]]:
+    """Mark failed every running run whose lease is over; (id, threshold, attempts) of each."""
+    return [tuple(row) for row in db.run(_ABANDON)]
 
 
 _CURRENT = """
