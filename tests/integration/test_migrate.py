@@ -87,7 +87,8 @@ def test_app_role_is_granted_where_rds_iam_exists(database, conn):
                         "WHERE p.proname LIKE 'clustering_labels_%' AND p.pronamespace = current_schema()::regnamespace "
                         "AND a.grantee = 0") == [[0]]
         assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-                        "WHERE r.rolname = 'wattprint_app'") == [[["idle_session_timeout=60s"]]]
+                        "WHERE r.rolname = 'wattprint_app'") == [[["idle_session_timeout=60s",
+                                                                     "idle_in_transaction_session_timeout=60s"]]]
     finally:
         conn.run("REVOKE ALL ON ALL TABLES IN SCHEMA " + database + " FROM wattprint_app")
         conn.run("REVOKE ALL ON ALL SEQUENCES IN SCHEMA " + database + " FROM wattprint_app")

@@ -32,6 +32,10 @@ BEGIN
     -- Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all.
     -- Dropping idle sessions lets it pause; wattprint.db re-opens a connection that died this way.
     ALTER ROLE {APP_ROLE} SET idle_session_timeout = '60s';
+    -- A connection whose Lambda was stopped inside a transaction can stay open until TCP notices; its locks (the
+    -- event counter's row, a run's row, event_labels while attaching) must not outlive a minute. No transaction
+    -- of the code waits on anything but the database (the fit runs between the load's and the store's).
+    ALTER ROLE {APP_ROLE} SET idle_in_transaction_session_timeout = '60s';
 END
 $$"""
 
