@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import boto3
 import numpy as np
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 from pg8000.exceptions import InterfaceError
 from sklearn.cluster import MeanShift, estimate_bandwidth
@@ -471,6 +472,19 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
     assert run_row(conn, run.id)["status"] == "done"
     assert_one_label_set(conn, run)
+
+
+def test_the_sweep_marks_stopped_runs_even_when_sqs_is_unreachable(database, conn, functions, monkeypatch):
+    (run,) = insert(conn, synthetic(1000, seed=27))
+    runs.claim(run.id, run.threshold, lease=0.0)
+    monkeypatch.setenv("CLUSTER_QUEUE_URL", "http://127.0.0.1:9/000000000000/cluster")  # nothing listens there
+    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test"),
+                        ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")):
+        monkeypatch.setenv(name, value)
+    conn.run("UPDATE clustering_runs SET enqueued_at = NULL, created_at = now() - interval '1 hour'")
+    with pytest.raises(EndpointConnectionError):  # the re-send fails, and the sweep says so
+        functions.invoke("SweepFunction", {})
+    assert run_row(conn, run.id)["status"] == "failed"
 
 
 def test_the_sweep_leaves_runs_under_a_live_lease_alone(database, conn):
