@@ -513,14 +513,16 @@ def _items(rows, run_id: int, threshold: int) -> list[dict]:
     return items
 
 
+# One statement whatever the run (run 0 has no labels: the label is NULL), so one prepared plan serves every run.
+_EVENTS_BETWEEN = (f"SELECT {_EVENT_COLUMNS}, (SELECT l.label FROM event_labels l WHERE l.run_id = :run "
+                   f"AND l.seq = e.seq) FROM events e WHERE e.seq BETWEEN :first AND :last ORDER BY e.seq")
+
+
 def events_between(first: int, last: int) -> list[dict]:
     """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels)."""
-    rows = db.run(_CURRENT_ID, prepare=True)
-    run_id, threshold = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
-    label = (f"(SELECT l.label FROM event_labels l WHERE l.run_id = {run_id} AND l.seq = e.seq)" if run_id
-             else "NULL::smallint")
-    sql = f"SELECT {_EVENT_COLUMNS}, {label} FROM events e WHERE e.seq BETWEEN :first AND :last ORDER BY e.seq"
-    return _items(db.run(sql, prepare=True, first=int(first), last=int(last)), run_id, threshold)
+    run_id, threshold = _resolve_run(EventQuery())
+    rows = db.run(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
+    return _items(rows, run_id, threshold)
 
 
 def events(query: EventQuery) -> Page:
