@@ -57,14 +57,19 @@ _COLD_IMPORT = ("import sys, time; t = time.perf_counter(); import {module}; t =
                 "print(t, ','.join(m for m in {heavy!r} if m in sys.modules))")
 
 
-def _distributions(requirements: Path) -> set[str]:
-    """The distributions a layer's requirements.txt pins, with everything they depend on (in this environment)."""
+def _requirements(path: Path) -> list[str]:
+    from packaging.requirements import Requirement
+
+    return [Requirement(line.split("#")[0]).name for line in path.read_text().splitlines() if line.split("#")[0].strip()]
+
+
+def _distributions(names: list[str]) -> set[str]:
+    """The distributions `names`, with everything they depend on (in this environment)."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
 
-    todo = [Requirement(line.split("#")[0]).name for line in requirements.read_text().splitlines()
-            if line.split("#")[0].strip()]
+    todo = list(names)
     found = set()
     while todo:
         dist = metadata.distribution(todo.pop())
@@ -79,26 +84,53 @@ def _distributions(requirements: Path) -> set[str]:
     return found
 
 
-def lambda_layout(function: str, layers: tuple[str, ...] = ("core",)) -> Path:
+# Lambda's Python runtime is AWS's runtime interface client: before it imports a handler, `python -m awslambdaric`
+# has loaded its own modules (logging, json, decimal, simplejson, ...), which a handler's import then finds loaded.
+RUNTIME = "awslambdaric"
+AFTER_RUNTIME = f"{RUNTIME}.__main__ | "
+
+
+def runtime_available() -> bool:
+    """Whether the runtime interface client is installed here (bench/requirements.txt: Linux wheels only)."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution(RUNTIME)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _copy_distributions(names: set[str], site: Path) -> None:
+    from importlib import metadata
+    import shutil
+
+    for name in sorted(names):
+        dist = metadata.distribution(name)
+        for file in dist.files or ():
+            if file.parts[0] == ".." or "__pycache__" in file.parts:
+                continue  # console scripts outside site-packages; bytecode is compiled by the caller
+            target = site / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dist.locate_file(file), target)
+
+
+def lambda_layout(function: str, layers: tuple[str, ...] = ("core",), runtime: bool = False) -> Path:
     """The function as Lambda loads it, in a new temporary directory: its code in task/, and in opt/python the
     layers' content (the wattprint package, and the distributions each layer's requirements.txt pins, with their
-    dependencies, copied from this environment: the same versions, built for this machine), byte-compiled."""
+    dependencies, copied from this environment: the same versions, built for this machine), byte-compiled.
+    With `runtime`, var/runtime holds the runtime interface client (see RUNTIME) and what it depends on."""
     import shutil
-    from importlib import metadata
 
     root = Path(tempfile.mkdtemp(prefix=f"wattprint-{function}-layout-"))
     shutil.copytree(ROOT / "functions" / function, root / "task", ignore=shutil.ignore_patterns("__pycache__"))
     site = root / "opt" / "python"
     shutil.copytree(ROOT / "layers" / "core" / "wattprint", site / "wattprint",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for name in sorted(set().union(*(_distributions(ROOT / "layers" / layer / "requirements.txt") for layer in layers))):
-        dist = metadata.distribution(name)
-        for file in dist.files or ():
-            if file.parts[0] == ".." or "__pycache__" in file.parts:
-                continue  # console scripts outside site-packages; bytecode is compiled below
-            target = site / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(dist.locate_file(file), target)
+    pinned = [name for layer in layers for name in _requirements(ROOT / "layers" / layer / "requirements.txt")]
+    _copy_distributions(_distributions(pinned), site)
+    if runtime:
+        _copy_distributions(_distributions([RUNTIME]), root / "var" / "runtime")
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(root)], check=True, capture_output=True)
     return root
 
@@ -118,12 +150,17 @@ def cold_imports(function: str, modules: tuple[str, ...] = ("app",), rounds: int
 
     layout "lambda": only the function and its layers on the path (`lambda_layout`), interpreter started with
     -I -S so no other site-packages is seen — as in Lambda, where /var/task and /opt/python hold just that.
+    An entry "first | then" imports `first` untimed, then times the import of `then`: AFTER_RUNTIME + "app" is what
+    importing the handler adds to a real cold start, after the runtime interface client's own imports.
     layout "dev": the function with layers/core on PYTHONPATH in this virtualenv, with all its development
     packages (for comparison).
     """
     if layout == "lambda":
-        root = lambda_layout(function, layers)
+        runtime = any(" | " in module for module in modules)
+        root = lambda_layout(function, layers, runtime=runtime)
         prefix = f"import sys; sys.path[:0] = [{str(root / 'task')!r}, {str(root / 'opt' / 'python')!r}]; "
+        if runtime:  # last on the path, as /var/runtime is in Lambda's Python 3.12+ runtimes
+            prefix += f"sys.path.append({str(root / 'var' / 'runtime')!r}); "
         interpreter, cwd, env = [sys.executable, "-I", "-S"], root / "task", {}
     else:
         root, prefix = None, ""
@@ -137,7 +174,9 @@ def cold_imports(function: str, modules: tuple[str, ...] = ("app",), rounds: int
     try:
         for _ in range(rounds):
             for module in modules:
-                code = prefix + _COLD_IMPORT.format(module=module, heavy=HEAVY_MODULES)
+                first, _, then = module.rpartition(" | ")
+                code = prefix + (f"import {first}; " if first else "") + _COLD_IMPORT.format(module=then,
+                                                                                            heavy=HEAVY_MODULES)
                 seconds, loaded = subprocess.run([*interpreter, "-c", code], cwd=cwd, env=env, capture_output=True,
                                                  text=True, check=True).stdout.split(" ")
                 best[module] = min(best[module], float(seconds))
