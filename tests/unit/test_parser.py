@@ -364,6 +364,9 @@ REJECTIONS = {
     ": inside a list": (doc("1041.000; 1051.000", "1041.000: 1051.000"), "peaks"),
     "= inside a list": (doc("1041.000; 1051.000", "1041.000= 1051.000"), "peaks"),
     "; instead of : after hz": (doc("hz: 49.87", "hz; 49.87"), "hz"),
+    "; and = swapped": (doc("ID=10; Fw=", "ID; 10= Fw="), "Device"),
+    "a digit inside a key": (doc("Active=289W", "Act1ve=289W"), "active_power_w"),
+    "; inside the firmware": (doc("Fw=16071801", "Fw=1607;1801"), "Device"),
 }
 REJECTIONS["empty peak"] = (doc("1058.000; 1051.000", "1058.000; ; 1051.000"), "peaks")
 

@@ -114,21 +114,20 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 # accepts and builds the same record, so which path ran is invisible; tests compare both
 # paths on the real file, on rendered records and on every rejection case.
 #
-# The head (up to "Peaks") and the tail (from "UTC Time") are cut at every separator after
-# rewriting ";" as ":;" and "=" as ":=", so each token still starts with the separator that
-# preceded it (none for ":").  The key tokens then sit at fixed positions and one set lookup
-# checks them, separators included, against the accepted spellings; the value tokens must all
-# start with "=" (one count).  The three lists are the text between their headers, which must
-# end in "; ", split on ";".  Why the remaining shortcuts are safe:
+# The head (up to "Peaks") is cut at every "=" and ";" after rewriting ";" as "=;", so it alternates key and
+# value tokens and each key token starts with the ";" that preceded it (the first one has none, the last token is
+# the "; " before "Peaks"). The tail (from "UTC Time") is cut at every separator after rewriting ";" as ":;". One
+# set lookup checks the head's key tokens and one the tail's, separators included, against the accepted
+# spellings, and the head must hold exactly ten "=" (so the ten ";" are all in key tokens and every value token
+# follows an "="). The three lists are the text between their headers, which must end in "; ", split on ";".
+# Why the remaining shortcuts are safe:
 #   * the line is ASCII and has no "_": float()/int() then accept nothing beyond a plain
 #     decimal number except surrounding whitespace (which _parse() strips too) and
 #     nan/inf spellings, which the memo refuses (so _parse() names them);
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
-#     or list item, where int()/float() fail.
+#     or list item, where int()/float() fail (the firmware, a string, is checked for ":").
 
-_HEAD_KEYS = itemgetter(0, 1, 3, 5, 7, 8, 10, 11, 13, 15, 17, 18, 20, 22, 24)
-_HEAD_VALUES = itemgetter(2, 4, 6, 9, 12, 14, 16, 19, 21, 23)
 _TAIL_KEYS = itemgetter(0, 4, 6, 8)
 
 
@@ -138,10 +137,9 @@ def _skeletons():
         for c in (" ", ""):  # after ":"
             for alarm in ("CoilReversed", "CoilRevesed"):
                 for app in ("Apparent", "Appearent"):
-                    head.add(("Device", f"{c}ID", f";{s}Fw", f";{s}Evt", f";{s}Alarms",
-                              f"{c}{alarm}", f";{s}Power", f"{c}Active", f";{s}Reactive",
-                              f";{s}{app}", f";{s}Line", f"{c}Current", f";{s}Voltage",
-                              f";{s}Phase", f";{s}Peaks"))
+                    head.add((f"Device:{c}ID", f";{s}Fw", f";{s}Evt", f";{s}Alarms:{c}{alarm}", f";{s}Power:{c}Active",
+                              f";{s}Reactive", f";{s}{app}", f";{s}Line:{c}Current", f";{s}Voltage", f";{s}Phase",
+                              f";{s}"))
         tail.add(("UTC Time", f";{s}hz", f";{s}WiFi Strength", f";{s}Dummy"))
     # Joined with "|" (in no key) into one string: one hash, one compare.
     return frozenset(map("|".join, head)), frozenset(map("|".join, tail))
@@ -223,22 +221,20 @@ def _fast(text: str) -> EventRecord | None:
     iu = text.find("UTC Time:", ii)
     if ip < 0 or ir < 0 or ii < 0 or iu < 0:
         return None
-    h = text[:ip + 5].replace(";", ":;").replace("=", ":=").split(":")
+    h = text[:ip].replace(";", "=;").split("=")
     u = text[iu:].replace(";", ":;").split(":")
-    if len(h) != 25 or len(u) != 10 or "|".join(_HEAD_KEYS(h)) not in _HEAD_SKELETONS \
-            or "|".join(_TAIL_KEYS(u)) not in _TAIL_SKELETONS:
+    if len(h) != 21 or len(u) != 10 or "|".join(h[::2]) not in _HEAD_SKELETONS \
+            or "|".join(_TAIL_KEYS(u)) not in _TAIL_SKELETONS or text.count("=", 0, ip) != 10:
         return None
-    if text.count("=", 0, ip) != 10:  # so every value token starts with "="
-        return None
-    id_s, fw, evt, coil, act, rea, app, cur, vol, ph = _HEAD_VALUES(h)
-    if coil == "=OFF":
+    coil = h[7]
+    if coil == "OFF":
         coil_reversed = False
-    elif coil == "=ON":
+    elif coil == "ON":
         coil_reversed = True
     else:
         return None
-    fw = fw[1:].strip()
-    if not fw or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
+    fw = h[3].strip()
+    if not fw or ":" in fw or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
         return None
     f = _float_of
     i = _int_of
@@ -246,17 +242,17 @@ def _fast(text: str) -> EventRecord | None:
         peaks = tuple(map(f, text[ip + 6:ir - 2].split(";")))
         fft_re = tuple(map(f, text[ir + 7:ii - 2].split(";")))
         fft_img = tuple(map(f, text[ii + 8:iu - 2].split(";")))
-        active = f(act[1:].removesuffix("W"))
-        reactive = f(rea[1:].removesuffix("var"))
-        apparent = f(app[1:].removesuffix("VA"))
-        current = f(cur[1:].removesuffix("A"))
-        voltage = f(vol[1:].removesuffix("V"))
-        phase = f(ph[1:].removesuffix("rad").replace(",", "."))
+        active = f(h[9].removesuffix("W"))
+        reactive = f(h[11].removesuffix("var"))
+        apparent = f(h[13].removesuffix("VA"))
+        current = f(h[15].removesuffix("A"))
+        voltage = f(h[17].removesuffix("V"))
+        phase = f(h[19].removesuffix("rad").replace(",", "."))
         hz = f(u[5])
         if len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
             return None  # NaN/inf (or a finite sum overflowing: _parse decides), bad lengths
         when = _TIMES.get((u[1], u[2], u[3])) or _fast_time(u[1], u[2], u[3])
-        return new_record(i(id_s[1:]), fw, i(evt[1:]), coil_reversed, active, reactive,
+        return new_record(i(h[1]), fw, i(h[5]), coil_reversed, active, reactive,
                           apparent, current, voltage, phase, peaks, fft_re, fft_img,
                           when, hz, i(u[7]), i(u[9]))
     except (ValueError, OverflowError):  # not a number, impossible date...: _parse says which
