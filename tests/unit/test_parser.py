@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import string
 from datetime import datetime, timezone
 from pathlib import Path
@@ -369,6 +370,31 @@ REJECTIONS = {
     "; inside the firmware": (doc("Fw=16071801", "Fw=1607;1801"), "Device"),
 }
 REJECTIONS["empty peak"] = (doc("1058.000; 1051.000", "1058.000; ; 1051.000"), "peaks")
+
+
+def test_the_fast_path_never_disagrees_with_the_general_parser():
+    """Lines one to three edits away from valid ones, with the characters the fast path's shortcuts rely on: it
+    may decline any of them, but what it accepts, the general parser must accept as the same record."""
+    rng = random.Random(20261123)
+    bases = [DOC_LINE, render(DOC, "firmware")]
+    chars = ";:= ,.-+1e0WAVvarOFNd\t_"
+    accepted = 0
+    for _ in range(10_000):
+        line = rng.choice(bases)
+        for _ in range(rng.randint(1, 3)):
+            i, op = rng.randrange(len(line) + 1), rng.random()
+            if op < 0.4:
+                line = line[:i] + rng.choice(chars) + line[i:]
+            elif op < 0.7:
+                line = line[:i] + line[i + 1:]
+            else:
+                j = rng.randrange(len(line) + 1)
+                line = line[:i] + line[j:j + 1] + line[i + 1:]
+        fast = parser._fast(line)
+        if fast is not None:
+            accepted += 1
+            assert parser._parse(line) == fast, line
+    assert accepted > 500  # the edits keep enough lines valid for the check to mean something
 
 
 @pytest.mark.parametrize("line, field", REJECTIONS.values(), ids=REJECTIONS.keys())
