@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import threading
 
 import boto3
@@ -256,6 +257,29 @@ def test_single_and_batch_paths_store_identical_rows(post, conn, real_lines_or_s
     expected = [parser.parse_event(line) for line in sample]
     assert [tuple(row[10]) for row in batch] == [r.peaks for r in expected]
     assert [row[13] for row in batch] == [r.sensor_time for r in expected]
+
+
+def test_the_copy_path_stores_varied_list_lengths_and_edge_floats_exactly(database, conn):
+    """The COPY encoder packs every list of a batch into one buffer and slices each row's arrays out of it: rows
+    whose lists differ in length must each get their own values, bit for bit (-0.0, the smallest subnormal)."""
+    shapes = [(3, 1), (20, 40), (10, 9), (4, 1), (12, 2), (3, 33)] * 2
+    edge = (-0.0, 5e-324, -1.7976931348623157e308, 0.1 + 0.2, 0.0)
+    records = [dataclasses.replace(BASE, firmware=f"fw-{i}-é", device_id=i, phase_rad=-0.0 if i % 2 else 1e-300,
+                                   peaks=tuple(edge[(i + k) % 5] + k for k in range(n_peaks)),
+                                   fft_re=tuple(float(i * 100 + k) for k in range(n_fft)),
+                                   fft_img=tuple(edge[(i + k) % 5] - k for k in range(n_fft)))
+               for i, (n_peaks, n_fft) in enumerate(shapes)]
+    assert len(records) > store.COPY_FROM
+    events = [(parser.render(r), r) for r in records]
+    with db.transaction() as c:
+        stored = store.insert_events(c, events, 1000)
+    rows = conn.run("SELECT id, device_id, firmware, phase_rad, peaks, fft_re, fft_img, raw FROM events ORDER BY seq")
+    assert [row[0] for row in rows] == stored.ids
+    for row, (raw, r) in zip(rows, events):
+        assert row[1:4] + [tuple(row[4]), tuple(row[5]), tuple(row[6]), row[7]] == \
+            [r.device_id, r.firmware, r.phase_rad, r.peaks, r.fft_re, r.fft_img, raw]
+        signs = [math.copysign(1, x) for x in (row[3], *row[4], *row[6])]
+        assert signs == [math.copysign(1, x) for x in (r.phase_rad, *r.peaks, *r.fft_img)]
 
 
 def test_both_paths_run_as_the_least_privileged_application_role(post, conn, app_role, sqs, monkeypatch):

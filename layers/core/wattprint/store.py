@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from array import array
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
@@ -99,57 +100,80 @@ _ID_OFFSET = 6  # from a row's start: after the field count and id's length
 _SCALARS = struct.Struct(">iiib" + "id" * 6)  # event_type, coil_reversed, the six readings
 _ARRAY_HEADER = struct.Struct(">iiiIii")  # byte length, ndim, has-null, element type, size, lower bound
 _ROW_END = struct.Struct(">iqidiiiii")  # sensor_time, frequency_hz, wifi_strength_dbm, dummy, raw's length
-_ELEMENT = struct.Struct(">id")
 _FLOAT8_OID = 701
-_MEMO_LIMIT = 1 << 15
+_LENGTH_WORD = array("I", (8).to_bytes(4, "big"))  # each array element's length, as one native word
 
 
-class _Elements(dict):
-    """``_element(x)`` is the float ``x`` as an array element of binary COPY (its length, then the value), remembered.
-
-    Sensor readings repeat (see parser._Floats) and a dict hit is cheaper than packing, which makes the encoding
-    about twice as fast. Zeros are never remembered: 0.0 and -0.0 are equal keys but different values.
-    """
+class _ArrayHeaders(dict):
+    """``_header(n)`` is the binary COPY header of a float8 array of ``n`` elements (byte length, ndim, has-null,
+    element type, size, lower bound), remembered: sensors send lists of a few lengths only."""
 
     __slots__ = ()
 
-    def __missing__(self, x: float) -> bytes:
-        element = _ELEMENT.pack(8, x)
-        if x:
-            if len(self) >= _MEMO_LIMIT:
-                self.clear()
-            self[x] = element
-        return element
+    def __missing__(self, n: int) -> bytes:
+        if len(self) >= 1024:  # whatever lengths arrive, memory stays bounded
+            self.clear()
+        self[n] = header = _ARRAY_HEADER.pack(20 + 12 * n, 1, 0, _FLOAT8_OID, n, 1)
+        return header
 
 
-_element = _Elements().__getitem__
+_header = _ArrayHeaders().__getitem__
 
 
-def _array(values: Sequence[float]) -> bytes:
+def _elements(records: Sequence[EventRecord]) -> memoryview:
+    """The array elements of every record (its peaks, fft_re, fft_img in turn) as binary COPY writes them: each its
+    length (8) and then its value, big-endian, 12 bytes apiece.
+
+    C-level passes over the whole batch instead of a pack per element (~45 ns each, 28 per event in the sensors'
+    data): the values are gathered in one list, packed big-endian by one struct call, and strided memoryview copies
+    interleave the length words (4 bytes) and the two halves of each value (4 and 4).
+    """
+    values: list[float] = []
+    extend = values.extend
+    for r in records:
+        extend(r.peaks)
+        extend(r.fft_re)
+        extend(r.fft_img)
     n = len(values)
-    return _ARRAY_HEADER.pack(20 + 12 * n, 1, 0, _FLOAT8_OID, n, 1) + b"".join(map(_element, values))
+    halves = memoryview(struct.pack(f">{n}d", *values)).cast("I")
+    out = bytearray(12 * n)
+    words = memoryview(out).cast("I")
+    words[0::3] = _LENGTH_WORD * n
+    words[1::3] = halves[0::2]
+    words[2::3] = halves[1::2]
+    return memoryview(out)
+
+
+_FIXED_ROW_BYTES = _ROW_START.size + _SCALARS.size + 3 * _ARRAY_HEADER.size + _ROW_END.size
 
 
 def _copy_binary(events: Sequence[tuple[str, EventRecord]]) -> tuple[bytearray, list[int]]:
     """The events in PostgreSQL's binary COPY format for `_COPY`, and where each row's id and seq go (still 0)."""
+    elements = _elements([r for _, r in events])
     out = [_COPY_HEADER]
     offsets = []
     size = len(_COPY_HEADER)
+    at = 0  # in elements
     for raw, r in events:
         firmware, raw_bytes = r.firmware.encode(), raw.encode()
-        row = b"".join((
+        n_peaks, n_fft = len(r.peaks), len(r.fft_re)
+        re_at = at + 12 * n_peaks
+        img_at = re_at + 12 * n_fft
+        end = img_at + 12 * n_fft
+        fft_header = _header(n_fft)
+        out += (
             _ROW_START.pack(20, 8, 0, 8, 0, 4, r.device_id, len(firmware)), firmware,
             _SCALARS.pack(4, r.event_type, 1, r.coil_reversed, 8, r.active_power_w, 8, r.reactive_power_var,
                           8, r.apparent_power_va, 8, r.current_a, 8, r.voltage_v, 8, r.phase_rad),
-            _array(r.peaks), _array(r.fft_re), _array(r.fft_img),
+            _header(n_peaks), elements[at:re_at], fft_header, elements[re_at:img_at], fft_header, elements[img_at:end],
             _ROW_END.pack(8, (r.sensor_time - _PG_EPOCH) // _MICROSECOND, 8, r.frequency_hz, 4, r.wifi_strength_dbm,
                           4, r.dummy, len(raw_bytes)),
-            raw_bytes))
+            raw_bytes)
         offsets.append(size + _ID_OFFSET)
-        out.append(row)
-        size += len(row)
+        size += _FIXED_ROW_BYTES + len(firmware) + (end - at) + len(raw_bytes)
+        at = end
     out.append(_COPY_TRAILER)
-    return bytearray(b"".join(out)), offsets
+    return bytearray().join(out), offsets
 
 
 def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], threshold: int) -> Stored:
