@@ -144,6 +144,16 @@ def test_limits(post, conn):
     assert counts(conn) == [0, 0, 0]
 
 
+def test_the_event_limit_counts_events_not_lines(post, conn):
+    short = parser.render(dataclasses.replace(BASE, firmware="1", active_power_w=1.0, voltage_v=230.0, phase_rad=-1.0,
+                                              peaks=(1.0, 2.0, 3.0), fft_re=(1.0,), fft_img=(2.0,)), "firmware")
+    status, body, _ = post("\n\n".join([short] * 1000) + "\n")  # 2000 newlines, 1000 events
+    assert (status, body["count"]) == (201, 1000)
+    status, body, _ = post("\n\n".join([short] * 1001))
+    assert status == 413 and body["error"]["message"] == "at most 1000 events per request, got 1001"
+    assert counts(conn) == [1000, 1000, 1]  # the first 1000 opened their run; the 413 stored nothing
+
+
 def test_each_threshold_opens_one_run_and_sends_one_message(post, conn, sqs, monkeypatch):
     monkeypatch.setenv("CLUSTER_THRESHOLD", "5")
     assert post("\n".join(lines(4)))[1]["total"] == 4

@@ -38,8 +38,8 @@ def _from_json(body: str) -> list[tuple[str, EventRecord]]:
 
 
 def _from_text(body: str) -> list[tuple[str, EventRecord]]:
-    lines = sum(1 for line in body.split("\n") if line.strip())
-    if lines > MAX_EVENTS:
+    # Fewer newlines than MAX_EVENTS cannot make more lines than that; only a longer body has its events counted.
+    if body.count("\n") >= MAX_EVENTS and (lines := sum(1 for line in body.split("\n") if line.strip())) > MAX_EVENTS:
         raise PayloadTooLarge(f"at most {MAX_EVENTS} events per request, got {lines}")
     return [(raw, record) for _, raw, record in parser.parse_lines(body)]
 

@@ -99,7 +99,7 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
         if not raw or raw.isspace():
             continue
         try:
-            append((number, raw, parse_event(raw)))
+            append((number, raw, _fast(raw) or _parse(raw)))  # parse_event(raw), its "\r" already dropped
         except InvalidEvent as e:
             e.line = number
             raise
