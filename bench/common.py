@@ -60,7 +60,8 @@ _COLD_IMPORT = ("import sys, time; t = time.perf_counter(); import {module}; t =
 def _requirements(path: Path) -> list[str]:
     from packaging.requirements import Requirement
 
-    return [Requirement(line.split("#")[0]).name for line in path.read_text().splitlines() if line.split("#")[0].strip()]
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return [Requirement(line).name for line in lines if line]
 
 
 def _distributions(names: list[str]) -> set[str]:
@@ -115,11 +116,14 @@ def _copy_distributions(names: set[str], site: Path) -> None:
             shutil.copy2(dist.locate_file(file), target)
 
 
-def lambda_layout(function: str, layers: tuple[str, ...] = ("core",), runtime: bool = False) -> Path:
+def lambda_layout(function: str, layers: tuple[str, ...] = ("core",), runtime: bool = False,
+                  bytecode: bool = True) -> Path:
     """The function as Lambda loads it, in a new temporary directory: its code in task/, and in opt/python the
     layers' content (the wattprint package, and the distributions each layer's requirements.txt pins, with their
-    dependencies, copied from this environment: the same versions, built for this machine), byte-compiled.
-    With `runtime`, var/runtime holds the runtime interface client (see RUNTIME) and what it depends on."""
+    dependencies, copied from this environment: the same versions, built for this machine), byte-compiled unless
+    `bytecode` is false (a layer built without the target's Python: see layers/core/Makefile).
+    With `runtime`, var/runtime holds the runtime interface client (see RUNTIME) and what it depends on, compiled
+    (the runtime ships its bytecode)."""
     import shutil
 
     root = Path(tempfile.mkdtemp(prefix=f"wattprint-{function}-layout-"))
@@ -131,7 +135,10 @@ def lambda_layout(function: str, layers: tuple[str, ...] = ("core",), runtime: b
     _copy_distributions(_distributions(pinned), site)
     if runtime:
         _copy_distributions(_distributions([RUNTIME]), root / "var" / "runtime")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(root)], check=True, capture_output=True)
+    compile_dirs = [root] if bytecode else [root / "var"] if runtime else []
+    for folder in compile_dirs:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(folder)], check=True,
+                       capture_output=True)
     return root
 
 
@@ -144,24 +151,27 @@ def cold_import(function: str, module: str = "app", rounds: int = 5, layers: tup
 def cold_imports(function: str, modules: tuple[str, ...] = ("app",), rounds: int = 5,
                  layers: tuple[str, ...] = ("core",), layout: str = "lambda") -> dict[str, tuple[float, list[str]]]:
     """For each of `modules` (an import list such as "numpy, sklearn.cluster"), the best of `rounds` fresh
-    interpreters importing it from functions/<function>'s folder, with bytecode compiled beforehand (as the built
-    layers ship it), and which of numpy/scipy/sklearn that import loaded. The modules take turns within each round,
+    interpreters importing it from functions/<function>'s folder, with bytecode compiled beforehand (as the core
+    layer ships it when built where python3.13 runs), and which of numpy/scipy/sklearn that import loaded. The modules take turns within each round,
     so a slow minute on a noisy machine hits them all alike.
 
     layout "lambda": only the function and its layers on the path (`lambda_layout`), interpreter started with
     -I -S so no other site-packages is seen — as in Lambda, where /var/task and /opt/python hold just that.
     An entry "first | then" imports `first` untimed, then times the import of `then`: AFTER_RUNTIME + "app" is what
     importing the handler adds to a real cold start, after the runtime interface client's own imports.
+    layout "lambda-source": the same without the function's and the layers' bytecode, in an interpreter that writes
+    none (-B, as /var/task and /opt are read-only): every cold start compiles them.
     layout "dev": the function with layers/core on PYTHONPATH in this virtualenv, with all its development
     packages (for comparison).
     """
-    if layout == "lambda":
+    if layout in ("lambda", "lambda-source"):
         runtime = any(" | " in module for module in modules)
-        root = lambda_layout(function, layers, runtime=runtime)
+        root = lambda_layout(function, layers, runtime=runtime, bytecode=layout == "lambda")
         prefix = f"import sys; sys.path[:0] = [{str(root / 'task')!r}, {str(root / 'opt' / 'python')!r}]; "
         if runtime:  # last on the path, as /var/runtime is in Lambda's Python 3.12+ runtimes
             prefix += f"sys.path.append({str(root / 'var' / 'runtime')!r}); "
-        interpreter, cwd, env = [sys.executable, "-I", "-S"], root / "task", {}
+        interpreter = [sys.executable, "-I", "-S"] + (["-B"] if layout == "lambda-source" else [])
+        cwd, env = root / "task", {}
     else:
         root, prefix = None, ""
         cwd = ROOT / "functions" / function
