@@ -126,7 +126,8 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 #     nan/inf spellings, which the memo refuses (so _parse() names them);
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
-#     or list item, where int()/float() fail (the firmware, a string, is checked for ":").
+#     or list item, where int()/float() fail; the firmware, the one string value, must hold
+#     no ":" either (a ':' there is glued back by _parse(), so such lines go to it).
 
 _TAIL_KEYS = itemgetter(0, 4, 6, 8)
 
