@@ -102,6 +102,8 @@ _ARRAY_HEADER = struct.Struct(">iiiIii")  # byte length, ndim, has-null, element
 _ROW_END = struct.Struct(">iqidiiiii")  # sensor_time, frequency_hz, wifi_strength_dbm, dummy, raw's length
 _FLOAT8_OID = 701
 _LENGTH_WORD = array("I", (8).to_bytes(4, "big"))  # each array element's length, as one native word
+if _LENGTH_WORD.itemsize != 4:  # true on every CPython platform; _elements interleaves 4-byte words
+    raise ImportError(f"wattprint.store needs 4-byte array('I') items, this platform has {_LENGTH_WORD.itemsize}")
 
 
 class _ArrayHeaders(dict):
@@ -156,16 +158,16 @@ def _copy_binary(events: Sequence[tuple[str, EventRecord]]) -> tuple[bytearray, 
     at = 0  # in elements
     for raw, r in events:
         firmware, raw_bytes = r.firmware.encode(), raw.encode()
-        n_peaks, n_fft = len(r.peaks), len(r.fft_re)
+        n_peaks, n_re, n_img = len(r.peaks), len(r.fft_re), len(r.fft_img)
         re_at = at + 12 * n_peaks
-        img_at = re_at + 12 * n_fft
-        end = img_at + 12 * n_fft
-        fft_header = _header(n_fft)
+        img_at = re_at + 12 * n_re
+        end = img_at + 12 * n_img
         out += (
             _ROW_START.pack(20, 8, 0, 8, 0, 4, r.device_id, len(firmware)), firmware,
             _SCALARS.pack(4, r.event_type, 1, r.coil_reversed, 8, r.active_power_w, 8, r.reactive_power_var,
                           8, r.apparent_power_va, 8, r.current_a, 8, r.voltage_v, 8, r.phase_rad),
-            _header(n_peaks), elements[at:re_at], fft_header, elements[re_at:img_at], fft_header, elements[img_at:end],
+            _header(n_peaks), elements[at:re_at], _header(n_re), elements[re_at:img_at], _header(n_img),
+            elements[img_at:end],
             _ROW_END.pack(8, (r.sensor_time - _PG_EPOCH) // _MICROSECOND, 8, r.frequency_hz, 4, r.wifi_strength_dbm,
                           4, r.dummy, len(raw_bytes)),
             raw_bytes)
