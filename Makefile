@@ -27,7 +27,7 @@ test: $(STAMP)
 ## Benchmarks; writes BENCHMARKS.md.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --only-binary=:all: -r bench/requirements.txt \
-	  || echo "bench: awslambdaric has no wheel here; the cold import is measured without the Lambda runtime's own imports"
+	  || echo "bench: awslambdaric could not be installed (Linux wheels only); the cold import is measured without the Lambda runtime's own imports"
 	$(PY) -m bench
 
 ## sam validate --lint (cfn-lint) on template.yaml.

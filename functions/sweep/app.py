@@ -14,5 +14,6 @@ def handler(event, context):
     if outcome["sent"]:
         logger.warning("re-sent clustering runs", extra={"thresholds": outcome["sent"]})
     if outcome["abandoned"]:
-        logger.error("clustering runs whose worker was stopped marked failed", extra={"thresholds": outcome["abandoned"]})
+        logger.error("clustering runs whose worker was stopped marked failed",
+                     extra={"thresholds": outcome["abandoned"]})
     return outcome
