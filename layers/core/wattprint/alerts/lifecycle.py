@@ -115,3 +115,19 @@ def step(state: State, anomalous: bool, hour_end: datetime, config: AlertConfig)
         if number == state.alert:
             state = replace(state, last_told=hour_end, told_fired=True)
     return Step(replace(state, held=()), tuple(told), opened, resolved, tuple(capped))
+
+
+def state_to_json(state: State) -> dict:
+    doc = {k: getattr(state, k) for k in State.__dataclass_fields__}
+    doc["last_told"] = state.last_told.isoformat() if state.last_told else None
+    doc["held"] = [list(h) for h in state.held]
+    return doc
+
+
+def state_from_json(doc: dict) -> State:
+    if not doc:
+        return State()
+    fields = {k: doc[k] for k in State.__dataclass_fields__ if k in doc}
+    fields["last_told"] = datetime.fromisoformat(doc["last_told"]) if doc.get("last_told") else None
+    fields["held"] = tuple((int(a), str(k)) for a, k in doc.get("held", ()))
+    return State(**fields)
