@@ -40,7 +40,8 @@ _COLUMNS = ("seq, received_at, device_id, firmware, event_type, coil_reversed, a
 
 def _pool():
     """(records, raw lines) of the events the table is made of."""
-    from wattprint import parser, synth
+    from local import synth
+    from wattprint.ingest import parser
 
     lines = REAL.read_text().splitlines() if REAL.exists() else synth.generate(1000, seed=1)
     return [record for _, _, record in parser.parse_lines("\n".join(lines))], lines
@@ -90,7 +91,7 @@ def _labels_copy(run_id: int, labels) -> bytes:
 def _setup(conn) -> dict:
     import numpy as np
 
-    from wattprint.features import FEATURE_COLUMNS
+    from wattprint.clustering.features import FEATURE_COLUMNS
 
     timings = {}
     started = time.perf_counter()
@@ -185,7 +186,7 @@ def _time(functions, event: dict, iterations: int) -> tuple[list[float], dict]:
 
 
 def _plans(conn, runs) -> str:
-    from wattprint import report
+    from wattprint.report import queries as report
 
     run_id, threshold = runs[-1]
     cases = [("first page", report.EventQuery(), 0), ("deep page (seq > 900,000)", report.EventQuery(),
@@ -207,7 +208,8 @@ def _plans(conn, runs) -> str:
 def run() -> dict:
     from local import template
     from local.runtime import Functions
-    from wattprint import db, report
+    from wattprint import db
+    from wattprint.report import queries as report
 
     total_started = time.perf_counter()
     with database(durable=False):

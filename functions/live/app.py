@@ -5,7 +5,7 @@ import os
 
 from aws_lambda_powertools import Logger
 
-from wattprint import announce, live
+from wattprint.live import announce, live
 
 logger = Logger()
 

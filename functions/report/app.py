@@ -7,7 +7,8 @@ queries and shapes the answers. No numpy or scikit-learn anywhere on this path (
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from wattprint import dashboard, health, report, settings
+from wattprint import dashboard, health, settings
+from wattprint.report import queries as report
 from wattprint.http import json_response, resolver
 
 logger = Logger()
@@ -61,7 +62,7 @@ def get_event(event_id: str):
 @app.get("/openapi.json")
 def get_openapi():
     _params(())
-    from wattprint import openapi  # only this route needs it (and the ingest constants it imports)
+    from wattprint.report import openapi  # only this route needs it (and the ingest constants it imports)
 
     return json_response(200, openapi.document())
 

@@ -18,10 +18,12 @@ from sklearn.cluster import MeanShift, estimate_bandwidth
 
 from local.pg import free_port
 from local.sqs import SqsPoller, sqs_event
-from wattprint import clustering, db, parser, runs, store
+from wattprint import db
+from wattprint.clustering import fit as clustering, runs
+from wattprint.ingest import parser, store
 from reference import independent_features
 from wattprint.errors import DatabaseUnavailable
-from wattprint.record import EventRecord
+from wattprint.ingest.record import EventRecord
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:000000000000:cluster"
 PUBLISHED = {-1: 101, 0: 322, 1: 281, 2: 145, 3: 133, 4: 18}

@@ -16,8 +16,11 @@ from moto import mock_aws
 from local.apigw import Gateway
 from local.pg import free_port
 from reference import independent_features
-from wattprint import db, parser, report, store, synth, tokens
-from wattprint.features import FEATURE_COLUMNS, FEATURES
+from local import synth
+from wattprint import db, tokens
+from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
+from wattprint.ingest import parser, store
+from wattprint.report import queries as report
 
 T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
@@ -603,7 +606,7 @@ def test_real_file_summary_matches_an_independent_meanshift(app, functions, data
     import numpy as np
     import sklearn.cluster as cluster_mod
 
-    from wattprint import clustering
+    from wattprint.clustering import fit as clustering
 
     with mock_aws():
         queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="cluster")["QueueUrl"]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wattprint.record import FIELDS, EventRecord, InvalidEvent, new_record
+from wattprint.ingest.record import FIELDS, EventRecord, InvalidEvent, new_record
 
 UTC = timezone.utc
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from .errors import NotFound, ServiceError
-from .record import InvalidEvent
+from .ingest.record import InvalidEvent
 
 
 def error_response(error: ServiceError | InvalidEvent) -> Response:

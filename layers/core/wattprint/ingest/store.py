@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from . import db
-from .db import Connection
+from .. import db
+from ..db import Connection
 from .record import EventRecord, format_time
 
 

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from . import db
-from .errors import BadRequest, NotFound, ServiceError
-from .features import FEATURES
-from .record import FIELDS
+from .. import db
+from ..clustering.features import FEATURES
+from ..errors import BadRequest, NotFound, ServiceError
+from ..ingest.record import FIELDS
 
 UTC = timezone.utc
 

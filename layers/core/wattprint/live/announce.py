@@ -16,7 +16,7 @@ import json
 import logging
 import os
 
-from . import aws
+from .. import aws
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 
-from . import aws, db, report
+from .. import aws, db
+from ..report import queries as report
 
 MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
 

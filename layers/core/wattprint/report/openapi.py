@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import ingest, report
-from .features import FEATURES
+from ..clustering.features import FEATURES
+from ..ingest import service as ingest
+from . import queries as report
 
 VERSION = "0.1.0"
 

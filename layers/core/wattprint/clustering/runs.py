@@ -17,9 +17,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from . import db
-from .db import Connection
-from .errors import DatabaseUnavailable
+from .. import db
+from ..db import Connection
+from ..errors import DatabaseUnavailable
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
