@@ -8,13 +8,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from .errors import NotFound, ServiceError
-from .ingest.record import InvalidEvent
 
 
-def error_response(error: ServiceError | InvalidEvent) -> Response:
-    headers = error.headers() if isinstance(error, ServiceError) else {}
+def error_response(error: ServiceError) -> Response:
     return Response(status_code=error.status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps({"error": error.to_dict()}), headers=headers)
+                    body=json.dumps({"error": error.to_dict()}), headers=error.headers())
 
 
 def json_response(status: int, payload, headers: dict | None = None) -> Response:
@@ -26,8 +24,8 @@ def resolver() -> APIGatewayRestResolver:
     """A REST API resolver whose domain errors and unknown routes answer {"error": {...}}."""
     app = APIGatewayRestResolver(strip_prefixes=[])
 
-    @app.exception_handler([ServiceError, InvalidEvent])
-    def _service_error(error: ServiceError | InvalidEvent) -> Response:
+    @app.exception_handler(ServiceError)
+    def _service_error(error: ServiceError) -> Response:
         return error_response(error)
 
     @app.not_found

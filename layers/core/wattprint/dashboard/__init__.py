@@ -8,16 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import NotFound
+from ..errors import AssetNotFound
 
 DIRECTORY = Path(__file__).parent
 # The only files served, by name: nothing else in this folder (or outside it) can be asked for.
 ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
-
-
-class AssetNotFound(NotFound):
-    code = "asset_not_found"
 
 
 def asset(name: str) -> tuple[str, str]:

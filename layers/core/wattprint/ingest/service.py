@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from .. import db
+from ..errors import BadRequest, InvalidEvent, PayloadTooLarge, UnsupportedMediaType
 from ..live import announce
-from . import outbox, parser, store
-from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from .record import EventRecord, InvalidEvent
 from ..settings import Settings
+from . import outbox, parser, store
+from .record import EventRecord
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_EVENTS = 1000

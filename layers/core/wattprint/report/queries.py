@@ -41,7 +41,8 @@ from urllib.parse import urlencode
 
 from .. import db
 from ..clustering.features import FEATURES
-from ..errors import BadRequest, NotFound, ServiceError
+from ..errors import (CursorMismatch, EventNotFound, InvalidCursor, InvalidParameter, NoCompletedRun, RunNotDone,
+                      RunNotFound, UnknownParameter)
 from ..ingest.record import FIELDS
 
 UTC = timezone.utc
@@ -55,49 +56,6 @@ SMALLINT_MAX = 2**15 - 1
 SUMMARY_PARAMETERS = ("run",)
 EVENTS_PARAMETERS = ("label", "run", "device_id", "since", "until", "order", "limit", "cursor", "format")
 CSV_TYPE = "text/csv"
-
-
-# ------------------------------------------------------------------------------------------------ errors
-
-class InvalidParameter(BadRequest):
-    code = "invalid_parameter"
-
-
-class UnknownParameter(BadRequest):
-    code = "unknown_parameter"
-
-
-class InvalidCursor(BadRequest):
-    code = "invalid_cursor"
-
-
-class CursorMismatch(BadRequest):
-    code = "cursor_mismatch"
-
-
-class RunNotFound(NotFound):
-    code = "run_not_found"
-
-
-class EventNotFound(NotFound):
-    code = "event_not_found"
-
-
-class Conflict(ServiceError):
-    status = 409
-    code = "conflict"
-
-
-class RunNotDone(Conflict):
-    """?run= names a run that exists but has no labels yet (pending, running) or never will (failed)."""
-
-    code = "run_not_done"
-
-
-class NoCompletedRun(Conflict):
-    """?label= with no run named and no run completed yet: there are no labels to filter on."""
-
-    code = "no_completed_run"
 
 
 # ---------------------------------------------------------------------------------- query string parsing
