@@ -5,9 +5,9 @@ No build step and nothing fetched from a CDN: the files here are what the browse
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from .. import settings
 from ..errors import AssetNotFound
 
 DIRECTORY = Path(__file__).parent
@@ -26,4 +26,4 @@ def asset(name: str) -> tuple[str, str]:
 
 def config() -> dict:
     """What the page cannot know by itself: where the live WebSocket API is (null: no live updates)."""
-    return {"websocket_url": os.environ.get("LIVE_WEBSOCKET_URL") or None}
+    return {"websocket_url": settings.live_settings().websocket_url}

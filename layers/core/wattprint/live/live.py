@@ -16,9 +16,8 @@ Messages, as JSON text frames:
 from __future__ import annotations
 
 import json
-import os
 
-from .. import aws, db
+from .. import aws, db, settings
 from ..report import queries as report
 
 MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
@@ -64,15 +63,19 @@ def connections() -> list[str]:
 CONNECTIONS_PER_PUSH = 500  # connection ids per push message (SQS messages are at most 256 KiB)
 
 
-def deliver(announcements: list[dict], endpoint: str) -> dict:
+def deliver(announcements: list[dict]) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
-    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids. Returns counts."""
+    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids and the endpoint it
+    posts them to (LIVE_MANAGEMENT_ENDPOINT). Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
     payloads = messages(announcements)
     ids = connections()
     if payloads and ids:
-        queue = os.environ["PUSH_QUEUE_URL"]
+        config = settings.live_settings()
+        queue, endpoint = config.push_queue_url, config.management_endpoint
+        if not (queue and endpoint):
+            raise RuntimeError("PUSH_QUEUE_URL and LIVE_MANAGEMENT_ENDPOINT must be set to push live messages")
         for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
             request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
