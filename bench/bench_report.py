@@ -186,18 +186,18 @@ def _time(functions, event: dict, iterations: int) -> tuple[list[float], dict]:
 
 
 def _plans(conn, runs) -> str:
-    from wattprint.report import queries as report
+    from wattprint.report import params, queries
 
     run_id, threshold = runs[-1]
-    cases = [("first page", report.EventQuery(), 0), ("deep page (seq > 900,000)", report.EventQuery(),
+    cases = [("first page", params.EventQuery(), 0), ("deep page (seq > 900,000)", params.EventQuery(),
                                                        N_EVENTS * 9 // 10),
-             ("label page", report.EventQuery(label=2), 0),
-             ("deep label page", report.EventQuery(label=2), N_EVENTS * 9 // 10)]
+             ("label page", params.EventQuery(label=2), 0),
+             ("deep label page", params.EventQuery(label=2), N_EVENTS * 9 // 10)]
     out = []
     for name, query, key in cases:
-        sql = report.events_sql(query, run_id, threshold)
+        sql = queries.events_sql(query, run_id, threshold)
         lines = conn.run("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql,
-                         **report.events_params(query, key, 101))
+                         **queries.events_params(query, key, 101))
         plan = "\n".join(row[0] for row in lines)
         if "Seq Scan" in plan or "Sort" in plan:
             raise RuntimeError(f"{name}: not an index walk at {N_EVENTS:,} events:\n{plan}")
@@ -209,7 +209,7 @@ def run() -> dict:
     from local import template
     from local.runtime import Functions
     from wattprint import db
-    from wattprint.report import queries as report
+    from wattprint.report import cursors, params, queries
 
     total_started = time.perf_counter()
     with database(durable=False):
@@ -226,18 +226,18 @@ def run() -> dict:
 
         functions = Functions(template.load(ROOT / "template.yaml").functions)
 
-        def cursor(query: report.EventQuery, seq: int) -> str:
-            return report.encode_cursor(report.Cursor(query.desc, seq, current_id, current_threshold, query.digest()))
+        def cursor(query: params.EventQuery, seq: int) -> str:
+            return cursors.encode_cursor(cursors.Cursor(query.desc, seq, current_id, current_threshold, query.digest()))
 
         cases = [
             ("summary", "GET /clusters/summary", api_event("/clusters/summary")),
             ("first", "GET /events?limit=100 (first page)", api_event("/events", {"limit": 100})),
             ("deep", "GET /events?limit=100&cursor=… (after seq 900,000)",
-             api_event("/events", {"limit": 100, "cursor": cursor(report.EventQuery(), deep_seq)})),
+             api_event("/events", {"limit": 100, "cursor": cursor(params.EventQuery(), deep_seq)})),
             ("label", "GET /events?label=2&limit=100 (first page)", api_event("/events", {"label": 2, "limit": 100})),
             ("label_deep", "GET /events?label=2&limit=100&cursor=… (after seq 900,000)",
              api_event("/events", {"label": 2, "limit": 100,
-                                   "cursor": cursor(report.EventQuery(label=2), deep_seq)})),
+                                   "cursor": cursor(params.EventQuery(label=2), deep_seq)})),
             ("desc", "GET /events?order=desc&limit=100", api_event("/events", {"order": "desc", "limit": 100})),
             ("run", f"GET /events?run={older_id}&label=-1&limit=100 (an older run's unclustered)",
              api_event("/events", {"run": older_id, "label": -1, "limit": 100})),

@@ -58,6 +58,16 @@ class DatabaseUnavailable(ServiceError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class InvalidParameter(BadRequest):
+    """A query parameter (or path parameter) whose value does not fit; `parameter` names it."""
+
+    code = "invalid_parameter"
+
+
+class UnknownParameter(BadRequest):
+    code = "unknown_parameter"
+
+
 class Conflict(ServiceError):
     status = 409
     code = "conflict"
@@ -95,14 +105,6 @@ class InvalidEvent(BadRequest, ValueError):
 
 
 # ------------------------------------------------------------------------------------------------- report
-
-class InvalidParameter(BadRequest):
-    code = "invalid_parameter"
-
-
-class UnknownParameter(BadRequest):
-    code = "unknown_parameter"
-
 
 class InvalidCursor(BadRequest):
     code = "invalid_cursor"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import settings
 from ..errors import AssetNotFound
+from ..http import query_params
 
 DIRECTORY = Path(__file__).parent
 # The only files served, by name: nothing else in this folder (or outside it) can be asked for.
@@ -16,14 +17,16 @@ ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javas
           "style.css": "text/css; charset=utf-8"}
 
 
-def asset(name: str) -> tuple[str, str]:
-    """(content type, text) of one of the dashboard's files; 404 for any other name."""
+def asset(name: str, query: dict | None = None) -> tuple[str, str]:
+    """(content type, text) of one of the dashboard's files; 404 for any other name (400 for any parameter)."""
+    query_params(query, ())
     content_type = ASSETS.get(name)
     if content_type is None:
         raise AssetNotFound(f"the dashboard has no file {name!r}", asset=name)
     return content_type, (DIRECTORY / name).read_text(encoding="utf-8")
 
 
-def config() -> dict:
+def config(query: dict | None = None) -> dict:
     """What the page cannot know by itself: where the live WebSocket API is (null: no live updates)."""
+    query_params(query, ())
     return {"websocket_url": settings.live_settings().websocket_url}

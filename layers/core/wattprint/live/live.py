@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 from .. import aws, db, settings
-from ..report import queries as report
+from ..report import service as report
 
 MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
 
@@ -33,12 +33,12 @@ def messages(announcements: list[dict]) -> list[dict]:
         first, last = min(s[0] for s in spans), max(s[1] for s in spans)
         # The batch's own events (the newest MAX_ITEMS of them); first_seq stays the true first, so a dashboard
         # that sees a gap fetches it from the API.
-        items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
-        total = db.run("SELECT total FROM event_counter")[0][0]
-        out.append({"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": items})
+        stored = report.events_between(max(first, last - MAX_ITEMS + 1), last)
+        out.append({"type": "events", "total": stored["total"], "first_seq": first, "last_seq": last,
+                    "items": stored["items"]})
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
-        out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]
+        out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
     return out
 
 
