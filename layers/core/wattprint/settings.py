@@ -54,6 +54,20 @@ class AwsSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    method: str  # ALERT_METHOD: whose anomalies drive alerts (robust or minmax); both are scored
+    threshold: float  # ALERT_THRESHOLD: the robust score's bound, both ways
+    fire_after: int  # ALERT_FIRE_AFTER: consecutive anomalous hours that fire an alert
+    resolve_after: int  # ALERT_RESOLVE_AFTER: consecutive normal hours that resolve it
+    repeat_hours: float  # ALERT_REPEAT_HOURS: told again this often while it fires, until acknowledged
+    quiet_hours: tuple[int, int] | None  # ALERT_QUIET_HOURS "22-7": UTC hours whose notifications wait
+    daily_cap: int  # ALERT_DAILY_CAP: notifications per device and UTC day
+    notify_queue_url: str | None  # NOTIFY_QUEUE_URL: what is to be told goes there
+    topic_arn: str | None  # ALERT_TOPIC_ARN: the SNS topic people subscribe to
+    allow_http_webhooks: bool  # WEBHOOK_ALLOW_HTTP: the local stack delivers to http://127.0.0.1
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     cluster_queue_url: str | None
@@ -61,6 +75,7 @@ class Settings:
     region: str | None
     live: LiveSettings
     aws: AwsSettings
+    alerts: AlertSettings
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -123,6 +138,37 @@ def aws_settings(env=None) -> AwsSettings:
     return AwsSettings(region=_region(env), endpoints=endpoints)
 
 
+def _quiet_hours(text: str) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        start, end = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(f"ALERT_QUIET_HOURS must look like 22-7 (UTC hours), not {text!r}") from None
+    if not (0 <= start < 24 and 0 <= end < 24):
+        raise ValueError(f"ALERT_QUIET_HOURS hours must be 0–23, not {text!r}")
+    return start, end
+
+
+def alert_settings(env=None) -> AlertSettings:
+    env = os.environ if env is None else env
+    method = env.get("ALERT_METHOD", "robust")
+    if method not in ("robust", "minmax"):
+        raise ValueError(f"ALERT_METHOD must be robust or minmax, not {method!r}")
+    return AlertSettings(
+        method=method,
+        threshold=float(env.get("ALERT_THRESHOLD", "3.5")),
+        fire_after=max(1, int(env.get("ALERT_FIRE_AFTER", "1"))),
+        resolve_after=max(1, int(env.get("ALERT_RESOLVE_AFTER", "1"))),
+        repeat_hours=float(env.get("ALERT_REPEAT_HOURS", "4")),
+        quiet_hours=_quiet_hours(env.get("ALERT_QUIET_HOURS", "")),
+        daily_cap=int(env.get("ALERT_DAILY_CAP", "10")),
+        notify_queue_url=env.get("NOTIFY_QUEUE_URL") or None,
+        topic_arn=env.get("ALERT_TOPIC_ARN") or None,
+        allow_http_webhooks=env.get("WEBHOOK_ALLOW_HTTP", "false").lower() == "true",
+    )
+
+
 def load(env=None) -> Settings:
     env = os.environ if env is None else env
     threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
@@ -135,4 +181,5 @@ def load(env=None) -> Settings:
         region=_region(env),
         live=live_settings(env),
         aws=aws_settings(env),
+        alerts=alert_settings(env),
     )

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 from .. import aws, db
 from ..errors import BadRequest, NotFound
+from ..settings import AlertSettings
 from ..energy import service as energy
-from . import lifecycle, messages, scoring, signing, store
+from . import lifecycle, messages, params, scoring, signing, store
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -26,6 +27,17 @@ class AlertsConfig:
     lifecycle: lifecycle.AlertConfig = field(default_factory=lifecycle.AlertConfig)
     notify_queue_url: str | None = None
     topic_arn: str | None = None
+
+
+def config(settings: AlertSettings) -> AlertsConfig:
+    quiet = settings.quiet_hours or (None, None)
+    return AlertsConfig(
+        method=settings.method,
+        scoring=scoring.ScoringConfig(threshold=settings.threshold, low_threshold=settings.threshold),
+        lifecycle=lifecycle.AlertConfig(fire_after=settings.fire_after, resolve_after=settings.resolve_after,
+                                        repeat=timedelta(hours=settings.repeat_hours), quiet_start=quiet[0],
+                                        quiet_end=quiet[1], daily_cap=settings.daily_cap),
+        notify_queue_url=settings.notify_queue_url, topic_arn=settings.topic_arn)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -84,6 +96,19 @@ def score_changes(device_id: int, config: AlertsConfig) -> dict:
         log.warning("alert notifications not handed to the notify queue yet: %s", error)
         sent = 0
     return {"device_id": device_id, "scored": scored, "fed": fed, "sent": sent}
+
+
+def score_message(body: str, config: AlertsConfig) -> dict:
+    """One energy-changes message, {"device_id": n}. A malformed one is dropped (logged): retrying cannot mend it."""
+    try:
+        doc = json.loads(body)
+        device_id = doc["device_id"]
+        if not isinstance(device_id, int) or isinstance(device_id, bool):
+            raise TypeError(device_id)
+    except (ValueError, KeyError, TypeError):
+        log.error("energy-changes message dropped: not {\"device_id\": n}: %r", body[:200])
+        return {"dropped": True}
+    return score_changes(device_id, config)
 
 
 def _advance(conn, device_id: int, state: lifecycle.State, hour: datetime, wh: float, score: scoring.Score,
@@ -170,44 +195,63 @@ def deliver(message: str, timeout_s: float = 5.0) -> str:
     return "webhook"
 
 
+BACKOFF_FIRST_S = 30
+BACKOFF_MAX_S = 900  # SQS's visibility timeout may be up to 12 h; a quarter of an hour keeps retries useful
+
+
+def back_off(receipt_handle: str, receive_count: int, queue_url: str | None) -> None:
+    """Make a failed delivery invisible for 30 s, 60 s, 120 s, … (at most 15 min) before its next try."""
+    if not queue_url:
+        return
+    delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, receive_count - 1))
+    try:
+        aws.client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle,
+                                                    VisibilityTimeout=delay)
+    except aws.errors() as error:  # the queue's own visibility timeout applies instead
+        log.warning("could not delay the next delivery try: %s", error)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
-def anomalies(device_id: int | None, since: datetime, until: datetime, method: str, only_anomalous: bool,
-              limit: int) -> dict:
-    if method not in scoring.METHODS:
-        raise BadRequest(f"method must be one of {', '.join(scoring.METHODS)}", parameter="method")
+def anomalies(query: dict | None) -> dict:
+    """GET /anomalies: the scored hours of a window (default: the last 7 days) under one method."""
+    q = params.anomalies(query, datetime.now(UTC))
     with db.transaction() as conn:
-        rows = store.anomalies(conn, method, device_id, since, until, only_anomalous, limit)
-    items = [{"device_id": d, "hour": h.isoformat().replace("+00:00", "Z"), "wh": wh, "score": s, "anomalous": a,
-              "direction": direction, "expected_wh": e, "usual_low_wh": lo, "usual_high_wh": hi, "basis": basis,
+        rows = store.anomalies(conn, q.method, q.device_id, q.since, q.until, q.only_anomalous, q.limit)
+    items = [{"device_id": d, "hour": _iso(h), "wh": wh, "score": s, "anomalous": a, "direction": direction,
+              "expected_wh": e, "usual_low_wh": lo, "usual_high_wh": hi, "basis": basis,
               "baseline": baseline.isoformat()}
              for d, h, wh, s, a, direction, e, lo, hi, basis, baseline in rows]
-    return {"method": method, "items": items}
+    return {"method": q.method, "since": _iso(q.since), "until": _iso(q.until), "items": items}
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z") if t else None
 
 
 def _alert_json(row) -> dict:
     (alert_id, device_id, number, method, direction, status, opened, fired, resolved, acked, peak, last,
      told) = row
-
-    def iso(t):
-        return t.isoformat().replace("+00:00", "Z") if t else None
     return {"id": alert_id, "device_id": device_id, "number": number, "method": method, "direction": direction,
-            "status": status, "opened_hour": iso(opened), "fired_at": iso(fired), "resolved_at": iso(resolved),
-            "acked_at": iso(acked), "peak_wh": peak, "last_hour": iso(last), "notifications": told}
+            "status": status, "opened_hour": _iso(opened), "fired_at": _iso(fired), "resolved_at": _iso(resolved),
+            "acked_at": _iso(acked), "peak_wh": peak, "last_hour": _iso(last), "notifications": told}
 
 
-def alerts(device_id: int | None, status: str | None, since: datetime, limit: int) -> dict:
+def alerts(query: dict | None) -> dict:
+    """GET /alerts: every firing alert and those fired since `since` (default: the last 7 days), newest first."""
+    q = params.alerts(query, datetime.now(UTC))
     with db.transaction() as conn:
-        return {"items": [_alert_json(r) for r in store.alerts(conn, device_id, status, since, limit)]}
+        return {"items": [_alert_json(r) for r in store.alerts(conn, q.device_id, q.status, q.since, q.limit)]}
 
 
-def acknowledge(alert_id: int) -> dict:
-    """Stop an alert's repeats (its resolution is still told)."""
+def acknowledge(alert_id_text: str) -> dict:
+    """POST /alerts/{id}/ack: stop an alert's repeats (its resolution is still told)."""
+    alert_id = params.alert_id(alert_id_text)
     with db.transaction() as conn:
         found = store.acknowledge(conn, alert_id)
         if found is None:
             raise NotFound(f"no alert {alert_id}", alert_id=alert_id)
-        device_id, number, status, acked_at = found
+        device_id, number, _, _ = found
         raw, last_hour = store.lock_state(conn, device_id)
         state = lifecycle.state_from_json(raw)
         if state.alert == number:

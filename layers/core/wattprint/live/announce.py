@@ -8,6 +8,7 @@ the ingest function imports it on every cold start. See wattprint.live for what 
     {"kind": "events", "first_seq": a, "last_seq": b}
     {"kind": "run", "run_id": r}
     {"kind": "gone", "connection_ids": [...]}
+    {"kind": "alert", "alert": {...}}          a notification's payload, pushed as it is
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def connections_gone(connection_ids: list[str]) -> bool:
     return announce({"kind": "gone", "connection_ids": list(connection_ids)})
 
 
+def alert(payload: dict) -> bool:
+    return announce({"kind": "alert", "alert": payload})
+
+
 class InvalidAnnouncement(ValueError):
     pass
 
@@ -58,6 +63,8 @@ def parse(body: str) -> dict:
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if kind == "gone" and isinstance(doc.get("connection_ids"), list) \
             and all(isinstance(c, str) for c in doc["connection_ids"]):
+        return doc
+    if kind == "alert" and isinstance(doc.get("alert"), dict):
         return doc
     keys = {"events": ("first_seq", "last_seq"), "run": ("run_id",)}.get(kind)
     if keys is None or not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in keys):

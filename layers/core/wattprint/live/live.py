@@ -11,6 +11,7 @@ Messages, as JSON text frames:
 
     {"type": "events", "total": T, "first_seq": a, "last_seq": b, "items": [...]}   items as in GET /events
     {"type": "run", "run": {...}}                                                    as an item of GET /runs
+    {"type": "alert", "alert": {...}}                        an alert notification (wattprint.alerts), as told
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def messages(announcements: list[dict]) -> list[dict]:
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
+    out += [{"type": "alert", "alert": a["alert"]} for a in announcements if a["kind"] == "alert"]
     return out
 
 
