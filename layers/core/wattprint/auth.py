@@ -13,7 +13,7 @@ from .tokens import Token
 
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events",),
+    "ingest": ("POST/events", "POST/energy"),
     "read": ("GET/*", "$connect"),
 }
 
