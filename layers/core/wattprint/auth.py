@@ -14,7 +14,8 @@ from .tokens import Token
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
     "ingest": ("POST/events", "POST/energy"),
-    "read": ("GET/*", "$connect"),
+    # Acknowledging an alert only stops its repeats: the dashboard's people do it with the token they read with.
+    "read": ("GET/*", "POST/alerts/*/ack", "$connect"),
 }
 
 

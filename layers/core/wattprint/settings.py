@@ -78,6 +78,7 @@ class Settings:
     alerts: AlertSettings
     # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
     energy_max_gap_s: int = 7200
+    energy_changes_queue_url: str | None = None  # ENERGY_CHANGES_QUEUE_URL: devices whose energy changed
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -188,4 +189,5 @@ def load(env=None) -> Settings:
         live=live_settings(env),
         aws=aws_settings(env),
         alerts=alert_settings(env),
+        energy_changes_queue_url=env.get("ENERGY_CHANGES_QUEUE_URL") or None,
     )

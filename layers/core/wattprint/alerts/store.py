@@ -160,6 +160,6 @@ def acknowledge(conn: Connection, alert: int) -> tuple | None:
     if not rows:
         return None
     device_id, number, status = rows[0]
-    acked = conn.run("UPDATE alerts SET acked_at = COALESCE(acked_at, now()) WHERE id = :id AND status = 'firing' "
+    acked = conn.run("UPDATE alerts SET acked_at = COALESCE(acked_at, now()) WHERE id = :id "
                      "RETURNING acked_at", id=alert)
     return device_id, number, status, acked[0][0] if acked else None

@@ -11,7 +11,7 @@ from typing import Sequence
 from .. import db
 from ..settings import Settings
 from . import forecast as forecasting
-from . import integrate, params, readings, store, times
+from . import changes, integrate, params, readings, store, times
 from .errors import InsufficientHistory
 from .integrate import ARRIVAL_TIME, KW, SENSOR
 
@@ -39,11 +39,18 @@ def post_readings(body: str, settings: Settings) -> dict:
     max_gap = settings.energy_max_gap_s * times.SECOND
     with db.transaction() as conn:
         store.lock(conn, [post.device_id])
-        changes = store.upsert(conn, integrate.API, [post.device_id] * n, post.ts, [post.units] * n, post.values,
+        updates = store.upsert(conn, integrate.API, [post.device_id] * n, post.ts, [post.units] * n, post.values,
                                [0] * n)
-        written = [row for change in changes for row in store.recompute(conn, change, max_gap)]
-    inserted = sum(c.inserted for c in changes)
-    replaced = sum(c.replaced for c in changes)
+        written, earliest = [], {}
+        for change in updates:
+            rows = store.recompute(conn, change, max_gap)
+            if rows:
+                earliest[change.device_id] = rows[0][0]
+            written += rows
+        newly_marked = changes.mark(conn, earliest)
+    changes.send(newly_marked)
+    inserted = sum(c.inserted for c in updates)
+    replaced = sum(c.replaced for c in updates)
     return {"device_id": post.device_id, "units": integrate.UNIT_NAMES[post.units], "received": n,
             "inserted": inserted, "replaced": replaced, "unchanged": n - inserted - replaced,
             "buckets_changed": len(written)}
@@ -76,6 +83,12 @@ def feed_events(conn, records: Sequence, settings: Settings) -> int:
     store.set_sensor_clocks(conn, moved)
     max_gap = settings.energy_max_gap_s * times.SECOND
     return sum(len(store.recompute(conn, change, max_gap)) for change in changes)
+
+
+# ------------------------------------------------------------------------------------ the change feed
+# Read by wattprint.alerts inside its own transaction: take a device's changes, then its hourly energy.
+take_changes = changes.take
+hourly = changes.hourly
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -1,0 +1,79 @@
+"""The energy series' change feed (see migration 0014): writers mark the earliest changed bucket per device in
+their own transaction and, after it commits, send one message per newly marked device; a reader takes a device's
+row (deleting it) in the transaction that acts on the change, so a redelivered message finds nothing to do.
+The sweep re-sends the rows whose message was lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from .. import aws, db, settings
+from ..db import Connection
+from . import integrate, times
+
+log = logging.getLogger(__name__)
+
+_MARK = """
+INSERT INTO energy_changes AS c (device_id, since)
+SELECT d, timestamptz 'epoch' + us * interval '1 microsecond'
+FROM unnest(CAST(:devices AS int[]), CAST(:since AS bigint[])) AS i(d, us)
+ON CONFLICT (device_id) DO UPDATE SET since = least(c.since, EXCLUDED.since)
+RETURNING device_id, xmax = 0"""
+
+
+def mark(conn: Connection, earliest: dict[int, int]) -> list[int]:
+    """Record each device's earliest changed bucket (µs); returns the devices that had no row yet."""
+    if not earliest:
+        return []
+    rows = db.prepared(conn, _MARK).run(devices=list(earliest), since=list(earliest.values()))
+    return [device for device, new in rows if new]
+
+
+def take(conn: Connection, device_id: int) -> datetime | None:
+    """The device's earliest changed instant since the last take, the row deleted; None if nothing changed."""
+    rows = conn.run("DELETE FROM energy_changes WHERE device_id = :d RETURNING since", d=device_id)
+    return rows[0][0] if rows else None
+
+
+def stale(conn: Connection, older_than_s: float) -> list[int]:
+    return [r[0] for r in conn.run("SELECT device_id FROM energy_changes WHERE marked_at < now() - "
+                                   "make_interval(secs => :s) ORDER BY device_id", s=older_than_s)]
+
+
+def send(device_ids: list[int]) -> int:
+    """After the commit: one message per device on the energy-changes queue. Best effort — a lost one is re-sent
+    by the sweep from the rows still marked."""
+    queue = settings.load().energy_changes_queue_url
+    if not queue or not device_ids:
+        return 0
+    sent = 0
+    try:
+        sqs = aws.client("sqs")
+        for i in range(0, len(device_ids), 10):
+            batch = device_ids[i:i + 10]
+            answer = sqs.send_message_batch(QueueUrl=queue, Entries=[
+                {"Id": str(d), "MessageBody": json.dumps({"device_id": d})} for d in batch])
+            sent += len(answer.get("Successful", []))
+    except aws.errors() as error:
+        log.warning("energy changes not announced (the sweep re-sends them): %s", error)
+    return sent
+
+
+_HOURLY = f"""
+SELECT date_trunc('hour', bucket_start, 'UTC'), sum(kwh) * 1000, sum(covered_us), bit_or(flags)
+FROM energy_buckets
+WHERE device_id = :d AND bucket_start >= CAST(:lo AS timestamptz)
+  AND bucket_start < COALESCE(CAST(:hi AS timestamptz), 'infinity')
+GROUP BY 1 ORDER BY 1"""
+
+
+def hourly(conn: Connection, device_id: int, start: datetime, end: datetime | None) -> list[tuple]:
+    """(hour start, Wh, coverage 0..1) of the device's hours in [start, end); an hour that holds the estimated end
+    of the device's last interval has coverage 0: its energy is not known yet."""
+    out = []
+    for hour, wh, covered, flags in db.prepared(conn, _HOURLY).run(d=device_id, lo=start, hi=end):
+        coverage = 0.0 if flags & integrate.ESTIMATED_END else covered / times.HOUR
+        out.append((hour, wh, coverage))
+    return out
