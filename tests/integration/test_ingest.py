@@ -296,7 +296,7 @@ def test_the_copy_path_stores_varied_list_lengths_and_edge_floats_exactly(databa
 def test_both_paths_run_as_the_least_privileged_application_role(post, conn, app_role, sqs, monkeypatch):
     """The batch path reserves ids with setval on the identity sequence: the runtime login must be allowed to."""
     monkeypatch.setenv("CLUSTER_THRESHOLD", "20")
-    assert db.run("SELECT current_user")[0][0] == app_role
+    assert db.execute("SELECT current_user")[0][0] == app_role
     status, single, _ = post(lines(1)[0])
     assert status == 201
     status, batch, _ = post("\n".join(lines(store.COPY_FROM + 20, 1)))

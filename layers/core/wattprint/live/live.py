@@ -45,17 +45,17 @@ def messages(announcements: list[dict]) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- connections
 
 def connect(connection_id: str, token_name: str | None) -> None:
-    db.run("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
+    db.execute("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
            "ON CONFLICT (connection_id) DO NOTHING", id=connection_id, name=token_name)
 
 
 def disconnect(connection_ids: list[str]) -> None:
     if connection_ids:
-        db.run("DELETE FROM live_connections WHERE connection_id = ANY(CAST(:ids AS text[]))", ids=connection_ids)
+        db.execute("DELETE FROM live_connections WHERE connection_id = ANY(CAST(:ids AS text[]))", ids=connection_ids)
 
 
 def connections() -> list[str]:
-    return [row[0] for row in db.run("SELECT connection_id FROM live_connections ORDER BY connected_at")]
+    return [row[0] for row in db.execute("SELECT connection_id FROM live_connections ORDER BY connected_at")]
 
 
 # ---------------------------------------------------------------------------------------------- delivery
