@@ -34,9 +34,9 @@ from .params import INT64_MAX, EventQuery, iso
 EVENT_KEYS = ("id", "seq", "received_at", *FIELDS, "run_id", "label")
 
 # The event columns as PostgreSQL sends them to us. Timestamps come pre-formatted and float arrays as plain
-# comma-separated text: pg8000 parses array and timestamp text character by character in Python (~0.2 ms per row,
-# most of a page's time); splitting and float() is 50 times cheaper, and exact (PostgreSQL 12+ writes the
-# shortest text that reads back to the same double, as pg8000's float8 columns already rely on).
+# comma-separated text: pg8000 parses array and timestamp text character by character in Python (most of a
+# page's time; BENCHMARKS.md, design measurements); splitting and float() is far cheaper, and exact (PostgreSQL
+# 12+ writes the shortest text that reads back to the same double, as pg8000's float8 columns already rely on).
 _ARRAYS = ("peaks", "fft_re", "fft_img")
 _UTC_TEXT = {"received_at": "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'", "sensor_time": "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"}
 
