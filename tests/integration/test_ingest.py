@@ -253,7 +253,7 @@ def test_database_down_is_503_with_retry_after(app, functions, database, conn, m
 
 
 def test_single_and_batch_paths_store_identical_rows(post, conn, real_lines_or_synth):
-    """A few events travel as JSON, a batch by binary COPY (wattprint.store): both must store the same."""
+    """A few events travel as JSON, a batch by binary COPY (wattprint.ingest.store): both must store the same."""
     sample = real_lines_or_synth[:12] + lines(3, dialect="documented")
     for line in sample:
         assert post(line)[0] == 201

@@ -8,7 +8,7 @@ A line is a sequence of sections ``Name: body`` separated by ``;``::
 
 Two dialects exist (``documented`` and the ``firmware`` one real sensors send); both,
 and any mix of their spellings, spacing, units and decimal separators, parse to the
-same :class:`~wattprint.record.EventRecord`.
+same :class:`~wattprint.ingest.record.EventRecord`.
 
 Two parsers share the work:
 

@@ -101,7 +101,7 @@ _ROW_END = struct.Struct(">iqidiiiii")  # sensor_time, frequency_hz, wifi_streng
 _FLOAT8_OID = 701
 _LENGTH_WORD = array("I", (8).to_bytes(4, "big"))  # each array element's length, as one native word
 if _LENGTH_WORD.itemsize != 4:  # true on every CPython platform; _elements interleaves 4-byte words
-    raise ImportError(f"wattprint.store needs 4-byte array('I') items, this platform has {_LENGTH_WORD.itemsize}")
+    raise ImportError(f"wattprint.ingest.store needs 4-byte array('I') items, this platform has {_LENGTH_WORD.itemsize}")
 
 
 class _ArrayHeaders(dict):

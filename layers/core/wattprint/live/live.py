@@ -1,9 +1,9 @@
 """Live updates for dashboards: who is connected, and what a batch of announcements means for them.
 
-Ingest and clustering *announce* changes on the live queue (wattprint.announce). The live function (in the VPC)
+Ingest and clustering *announce* changes on the live queue (wattprint.live.announce). The live function (in the VPC)
 drains the queue in batches (the event source's batching window bounds pushes to about one a second), turns a
 batch into at most one `events` message and one `run` message per run, and queues them with the connection ids
-on the push queue. The push function (wattprint.push) — the one function outside the VPC, because API Gateway's
+on the push queue. The push function (wattprint.live.push) — the one function outside the VPC, because API Gateway's
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 

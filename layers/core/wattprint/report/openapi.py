@@ -41,7 +41,7 @@ _NUMBER = {"type": "number"}
 _NUMBERS = {"type": "array", "items": _NUMBER}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
-# The canonical record (wattprint.record.EventRecord.to_json), field by field.
+# The canonical record (wattprint.ingest.record.EventRecord.to_json), field by field.
 RECORD_PROPERTIES = {
     "device_id": {"type": "integer"},
     "firmware": {"type": "string", "minLength": 1},
