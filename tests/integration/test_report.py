@@ -21,7 +21,7 @@ from wattprint import db, tokens
 from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
 from wattprint.ingest import parser, store
 from wattprint.ingest.record import FIELDS
-from wattprint.report import cursors, params, queries
+from wattprint.report import params, queries
 
 T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
