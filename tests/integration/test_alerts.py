@@ -226,3 +226,27 @@ def test_webhook_urls_are_checked():
     for url in ("", "ftp://example.com/x", "http://example.com/x", "https:///nohost"):
         with pytest.raises(BadRequest):
             alerts.register_webhook(url, None, allow_http=False)
+
+
+@mock_aws
+def test_the_sweep_hands_over_what_a_failed_send_left_and_re_announces_lost_changes(api, conn, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    notify = sqs.create_queue(QueueName="notify")["QueueUrl"]
+    changes = sqs.create_queue(QueueName="changes")["QueueUrl"]
+    alerts.register_webhook("https://example.com/hook", None, allow_http=False)
+    house, _ = _stuck_household()
+    post_hours(api, 3, house.hours)  # no changes queue yet: the change row's message is "lost"
+    assert conn.run("SELECT count(*) FROM energy_changes")[0][0] == 1
+    alerts.score_changes(3, config())  # no notify queue yet: nothing handed over
+    unsent = conn.run("SELECT count(*) FROM alert_notifications WHERE sent_at IS NULL AND NOT capped")[0][0]
+    assert unsent >= 3
+    post_hours(api, 3, [(h, wh + 1) for h, wh in house.hours[-30:-20]])  # a late correction: a new change row
+    conn.run("UPDATE alert_notifications SET created_at = created_at - interval '2 minutes'")
+    conn.run("UPDATE energy_changes SET marked_at = marked_at - interval '10 minutes'")
+    monkeypatch.setenv("ENERGY_CHANGES_QUEUE_URL", changes)
+    outcome = alerts.sweep(config(NOTIFY_QUEUE_URL=notify))
+    assert outcome == {"notifications_sent": unsent, "energy_changes_resent": 1}
+    got = sqs.receive_message(QueueUrl=changes, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"]) for m in got] == [{"device_id": 3}]
+    assert alerts.sweep(config(NOTIFY_QUEUE_URL=notify))["notifications_sent"] == 0

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from ..errors import InvalidParameter
 from ..http import query_params
-from ..report.params import INT32_MAX, INT32_MIN, iso, parse_int, parse_time
+from ..query import INT32_MAX, INT32_MIN, INT64_MAX, iso, parse_int, parse_time
 from .scoring import METHODS
 
 UTC = timezone.utc
@@ -68,4 +68,4 @@ def alerts(query: dict | None, now: datetime) -> AlertQuery:
 
 
 def alert_id(text: str) -> int:
-    return parse_int("id", text, 1, 2**63 - 1)
+    return parse_int("id", text, 1, INT64_MAX)

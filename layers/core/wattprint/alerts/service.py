@@ -12,6 +12,7 @@ from .. import aws, db
 from ..errors import BadRequest, NotFound
 from ..settings import AlertSettings
 from ..energy import service as energy
+from ..live import service as live
 from . import lifecycle, messages, params, scoring, signing, store
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,6 @@ def _targets(conn, device_id: int, config: AlertsConfig) -> list[dict]:
 def publish(config: AlertsConfig, older_than_s: float = 0) -> int:
     """Hand every untold notification to the notify queue (one message per notification and target) and the live
     channel, then mark it told. A failed send leaves it for the next call (the sweep calls this too)."""
-    from ..live import announce  # noqa: PLC0415 — the live channel's announcement, best effort
-
     if not config.notify_queue_url:
         return 0
     with db.transaction() as conn:
@@ -160,7 +159,7 @@ def publish(config: AlertsConfig, older_than_s: float = 0) -> int:
                 raise RuntimeError(f"the notify queue refused {len(answer['Failed'])} messages")
         store.mark_sent(conn, [row[0] for row in rows])
     for _, payload, _ in rows:
-        announce.alert(payload)
+        live.alert(payload)
     return len(rows)
 
 
@@ -193,6 +192,13 @@ def deliver(message: str, timeout_s: float = 5.0) -> str:
     except (urllib.error.URLError, OSError) as error:
         raise RuntimeError(f"webhook {entry['webhook_id']} unreachable: {error}") from None
     return "webhook"
+
+
+def sweep(config: AlertsConfig) -> dict:
+    """Housekeeping (hourly): hand over notifications whose send failed, and re-announce energy changes whose
+    message was lost (a change feed row that no scorer took within minutes)."""
+    return {"notifications_sent": publish(config, older_than_s=60),
+            "energy_changes_resent": energy.resend_stale_changes(older_than_s=300)}
 
 
 BACKOFF_FIRST_S = 30

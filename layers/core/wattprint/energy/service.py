@@ -91,6 +91,13 @@ take_changes = changes.take
 hourly = changes.hourly
 
 
+def resend_stale_changes(older_than_s: float) -> int:
+    """The sweep: devices whose change row waited longer than this (its message was lost) are announced again."""
+    with db.transaction() as conn:
+        devices = changes.stale(conn, older_than_s)
+    return changes.send(devices)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 def _item(row: dict) -> dict:

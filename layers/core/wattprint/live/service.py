@@ -21,6 +21,11 @@ def run_changed(run_id: int) -> bool:
     return announce.run_changed(run_id)
 
 
+def alert(payload: dict) -> bool:
+    """An alert notification (wattprint.alerts) for the dashboards, pushed as it is (best effort, never raises)."""
+    return announce.alert(payload)
+
+
 def deliver(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
     """The live function: a batch of (message id, body) from the live queue → push requests on the push queue.
     Returns the counts, and the (message id, reason) of each malformed announcement, which is dropped with the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ..alerts import openapi as alerts_doc
 from ..clustering.features import FEATURES
 from ..ingest import service as ingest
 from . import params, queries
@@ -500,6 +501,8 @@ ENERGY_PATHS = {
                              "weeks_needed).")}),
 }
 PATHS.update(ENERGY_PATHS)
+PATHS.update(alerts_doc.PATHS)
+SCHEMAS.update(alerts_doc.SCHEMAS)
 
 
 @lru_cache(maxsize=1)
@@ -519,7 +522,7 @@ def document() -> dict:
         "servers": [{"url": "/v1", "description": "the API Gateway stage (https://{api}.execute-api.{region}"
                                                   ".amazonaws.com/v1)"}],
         "security": READ,
-        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "energy"}, {"name": "health"},
+        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "energy"}, {"name": "alerts"}, {"name": "health"},
                  {"name": "dashboard"}],
         "paths": PATHS,
         "components": {

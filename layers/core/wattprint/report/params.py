@@ -7,45 +7,20 @@ not silently answer unfiltered.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from ..errors import InvalidCursor, InvalidParameter
 from ..http import query_params
+from ..query import INT32_MAX, INT32_MIN, INT64_MAX, INTEGER, iso, parse_int, parse_time, wants_csv  # noqa: F401
 
-UTC = timezone.utc
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-INT64_MAX = 2**63 - 1
-INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 SMALLINT_MAX = 2**15 - 1
 
 SUMMARY_PARAMETERS = ("run",)
 EVENTS_PARAMETERS = ("label", "run", "device_id", "since", "until", "order", "limit", "cursor", "format")
-CSV_TYPE = "text/csv"
-
-
-def iso(t: datetime | None) -> str | None:
-    """2026-11-23T01:13:00.123456Z (always microseconds, so values sort and compare as text too)."""
-    if t is None:
-        return None
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC)
-    return t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
-
-
-def parse_int(name: str, text: str, minimum: int, maximum: int) -> int:
-    if not _INTEGER.fullmatch(text):
-        raise InvalidParameter(f"{name} must be an integer, not {text!r}", parameter=name)
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise InvalidParameter(f"{name} must be between {minimum} and {maximum}, not {value}", parameter=name)
-    return value
 
 
 def parse_run(text: str | None) -> int | None:
@@ -53,52 +28,9 @@ def parse_run(text: str | None) -> int | None:
 
 
 def parse_event_id(text: str) -> int:
-    if not _INTEGER.fullmatch(text or ""):
+    if not INTEGER.fullmatch(text or ""):
         raise InvalidParameter(f"an event id is a positive integer, not {text!r}", parameter="id")
     return parse_int("id", text, 1, INT64_MAX)
-
-
-# "+02:00" in a query string that was not percent-encoded arrives as " 02:00".
-_SPACED_OFFSET = re.compile(r"(.*[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)")
-
-
-def parse_time(name: str, text: str) -> datetime:
-    """ISO 8601 (2016-10-04, 2016-10-04T16:47:50Z, …T16:47:50.5+02:00); without an offset, UTC."""
-    spaced = _SPACED_OFFSET.fullmatch(text)
-    if spaced:
-        text = f"{spaced.group(1)}+{spaced.group(2)}"
-    try:
-        value = datetime.fromisoformat(text)
-        # Converting 9999-12-31T23:00-05:00 to UTC leaves datetime's range: OverflowError.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidParameter(f"{name} must be an ISO 8601 date or time between years 1 and 9999 in UTC, such as "
-                               f"2016-10-04T16:47:50Z, not {text!r}", parameter=name) from None
-
-
-def wants_csv(format_param: str | None, accept: str | None) -> bool:
-    """?format= wins; else the Accept header: CSV when it ranks text/csv above application/json."""
-    if format_param is not None:
-        if format_param not in ("json", "csv"):
-            raise InvalidParameter(f"format must be json or csv, not {format_param!r}", parameter="format")
-        return format_param == "csv"
-    if not accept:
-        return False
-    found = {}  # media type → (q, position)
-    for position, part in enumerate(accept.split(",")):
-        media, *options = [p.strip() for p in part.split(";")]
-        q = 1.0
-        for option in options:
-            key, _, value = option.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        found.setdefault(media.lower(), (q, position))
-    csv_q, csv_at = found.get(CSV_TYPE, (0.0, 0))
-    json_q, json_at = found.get("application/json", (0.0, 0))
-    return csv_q > 0 and (csv_q > json_q or (csv_q == json_q and csv_at < json_at))
 
 
 @dataclass(frozen=True)
