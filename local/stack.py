@@ -130,7 +130,9 @@ class Stack:
     def start(self) -> None:
         self._lock()
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+                            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                            # Webhooks here are receivers on this machine (in AWS: https only).
+                            "WEBHOOK_ALLOW_HTTP": "true"}.items():
             self._setenv(name, value, override=False)
         app = template_module.load(self.template)
 

@@ -14,6 +14,7 @@ from ..http import query_params
 DIRECTORY = Path(__file__).parent
 # The only files served, by name: nothing else in this folder (or outside it) can be asked for.
 ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javascript; charset=utf-8",
+          "alerts.js": "application/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
 
 

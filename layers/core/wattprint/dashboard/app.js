@@ -25,6 +25,10 @@
 
   class AuthError extends Error {}
 
+  // Panels of other capabilities (alerts.js, …) register here: start(token, api) after connecting, message(m)
+  // for each live message, stop() when the token is forgotten.
+  const panels = (window.wattprintPanels = window.wattprintPanels || []);
+
   // ------------------------------------------------------------------------------------------ the REST API
 
   async function api(path) {
@@ -84,7 +88,7 @@
 
   async function catchUp() {
     // After (re)connecting: whatever was missed while the socket was down.
-    await Promise.all([loadRecent(), loadRuns()]);
+    await Promise.all([loadRecent(), loadRuns(), ...panels.map((panel) => panel.start(state.token, api))]);
     const newest = latestDone();
     if (!state.current || (newest && newest.id !== state.current.id)) await loadCurrent(Boolean(state.current));
     renderCounters();
@@ -112,7 +116,9 @@
     });
     socket.addEventListener("message", (event) => {
       try {
-        handle(JSON.parse(event.data));
+        const message = JSON.parse(event.data);
+        handle(message);
+        for (const panel of panels) panel.message(message);
       } catch (error) {
         showError(error);
       }
@@ -382,7 +388,7 @@
     state.current = null;
     setConnection("connecting", "Connecting…");
     try {
-      await Promise.all([loadRecent(), loadRuns()]);
+      await Promise.all([loadRecent(), loadRuns(), ...panels.map((panel) => panel.start(state.token, api))]);
       sessionStorage.setItem(TOKEN_KEY, token);
       $("login").hidden = true;
       $("board").hidden = false;
@@ -399,6 +405,7 @@
 
   function stop() {
     state.stopped = true;
+    for (const panel of panels) panel.stop();
     if (state.socket) state.socket.close();
     state.socket = null;
     setConnection("idle", "Not connected");
