@@ -25,16 +25,21 @@ Two parsers share the work:
   optional units, decimal commas and unknown ``key=value`` fields, and it raises the
   precise :class:`InvalidEvent`.
 
+Both refuse values outside the plausible range of their field (:data:`wattprint.record.RANGES`) and any control or
+invisible character but a tab anywhere in the line (it would reach the stored raw text).
+
 ``_fast`` accepts a strict subset of what ``_parse`` accepts and returns an equal record, so
 callers cannot tell which one ran.  No regular expression runs per line.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from operator import itemgetter
 
-from .record import MIN_FFT, MIN_PEAKS, EventRecord, InvalidEvent, new_record
+from .record import (MAX_FFT, MAX_FIRMWARE, MAX_PEAKS, MIN_FFT, MIN_PEAKS, RANGES, TIME_AHEAD, TIME_MIN, EventRecord,
+                     InvalidEvent, bad_length as _bad_length, check_time, new_record, out_of_range)
 
 __all__ = ["parse_event", "parse_lines", "render", "clear_caches", "DIALECTS", "InvalidEvent"]
 
@@ -71,7 +76,6 @@ _UNITS = {
 _NUM_CHARS = "0123456789.+-eE"
 _LIST_CHARS = _NUM_CHARS + "; \t"
 _TIME_CHARS = "0123456789-:"
-_INF = float("inf")
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -124,6 +128,10 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 #   * the line is ASCII and has no "_": float()/int() then accept nothing beyond a plain
 #     decimal number except surrounding whitespace (which _parse() strips too) and
 #     nan/inf spellings, which the memo refuses (so _parse() names them);
+#   * each field has its own memo, which stores only values inside the field's range and only keys that are
+#     printable: a hit is in range and free of control characters with no check per line (float() would take
+#     "\x1f1" for 1.0). Every other character of the line is a separator, a key matched exactly, a digit of the
+#     time, ON/OFF, or the firmware, which is checked; so _fast() accepts no line _parse() refuses;
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
 #     or list item, where int()/float() fail; the firmware, the one string value, must hold
@@ -150,53 +158,73 @@ _HEAD_SKELETONS, _TAIL_SKELETONS = _skeletons()
 
 
 class _Floats(dict):
-    """``_FLOATS[s]`` is ``float(s)``, remembered.
+    """``memo[s]`` is ``float(s)``, remembered, for one field's range.
 
     Sensor readings are quantised, so the same number strings come back again and again: in
     the real sample 80% of the peak strings and 92% of the FFT strings of a 1000-line file
-    repeat an earlier one, and a dict hit costs a fraction of a float() call.  Only finite
-    values are stored: NaN and infinities raise ValueError like any other non-number, so
-    every value _fast() gets is finite without a check per line.  A full memo is emptied
-    on the next miss (memory stays bounded however many distinct numbers arrive).
+    repeat an earlier one, and a dict hit costs a fraction of a float() call.  Only values
+    inside the field's range (so finite) with printable keys are stored: anything else raises
+    ValueError like any other non-number, so every value _fast() gets is in range without a
+    check per line.  A full memo is emptied on the next miss (memory stays bounded however
+    many distinct numbers arrive).
     """
 
-    __slots__ = ()
+    __slots__ = ("low", "high", "limit")
+
+    def __init__(self, field: str, limit: int):
+        super().__init__()
+        self.low, self.high, _ = RANGES[field]
+        self.limit = limit
 
     def __missing__(self, key: str) -> float:
         value = float(key)
-        if value - value != 0.0:
+        if not self.low <= value <= self.high or not key.isprintable():
             raise ValueError(key)
-        if len(self) >= _MEMO_LIMIT:
+        if len(self) >= self.limit:
             self.clear()
         self[key] = value
         return value
 
 
-class _Ints(dict):
-    """``_INTS[s]`` is ``int(s)``, remembered (see _Floats)."""
+class _Ints(_Floats):
+    """``memo[s]`` is ``int(s)``, remembered (see _Floats)."""
 
     __slots__ = ()
 
     def __missing__(self, key: str) -> int:
-        if len(self) >= _MEMO_LIMIT:
+        value = int(key)
+        if not self.low <= value <= self.high or not key.isprintable():
+            raise ValueError(key)
+        if len(self) >= self.limit:
             self.clear()
-        self[key] = value = int(key)
+        self[key] = value
         return value
 
 
-_MEMO_LIMIT = 1 << 15  # entries per memo
-_FLOATS = _Floats()
-_INTS = _Ints()
+_MEMO_LIMIT = 1 << 15  # entries per list memo; a scalar's memo holds an eighth of that
+_LIST_MEMOS = {field: _Floats(field, _MEMO_LIMIT) for field in ("peaks", "fft_re")}
+_LIST_MEMOS["fft_img"] = _LIST_MEMOS["fft_re"]  # same range: shared, so a number seen in either list is a hit
+_SCALAR_MEMOS = {field: _Floats(field, _MEMO_LIMIT >> 3) for field in (
+    "active_power_w", "reactive_power_var", "apparent_power_va", "current_a", "voltage_v", "phase_rad",
+    "frequency_hz")}
+_INT_MEMOS = {field: _Ints(field, _MEMO_LIMIT >> 3) for field in ("device_id", "event_type", "wifi_strength_dbm",
+                                                                  "dummy")}
 _TIMES: dict[tuple[str, str, str], datetime] = {}
-_float_of = _FLOATS.__getitem__
-_int_of = _INTS.__getitem__
+_peak_of = _LIST_MEMOS["peaks"].__getitem__
+_fft_of = _LIST_MEMOS["fft_re"].__getitem__
+_active_of, _reactive_of, _apparent_of, _current_of, _voltage_of, _phase_of, _hz_of = (
+    m.__getitem__ for m in _SCALAR_MEMOS.values())
+_device_of, _evt_of, _wifi_of, _dummy_of = (m.__getitem__ for m in _INT_MEMOS.values())
 
 
 def clear_caches() -> None:
     """Forget remembered numbers and times (benchmarks call this to measure a cold start)."""
-    _FLOATS.clear()
-    _INTS.clear()
+    for memo in (*_LIST_MEMOS.values(), *_SCALAR_MEMOS.values(), *_INT_MEMOS.values()):
+        memo.clear()
     _TIMES.clear()
+
+
+_AHEAD_SECONDS = TIME_AHEAD.total_seconds()
 
 
 def _fast_time(dh: str, mi: str, se: str) -> datetime:
@@ -207,6 +235,9 @@ def _fast_time(dh: str, mi: str, se: str) -> datetime:
     if not (y + mo + d + hh + mi + se).isdigit():
         raise ValueError(dh)
     t = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(se), tzinfo=UTC)
+    # A time once plausible stays so (the upper bound only moves forward): checked on a miss only.
+    if t < TIME_MIN or t.timestamp() > time.time() + _AHEAD_SECONDS:
+        raise ValueError(dh)
     if len(_TIMES) >= _MEMO_LIMIT:
         _TIMES.clear()
     _TIMES[dh, mi, se] = t
@@ -235,28 +266,27 @@ def _fast(text: str) -> EventRecord | None:
     else:
         return None
     fw = h[3].strip()
-    if not fw or ":" in fw or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
+    if not fw or ":" in fw or len(fw) > MAX_FIRMWARE or not h[3].isprintable() \
+            or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
         return None
-    f = _float_of
-    i = _int_of
     try:
-        peaks = tuple(map(f, text[ip + 6:ir - 2].split(";")))
-        fft_re = tuple(map(f, text[ir + 7:ii - 2].split(";")))
-        fft_img = tuple(map(f, text[ii + 8:iu - 2].split(";")))
-        active = f(h[9].removesuffix("W"))
-        reactive = f(h[11].removesuffix("var"))
-        apparent = f(h[13].removesuffix("VA"))
-        current = f(h[15].removesuffix("A"))
-        voltage = f(h[17].removesuffix("V"))
-        phase = f(h[19].removesuffix("rad").replace(",", "."))
-        hz = f(u[5])
-        if len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
-            return None  # NaN/inf (or a finite sum overflowing: _parse decides), bad lengths
+        peaks = tuple(map(_peak_of, text[ip + 6:ir - 2].split(";")))
+        fft_re = tuple(map(_fft_of, text[ir + 7:ii - 2].split(";")))
+        fft_img = tuple(map(_fft_of, text[ii + 8:iu - 2].split(";")))
+        active = _active_of(h[9].removesuffix("W"))
+        reactive = _reactive_of(h[11].removesuffix("var"))
+        apparent = _apparent_of(h[13].removesuffix("VA"))
+        current = _current_of(h[15].removesuffix("A"))
+        voltage = _voltage_of(h[17].removesuffix("V"))
+        phase = _phase_of(h[19].removesuffix("rad").replace(",", "."))
+        hz = _hz_of(u[5])
+        if not MIN_PEAKS <= len(peaks) <= MAX_PEAKS or len(fft_re) != len(fft_img) or len(fft_re) > MAX_FFT:
+            return None  # bad lengths: _parse says which
         when = _TIMES.get((u[1], u[2], u[3])) or _fast_time(u[1], u[2], u[3])
-        return new_record(i(h[1]), fw, i(h[5]), coil_reversed, active, reactive,
+        return new_record(_device_of(h[1]), fw, _evt_of(h[5]), coil_reversed, active, reactive,
                           apparent, current, voltage, phase, peaks, fft_re, fft_img,
-                          when, hz, i(u[7]), i(u[9]))
-    except (ValueError, OverflowError):  # not a number, impossible date...: _parse says which
+                          when, hz, _wifi_of(u[7]), _dummy_of(u[9]))
+    except (ValueError, OverflowError):  # not a number, out of range, impossible date...: _parse says which
         return None
 
 
@@ -264,6 +294,8 @@ def _fast(text: str) -> EventRecord | None:
 
 def _parse(text: str) -> EventRecord:
     """The general parser: any section order, spacing, case, units, unknown keys; precise errors."""
+    if not text.isprintable():
+        _refuse_invisible(text)
     pieces = text.split(":")
     last = len(pieces) - 1
 
@@ -327,6 +359,8 @@ def _parse(text: str) -> EventRecord:
         raise InvalidEvent("missing field", e.args[0]) from None
     if not firmware:
         raise InvalidEvent("must not be empty", "firmware")
+    if len(firmware) > MAX_FIRMWARE:
+        raise InvalidEvent(f"must be at most {MAX_FIRMWARE} characters, got {len(firmware)}", "firmware")
     if coil == "OFF":
         coil_reversed = False
     elif coil == "ON":
@@ -334,9 +368,9 @@ def _parse(text: str) -> EventRecord:
     else:
         raise InvalidEvent(f"must be ON or OFF, not {a['coil_reversed'].strip()!r}", "coil_reversed")
 
-    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS)
-    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT)
-    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT)
+    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS, MAX_PEAKS)
+    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT, MAX_FFT)
+    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT, MAX_FFT)
     if len(fft_re) != len(fft_img):
         raise InvalidEvent(
             f"FFT Img has {len(fft_img)} values but FFT Re has {len(fft_re)}; they must be equally long",
@@ -350,6 +384,12 @@ def _parse(text: str) -> EventRecord:
 
     return new_record(device_id, firmware, event_type, coil_reversed, active, reactive, apparent,
                       current, voltage, phase, peaks, fft_re, fft_img, sensor_time, hz, wifi, dummy)
+
+
+def _refuse_invisible(text: str) -> None:
+    for column, ch in enumerate(text, 1):
+        if ch != "\t" and not ch.isprintable():
+            raise InvalidEvent(f"control or invisible character U+{ord(ch):04X} at column {column}")
 
 
 def _section_name(name: str) -> str | None:
@@ -410,9 +450,13 @@ def _int(s: str, field: str) -> int:
     digits = t[1:] if t[:1] in ("-", "+") else t
     if digits.isdigit() and digits.isascii():
         try:
-            return int(t)
+            value = int(t)
         except ValueError:  # more digits than int() accepts
-            pass
+            raise InvalidEvent(f"{t[:20]}... ({len(digits)} digits) is out of range", field) from None
+        low, high, _ = RANGES[field]
+        if low <= value <= high:
+            return value
+        raise out_of_range(field, value)
     raise InvalidEvent(f"not an integer: {t!r}", field)
 
 
@@ -426,9 +470,11 @@ def _float(s: str, field: str) -> float:
         except ValueError:
             pass
         else:
-            if x - x == 0.0:
+            low, high, _ = RANGES[field]
+            if low <= x <= high:
                 return x
-            raise InvalidEvent(f"number out of range: {s.strip()!r}", field)
+            raise out_of_range(field, x) if x - x == 0.0 else InvalidEvent(
+                f"number out of range: {s.strip()!r}", field)
     raise InvalidEvent(_not_a_number(s), field)
 
 
@@ -454,8 +500,8 @@ def _qty(s: str, field: str, unit: str) -> float:
         raise
 
 
-def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
-    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a finite plain decimal number."""
+def _floats(body: str, field: str, minimum: int, maximum: int) -> tuple[float, ...]:
+    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a plain decimal number in the field's range."""
     if "," in body:
         body = body.replace(",", ".")
     items = body.split(";")
@@ -466,7 +512,8 @@ def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
         except ValueError:  # an empty item, "1-2", "e", ...
             pass
         else:
-            if max(vals) == _INF or min(vals) == -_INF:  # overflow such as 1e400
+            low, high, _ = RANGES[field]
+            if max(vals) > high or min(vals) < low:  # the item-by-item pass below names it
                 vals = None
     if vals is None:
         if not body.strip():
@@ -476,8 +523,8 @@ def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
                 if not item.strip():
                     raise InvalidEvent(f"empty value at position {i}", field)
             vals = tuple(_float(item, field) for item in items)
-    if len(vals) < minimum:
-        raise InvalidEvent(f"needs at least {minimum} values, got {len(vals)}", field)
+    if not minimum <= len(vals) <= maximum:
+        raise _bad_length(field, len(vals), minimum, maximum)
     return vals
 
 
@@ -501,10 +548,12 @@ def _time(s: str) -> datetime:
         try:
             y, mo, d = map(int, ymd)
             h, mi, sec = map(int, hms)
-            return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+            t = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
         except (ValueError, OverflowError) as e:
             if all(ymd) and all(hms):
                 raise InvalidEvent(f"impossible date or time {t!r} ({e})", "sensor_time") from None
+        else:
+            return check_time(t)
     raise InvalidEvent(f"expected a date and time like 2016-10-4 16:47:50, got {t!r}", "sensor_time")
 
 
