@@ -416,11 +416,7 @@ def test_a_rejected_number_stays_rejected_once_remembered():
     assert parse_event(DOC_LINE) == DOC
 
 
-def _memos():
-    return {**parser._LIST_MEMOS, **parser._SCALAR_MEMOS, **parser._INT_MEMOS}
-
-
-def test_the_memos_hold_only_numbers_in_their_fields_range_and_stay_bounded(monkeypatch):
+def test_the_memos_hold_only_numbers_in_range_with_printable_keys_and_stay_bounded(monkeypatch):
     parser.clear_caches()
     for bad in ("nan", "inf", "-Infinity", "1e400", "1e160", "100001", "\x1f289", "289\x0b"):
         with pytest.raises(InvalidEvent) as info:
@@ -429,16 +425,18 @@ def test_the_memos_hold_only_numbers_in_their_fields_range_and_stay_bounded(monk
     for bad in ("ID=2147483648", "ID=-1"):
         with pytest.raises(InvalidEvent, match="out of range"):
             parse_event(doc("ID=10", bad))
-    for field, memo in _memos().items():
-        low, high, _ = RANGES[field]
-        assert all(low <= v <= high and k.isprintable() for k, v in memo.items()), field
-    for memo in _memos().values():
-        monkeypatch.setattr(memo, "limit", 50)
+    memos = {"floats": parser._FLOATS, **parser._INT_MEMOS}
+    for memo in memos.values():
+        assert all(memo.low <= v <= memo.high and k.isprintable() for k, v in memo.items())
+    assert (parser._FLOATS.low, parser._FLOATS.high) == RANGES["fft_re"][:2]
+    assert all(RANGES[f][0] >= parser._FLOATS.low and RANGES[f][1] <= parser._FLOATS.high
+               for f in parser._FLOAT_FIELDS)
+    assert all((memo.low, memo.high) == RANGES[f][:2] for f, memo in parser._INT_MEMOS.items())
     monkeypatch.setattr(parser, "_MEMO_LIMIT", 50)
     for k in range(120):  # each line brings a new number, and 60 timestamps in all
         line = doc("Active=289W", f"Active={k}.5W").replace("16:47:50", f"16:47:{k % 60:02d}")
         assert parse_event(line).active_power_w == k + 0.5
-    assert max(len(parser._TIMES), *map(len, _memos().values())) <= 50
+    assert max(len(parser._TIMES), *map(len, memos.values())) <= 50
     assert parse_event(DOC_LINE) == DOC
 
 
