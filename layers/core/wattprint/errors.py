@@ -52,3 +52,30 @@ class DatabaseUnavailable(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class InvalidBody(BadRequest):
+    """A body that is not what its headers say: bad base64, bad gzip, not UTF-8."""
+
+    code = "invalid_body"
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    code = "unsupported_content_encoding"
+
+
+class InvalidValue(BadRequest):
+    """A value the parsers let through but the database refuses (a SQLSTATE class 22 data exception)."""
+
+    code = "invalid_value"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The same Idempotency-Key came back with another body: a client bug, never a retry."""
+
+    status = 422
+    code = "idempotency_key_reused"

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from .errors import NotFound, ServiceError
+from .errors import InvalidBody, NotFound, ServiceError
 from .record import InvalidEvent
+
+
+def raw_body(event) -> bytes:
+    """The request body's bytes: API Gateway sends base64 (isBase64Encoded) when the content type is one of the API's
+    binaryMediaTypes, else the body as text."""
+    body = event.body
+    if not body:
+        return b""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidBody("the body is marked base64 but is not") from None
+    return body.encode("utf-8", "surrogatepass")  # a lone surrogate fails as "not UTF-8" later, as a 400
 
 
 def error_response(error: ServiceError | InvalidEvent) -> Response:

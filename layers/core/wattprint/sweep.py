@@ -4,11 +4,12 @@
   (wattprint.runs.abandon): otherwise they would stay `running` after their message was dead-lettered. First,
   so that an SQS outage, which fails the next step, cannot keep it from happening.
 * Runs committed by ingest whose message was never sent are sent (wattprint.outbox).
+* Idempotency keys past their time are deleted (wattprint.ingest.KEY_TTL).
 """
 
 from __future__ import annotations
 
-from . import announce, outbox, runs
+from . import announce, ingest, outbox, runs
 from .settings import Settings
 
 
@@ -16,5 +17,7 @@ def run(config: Settings) -> dict:
     abandoned = runs.abandon()
     for run_id, _, _ in abandoned:
         announce.run_changed(run_id)
+    purged = ingest.purge_idempotency_keys()
     sent = outbox.sweep(outbox.sqs_sender(config.cluster_queue_url, config.region))
-    return {"sent": [r.threshold for r in sent], "abandoned": [threshold for _, threshold, _ in abandoned]}
+    return {"sent": [r.threshold for r in sent], "abandoned": [threshold for _, threshold, _ in abandoned],
+            "idempotency_keys_purged": purged}
