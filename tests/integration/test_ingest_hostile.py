@@ -326,3 +326,16 @@ def test_concurrent_first_requests_with_one_key_store_once(post, conn, sqs, monk
     assert len({json.dumps(a[1]) for a in answers}) == 1
     assert sum(a[2].get("Idempotent-Replayed") == "true" for a in answers) == 7
     assert counts(conn) == [30, 30, 1]
+
+
+def test_the_gateway_stand_in_inflates_gzip_as_api_gateway_does(post, conn):
+    """API Gateway inflates a gzip request itself (header kept), answers 415 for a body that is not the gzip it says
+    and 413 past its 10 MB: the stand-in does the same, bounded like the handler."""
+    gz = [("Content-Encoding", "gzip")]
+    status, answer, _ = post(gzip.compress("\n".join(lines(3)).encode()), headers=gz)
+    assert (status, answer["count"]) == (201, 3)
+    status, answer, _ = post(gzip.compress(DOCUMENTED.encode())[:-5], headers=gz)
+    assert (status, answer) == (415, {"error": {"code": "invalid_body", "message": "Unsupported Media Type"}})
+    status, answer, _ = post(_bomb(1024, 1 << 20), headers=gz)
+    assert status == 413
+    assert counts(conn) == [3, 3, 0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from datetime import timedelta
 
 from pg8000.exceptions import DatabaseError
@@ -18,6 +17,7 @@ from . import announce, db, outbox, parser, store
 from .errors import (BadRequest, IdempotencyKeyReused, InvalidBody, InvalidIdempotencyKey, InvalidValue,
                      PayloadTooLarge, UnsupportedEncoding, UnsupportedMediaType)
 from .record import EventRecord, InvalidEvent
+from .http import GZIP_MAGIC, inflate_gzip
 from .settings import Settings
 
 # 1000 events of the real sensors' size are ~457 KB: this leaves twice that, and base64 (4/3) of it stays well
@@ -25,8 +25,6 @@ from .settings import Settings
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENTS = 1000
 TEXT_TYPES = ("text/plain", "application/octet-stream")
-_GZIP_MAGIC = b"\x1f\x8b"
-_INFLATE_STEP = 64 * 1024  # bytes of output per zlib call
 # How long a key is remembered: far longer than any client retries for, short enough to keep the table small.
 KEY_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -40,41 +38,6 @@ def _too_large(detail: str) -> PayloadTooLarge:
     return PayloadTooLarge(f"the body is {detail}; at most {MAX_BODY_BYTES} bytes per request (after gzip)")
 
 
-def _gunzip(data: bytes) -> bytes:
-    """Inflate every gzip member of ``data``, refusing as soon as the output passes MAX_BODY_BYTES.
-
-    Input goes in slices of _INFLATE_STEP and output comes out at most that much per call, so memory stays at about
-    the limit whatever the ratio.
-    """
-    out = bytearray()
-    view = memoryview(data)
-    at = 0
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    pending = b""
-    while True:
-        if not pending and at < len(view):
-            pending, at = view[at:at + _INFLATE_STEP], at + _INFLATE_STEP
-        try:
-            chunk = inflater.decompress(pending, min(_INFLATE_STEP, MAX_BODY_BYTES + 1 - len(out)))
-        except zlib.error as error:
-            raise InvalidBody(f"the body is not valid gzip: {error}") from None
-        out += chunk
-        if len(out) > MAX_BODY_BYTES:
-            raise _too_large(f"more than {MAX_BODY_BYTES} bytes once inflated")
-        if inflater.eof:
-            pending = inflater.unused_data
-            if not pending and at >= len(view):
-                return bytes(out)
-            following = bytes(pending[:2]) + bytes(view[at:at + 2 - len(pending[:2])])
-            if following != _GZIP_MAGIC:
-                raise InvalidBody("the body is not valid gzip: bytes follow the last gzip member")
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            continue
-        pending = inflater.unconsumed_tail
-        if not chunk and not pending and at >= len(view):
-            raise InvalidBody("the body is not valid gzip: it ends before the compressed data does")
-
-
 def decode_body(raw: bytes, content_encoding: str | None = None) -> str:
     """The request body as text, inflated if it is gzip, or the reason it cannot be (400, 413, 415).
 
@@ -83,8 +46,11 @@ def decode_body(raw: bytes, content_encoding: str | None = None) -> str:
     """
     coding = (content_encoding or "").strip().lower()
     if coding in ("gzip", "x-gzip"):
-        if raw[:2] == _GZIP_MAGIC:
-            raw = _gunzip(raw)
+        if raw[:2] == GZIP_MAGIC:
+            try:
+                raw = inflate_gzip(raw, MAX_BODY_BYTES)
+            except PayloadTooLarge:
+                raise _too_large(f"more than {MAX_BODY_BYTES} bytes once inflated") from None
     elif coding not in ("", "identity"):
         raise UnsupportedEncoding(f"Content-Encoding {coding!r} is not supported; send gzip or nothing")
     if len(raw) > MAX_BODY_BYTES:
