@@ -339,3 +339,24 @@ def test_the_gateway_stand_in_inflates_gzip_as_api_gateway_does(post, conn):
     status, answer, _ = post(_bomb(1024, 1 << 20), headers=gz)
     assert status == 413
     assert counts(conn) == [3, 3, 0]
+
+
+def test_a_statement_over_its_timeout_is_503_and_stores_nothing(post, conn, monkeypatch):
+    """The ingest function's statements are bounded (DB_STATEMENT_TIMEOUT) so that a request blocked in the database
+    ends as a 503 the client retries, not as a Lambda killed at its timeout while it might still commit."""
+    from wattprint import db
+
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT", "0.3")
+    db.reset()
+    blocker = db.connect()
+    blocker.run("BEGIN")
+    blocker.run("UPDATE event_counter SET total = total")  # holds the counter's row lock
+    try:
+        status, answer, headers = post("\n".join(lines(2)), headers=[("Idempotency-Key", "blocked")])
+        assert (status, answer["error"]["code"], headers["Retry-After"]) == (503, "database_unavailable", "5")
+    finally:
+        blocker.run("ROLLBACK")
+        blocker.close()
+    assert counts(conn) == [0, 0, 0]
+    status, answer, _ = post("\n".join(lines(2)), headers=[("Idempotency-Key", "blocked")])  # the retry
+    assert (status, answer["total"]) == (201, 2)
