@@ -1,4 +1,4 @@
-"""Hypothesis strategies for valid records: every field drawn from its whole plausible range (wattprint.record.RANGES)."""
+"""Hypothesis strategies for valid records: every field drawn from its whole plausible range (record.RANGES)."""
 
 from __future__ import annotations
 

@@ -128,11 +128,11 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 #   * the line is ASCII and has no "_": float()/int() then accept nothing beyond a plain
 #     decimal number except surrounding whitespace (which _parse() strips too) and
 #     nan/inf spellings, which the memo refuses (so _parse() names them);
-#   * the memos store only values inside a range (each integer field its own, the floats the widest, the rest
-#     checked in _fast() itself) and only keys that are
-#     printable: a hit is in range and free of control characters with no check per line (float() would take
-#     "\x1f1" for 1.0). Every other character of the line is a separator, a key matched exactly, a digit of the
-#     time, ON/OFF, or the firmware, which is checked; so _fast() accepts no line _parse() refuses;
+#   * each field's memo stores only values inside the field's range (the current's, shared with the peaks, is
+#     checked in _fast() itself) and only keys that are printable: a hit is in range and free of control
+#     characters with no check per line (float() would take "\x1f1" for 1.0). Every other character of the line
+#     is a separator, a key matched exactly, a digit of the time, ON/OFF, or the firmware, which is checked; so
+#     _fast() accepts no line _parse() refuses;
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
 #     or list item, where int()/float() fail; the firmware, the one string value, must hold
@@ -188,7 +188,7 @@ class _Floats(dict):
 
 
 class _Ints(_Floats):
-    """``memo[s]`` is ``int(s)``, remembered (see _Floats); one memo per field, each with the field's range."""
+    """``memo[s]`` is ``int(s)``, remembered (see _Floats)."""
 
     __slots__ = ()
 
@@ -203,26 +203,24 @@ class _Ints(_Floats):
 
 
 _MEMO_LIMIT = 1 << 15  # entries per memo
-# One memo for every float field, bounded by the widest range (the FFT's): the fields share number strings. The
-# narrower ranges are checked by _fast() itself.
-_FLOAT_FIELDS = ("active_power_w", "reactive_power_var", "apparent_power_va", "current_a", "voltage_v", "phase_rad",
-                 "peaks", "fft_re", "fft_img", "frequency_hz")
-_FLOATS = _Floats(min(RANGES[f][0] for f in _FLOAT_FIELDS), max(RANGES[f][1] for f in _FLOAT_FIELDS))
+# A memo per field, so that each holds only its field's range; but the real sensors' current is, as a string, nearly
+# always one of the event's peaks, so currents go through the peaks' memo (a hit) and are range-checked in _fast().
+_FLOAT_MEMOS = {field: _Floats(*RANGES[field][:2]) for field in (
+    "peaks", "fft_re", "active_power_w", "reactive_power_var", "apparent_power_va", "voltage_v", "phase_rad",
+    "frequency_hz")}
 _INT_MEMOS = {field: _Ints(*RANGES[field][:2]) for field in ("device_id", "event_type", "wifi_strength_dbm", "dummy")}
 _TIMES: dict[tuple[str, str, str], datetime] = {}
-_float_of = _FLOATS.__getitem__
+_peak_of, _fft_of, _active_of, _reactive_of, _apparent_of, _voltage_of, _phase_of, _hz_of = (
+    m.__getitem__ for m in _FLOAT_MEMOS.values())
 _device_of, _evt_of, _wifi_of, _dummy_of = (m.__getitem__ for m in _INT_MEMOS.values())
-(_ACTIVE_LO, _ACTIVE_HI), (_REACTIVE_LO, _REACTIVE_HI), (_APPARENT_LO, _APPARENT_HI), (_CURRENT_LO, _CURRENT_HI), \
-    (_VOLTAGE_LO, _VOLTAGE_HI), (_PHASE_LO, _PHASE_HI), (_PEAK_LO, _PEAK_HI), (_HZ_LO, _HZ_HI) = (
-        RANGES[f][:2] for f in ("active_power_w", "reactive_power_var", "apparent_power_va", "current_a", "voltage_v",
-                                "phase_rad", "peaks", "frequency_hz"))
-if RANGES["fft_re"][:2] != (_FLOATS.low, _FLOATS.high) or RANGES["fft_img"] != RANGES["fft_re"]:
-    raise ImportError("_fast() leaves the FFT's range to the float memo: it must be the widest")
+_CURRENT_LO, _CURRENT_HI = RANGES["current_a"][:2]
+if RANGES["fft_img"] != RANGES["fft_re"] or not RANGES["peaks"][0] <= _CURRENT_LO <= _CURRENT_HI <= RANGES["peaks"][1]:
+    raise ImportError("_fast() reads fft_img through fft_re's memo and currents through the peaks' one")
 
 
 def clear_caches() -> None:
     """Forget remembered numbers and times (benchmarks call this to measure a cold start)."""
-    for memo in (_FLOATS, *_INT_MEMOS.values()):
+    for memo in (*_FLOAT_MEMOS.values(), *_INT_MEMOS.values()):
         memo.clear()
     _TIMES.clear()
 
@@ -273,23 +271,19 @@ def _fast(text: str) -> EventRecord | None:
             or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
         return None
     try:
-        f = _float_of
-        peaks = tuple(map(f, text[ip + 6:ir - 2].split(";")))
-        fft_re = tuple(map(f, text[ir + 7:ii - 2].split(";")))
-        fft_img = tuple(map(f, text[ii + 8:iu - 2].split(";")))
-        active = f(h[9].removesuffix("W"))
-        reactive = f(h[11].removesuffix("var"))
-        apparent = f(h[13].removesuffix("VA"))
-        current = f(h[15].removesuffix("A"))
-        voltage = f(h[17].removesuffix("V"))
-        phase = f(h[19].removesuffix("rad").replace(",", "."))
-        hz = f(u[5])
+        peaks = tuple(map(_peak_of, text[ip + 6:ir - 2].split(";")))
+        fft_re = tuple(map(_fft_of, text[ir + 7:ii - 2].split(";")))
+        fft_img = tuple(map(_fft_of, text[ii + 8:iu - 2].split(";")))
+        active = _active_of(h[9].removesuffix("W"))
+        reactive = _reactive_of(h[11].removesuffix("var"))
+        apparent = _apparent_of(h[13].removesuffix("VA"))
+        current = _peak_of(h[15].removesuffix("A"))
+        voltage = _voltage_of(h[17].removesuffix("V"))
+        phase = _phase_of(h[19].removesuffix("rad").replace(",", "."))
+        hz = _hz_of(u[5])
         if not (MIN_PEAKS <= len(peaks) <= MAX_PEAKS and len(fft_re) == len(fft_img) <= MAX_FFT
-                and _ACTIVE_LO <= active <= _ACTIVE_HI and _REACTIVE_LO <= reactive <= _REACTIVE_HI
-                and _APPARENT_LO <= apparent <= _APPARENT_HI and _CURRENT_LO <= current <= _CURRENT_HI
-                and _VOLTAGE_LO <= voltage <= _VOLTAGE_HI and _PHASE_LO <= phase <= _PHASE_HI
-                and _HZ_LO <= hz <= _HZ_HI and _PEAK_LO <= min(peaks) and max(peaks) <= _PEAK_HI):
-            return None  # a length or a value out of range: _parse says which
+                and _CURRENT_LO <= current <= _CURRENT_HI):
+            return None  # a length or the current out of range: _parse says which
         when = _TIMES.get((u[1], u[2], u[3])) or _fast_time(u[1], u[2], u[3])
         return new_record(_device_of(h[1]), fw, _evt_of(h[5]), coil_reversed, active, reactive,
                           apparent, current, voltage, phase, peaks, fft_re, fft_img,
