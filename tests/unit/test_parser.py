@@ -675,8 +675,8 @@ def test_a_firmware_over_64_characters_is_refused():
 # Places a stray character can hide: the firmware, either side of a number (float() strips \x1c-\x1f, \x0b, \x0c
 # and \r there), inside a list, the time, the end of the line.
 HIDING_PLACES = [("Fw=16071801", "Fw=1607{c}1801"), ("Fw=16071801", "Fw={c}16071801"),
-                 ("Fw=16071801", "Fw=16071801{c}"), ("Active=289W", "Active={c}289W"), ("Active=289W", "Active=289{c}W"),
-                 ("1058", "1058{c}"), ("-4223", "{c}-4223"), ("16:47:50", "16:47{c}:50"),
+                 ("Fw=16071801", "Fw=16071801{c}"), ("Active=289W", "Active={c}289W"),
+                 ("Active=289W", "Active=289{c}W"), ("1058", "1058{c}"), ("-4223", "{c}-4223"), ("16:47:50", "16:47{c}:50"),
                  ("Dummy: 20", "Dummy: 20{c}"), ("hz: 49.87", "hz: {c}49.87"), ("Device:", "{c}Device:")]
 
 
