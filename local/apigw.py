@@ -162,7 +162,7 @@ class Gateway:
         if route.authorized:
             lower = {k.lower(): v for k, v in single.items()}
             token = lower.get(self.app.authorizer.header.lower())
-            if not token:
+            if not token or self.app.authorizer.refuses(token):
                 return self.gateway_response("UNAUTHORIZED", request_id)
             answer = self.authorize(token, self.method_arn(method, path))
             if isinstance(answer, str):

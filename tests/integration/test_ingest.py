@@ -241,7 +241,7 @@ def test_database_down_is_503_with_retry_after(app, functions, database, conn, m
         assert dict(reply.headers)["Retry-After"] == "5"
         assert json.loads(reply.body)["error"]["code"] == "database_unavailable"
         # A token not in the authorizer's cache: the authorizer itself cannot reach the database.
-        reply = gateway.handle("POST", "/events", [("Authorization", "Bearer wp_uncached-token-0123456789"),
+        reply = gateway.handle("POST", "/events", [("Authorization", "Bearer wp_uncached-token-" + "0" * 28),
                                                    ("Content-Type", "text/plain")], DOCUMENTED.encode())
         assert (reply.status, dict(reply.headers)["Retry-After"]) == (503, "5")
         assert json.loads(reply.body)["error"]["code"] == "database_unavailable"
