@@ -314,7 +314,7 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         raise
     except Exception as error:
         try:
-            runs.fail(claimed, f"{type(error).__name__}: {error}")
+            runs.fail(claimed, db.describe(error))  # the whole error is in the handler's log
             announce.run_changed(run_id)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
