@@ -414,11 +414,15 @@ def test_database_lost_mid_run_releases_the_lease_without_failing_the_run(databa
 
 # ------------------------------------------------------------------------------ least privilege (AWS role)
 
-def test_runs_as_the_least_privileged_application_role(conn, functions, app_role):
+def test_runs_as_the_cluster_functions_own_role(conn, functions, login_as):
     (run,) = insert(conn, synthetic(1000, seed=13))
-    assert db.run("SELECT current_user")[0][0] == app_role
-    with pytest.raises(Exception, match="permission denied"):
-        db.run("CREATE TABLE not_allowed (x int)")
+    role = login_as("cluster")
+    assert db.run("SELECT current_user")[0][0] == role
+    for statement in ("CREATE TABLE not_allowed (x int)", "SELECT count(*) FROM api_tokens",
+                      "DELETE FROM events", "INSERT INTO events (seq) VALUES (0)", "UPDATE event_counter SET total = 0",
+                      "SELECT count(*) FROM live_connections"):
+        with pytest.raises(Exception, match="permission denied"):
+            db.run(statement)
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
     assert run_row(conn, run.id)["status"] == "done"
     assert_one_label_set(conn, run)
