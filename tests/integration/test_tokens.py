@@ -62,10 +62,10 @@ def test_admin_actions_round_trip(database):
 
 
 def test_authorize_maps_scope_to_policy(database, conn):
-    _, plain = tokens.create(conn, "ingest", "sensor-1")
+    token, plain = tokens.create(conn, "ingest", "sensor-1")
     answer = auth.authorize(f"Bearer {plain}", ARN, lambda t: tokens.find(conn, t))
     assert answer["policyDocument"]["Statement"][0]["Resource"] == [
         "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/events"]
-    assert answer["context"] == {"scope": "ingest", "token_name": "sensor-1"}
+    assert answer["context"] == {"scope": "ingest", "token_name": "sensor-1", "token_id": token.id}
     with pytest.raises(auth.Unauthorized):
         auth.authorize("Bearer wp_" + "n" * 43, ARN, lambda t: tokens.find(conn, t))

@@ -27,7 +27,15 @@ def test_pg_variables_are_the_fallback():
 
 
 @pytest.mark.parametrize("env", [{"DATABASE_URL": "mysql://x"}, {"DB_AUTH": "kerberos"},
-                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"}])
+                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"},
+                                 {"LIVE_CONNECTIONS_PER_TOKEN": "0"}, {"LIVE_CONNECTIONS_PER_TOKEN": "lots"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
+
+
+def test_live_settings():
+    s = settings.load({"PUSH_QUEUE_URL": "https://q", "LIVE_MANAGEMENT_ENDPOINT": "https://m",
+                       "LIVE_CONNECTIONS_PER_TOKEN": "3"})
+    assert (s.push_queue_url, s.live_management_endpoint, s.live_connections_per_token) == ("https://q", "https://m", 3)
+    assert settings.load({}).live_connections_per_token == 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from . import db, migrate, tokens
+from . import db, live, migrate, settings, tokens
 from .errors import BadRequest
 
 
@@ -19,14 +19,22 @@ def run(request: dict) -> dict:
     action = request.get("action")
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}
+    # A token that stops being valid (revoked, or replaced by a new one of its name) loses its live connections
+    # too: forgotten in the same transaction (nothing more is pushed to them), then closed by the push function.
     if action == "create_token":
         with db.transaction() as conn:
+            replaced = tokens.live_id(conn, request.get("name", ""))
             token, plain = tokens.create(conn, request.get("scope", ""), request.get("name", ""),
                                          request.get("token"))
+            gone = live.forget_token(conn, replaced) if replaced not in (None, token.id) else []
+        live.close(gone, settings.load())
         return {**_token_json(token), "token": plain}
     if action == "revoke_token":
         with db.transaction() as conn:
-            return _token_json(tokens.revoke(conn, request.get("name", "")))
+            token = tokens.revoke(conn, request.get("name", ""))
+            gone = live.forget_token(conn, token.id)
+        live.close(gone, settings.load())
+        return {**_token_json(token), "live_connections_closed": len(gone)}
     if action == "list_tokens":
         with db.transaction() as conn:
             return {"tokens": [_token_json(t) for t in tokens.list_all(conn)]}

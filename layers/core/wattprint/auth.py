@@ -57,8 +57,9 @@ def policy(token: Token, method_arn: str) -> dict:
                 "Resource": [prefix + suffix for suffix in SCOPE_RESOURCES[token.scope]],
             }],
         },
-        # Handed to the backend as requestContext.authorizer.
-        "context": {"scope": token.scope, "token_name": token.name},
+        # Handed to the backend as requestContext.authorizer. The WebSocket's $connect records token_id: the live
+        # role may not read api_tokens, and revoking a token closes its connections by it.
+        "context": {"scope": token.scope, "token_name": token.name, "token_id": token.id},
     }
 
 

@@ -16,14 +16,55 @@ Messages, as JSON text frames:
 from __future__ import annotations
 
 import json
-import os
+import logging
 
 from . import aws, db, report
+from .settings import Settings
 
-MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 100  # events per batch: a dashboard shows the newest few; the API has the rest
+# API Gateway refuses a WebSocket message over 128 KB: every message is kept to this many bytes of JSON.
+MAX_MESSAGE_BYTES = 128_000
+# SQS refuses a message over 256 KiB: a push request (messages and connection ids) is kept to this.
+MAX_REQUEST_BYTES = 250_000
+# API Gateway ends every WebSocket connection after two hours: a row older than that is a connection whose
+# $disconnect was lost, and must not hold a place under the per-token cap.
+CONNECTION_LIFETIME = "2 hours"
+
+
+def _size(doc) -> int:
+    return len(json.dumps(doc, separators=(",", ":")).encode())
 
 
 # ------------------------------------------------------------------------------------------------ messages
+
+def events_messages(total: int, first_seq: int, last_seq: int, items: list[dict],
+                    limit: int = MAX_MESSAGE_BYTES) -> list[dict]:
+    """The `events` messages for a batch's items (in seq order), each at most `limit` bytes as JSON.
+
+    Consecutive messages cover consecutive seq ranges (the first starts at the batch's first_seq, the last ends at
+    its last_seq), so a dashboard reading them in order sees no gap that is not one. An item too large for a
+    message of its own is left out: its range is still covered, and the API serves it."""
+    def message(first, last, chunk):
+        return {"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": chunk}
+
+    base = _size(message(last_seq, last_seq, []))  # the widest the numbers get: first_seq <= last_seq
+    out, chunk, start, size = [], [], first_seq, base
+    for item in items:
+        n = _size(item)
+        if base + n > limit:
+            log.warning("live event %s (%d bytes) is too large for a WebSocket message; left to the API",
+                        item.get("seq"), n)
+            continue
+        if chunk and size + 1 + n > limit:
+            out.append(message(start, chunk[-1]["seq"], chunk))
+            start, chunk, size = chunk[-1]["seq"] + 1, [], base
+        size += n + (1 if chunk else 0)
+        chunk.append(item)
+    out.append(message(start, last_seq, chunk))
+    return out
+
 
 def messages(announcements: list[dict]) -> list[dict]:
     """What a batch of announcements means for a dashboard, read now from the database."""
@@ -35,7 +76,7 @@ def messages(announcements: list[dict]) -> list[dict]:
         # that sees a gap fetches it from the API.
         items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
         total = db.run("SELECT total FROM event_counter")[0][0]
-        out.append({"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": items})
+        out += events_messages(total, first, last, items)
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]
@@ -44,9 +85,26 @@ def messages(announcements: list[dict]) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- connections
 
-def connect(connection_id: str, token_name: str | None) -> None:
-    db.run("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
-           "ON CONFLICT (connection_id) DO NOTHING", id=connection_id, name=token_name)
+# Serialises the $connects of one token, so two at once cannot both take the last place under the cap.
+_LOCK_TOKEN = "SELECT pg_advisory_xact_lock(hashtextextended('wattprint.live_connections:' || :token_id, 0))"
+_OPEN = f"""
+SELECT count(*) FROM live_connections
+WHERE token_id = :token_id AND connection_id <> :id AND connected_at > now() - interval '{CONNECTION_LIFETIME}'
+"""
+_INSERT = """
+INSERT INTO live_connections (connection_id, token_id, token_name) VALUES (:id, :token_id, :name)
+ON CONFLICT (connection_id) DO NOTHING
+"""
+
+
+def connect(connection_id: str, token_id: int, token_name: str | None, per_token: int) -> bool:
+    """Record a connection of the token; False (nothing recorded) if the token holds `per_token` already."""
+    with db.transaction() as conn:
+        conn.run(_LOCK_TOKEN, token_id=str(token_id))
+        if conn.run(_OPEN, token_id=token_id, id=connection_id)[0][0] >= per_token:
+            return False
+        conn.run(_INSERT, id=connection_id, token_id=token_id, name=token_name)
+    return True
 
 
 def disconnect(connection_ids: list[str]) -> None:
@@ -58,22 +116,67 @@ def connections() -> list[str]:
     return [row[0] for row in db.run("SELECT connection_id FROM live_connections ORDER BY connected_at")]
 
 
+def forget_token(conn, token_id: int) -> list[str]:
+    """In the caller's transaction (the token's revocation): forget the token's connections; their ids."""
+    return [row[0] for row in conn.run(
+        "DELETE FROM live_connections WHERE token_id = :token_id RETURNING connection_id", token_id=token_id)]
+
+
+def close(connection_ids: list[str], config: Settings) -> bool:
+    """Ask the push function (the one outside the VPC) to close these connections; False if it cannot be asked.
+    They are forgotten already, so nothing is pushed to them even if the request is lost."""
+    if not connection_ids:
+        return True
+    if not (config.push_queue_url and config.live_management_endpoint):
+        log.warning("no push queue: %d revoked connections stay open until they end", len(connection_ids))
+        return False
+    try:
+        for i in range(0, len(connection_ids), CONNECTIONS_PER_PUSH):
+            request = {"endpoint": config.live_management_endpoint,
+                       "close": connection_ids[i:i + CONNECTIONS_PER_PUSH]}
+            aws.client("sqs", attempts=3).send_message(QueueUrl=config.push_queue_url,
+                                                       MessageBody=json.dumps(request, separators=(",", ":")))
+    except aws.errors() as error:
+        log.warning("revoked connections not closed (nothing is pushed to them): %s", error)
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------------------------- delivery
 
-CONNECTIONS_PER_PUSH = 500  # connection ids per push message (SQS messages are at most 256 KiB)
+CONNECTIONS_PER_PUSH = 500  # connection ids per push request
 
 
-def deliver(announcements: list[dict], endpoint: str) -> dict:
+def push_requests(endpoint: str, ids: list[str], payloads: list[dict],
+                  limit: int = MAX_REQUEST_BYTES) -> list[dict]:
+    """Push requests carrying every payload to every connection, each at most `limit` bytes as JSON (payloads are
+    at most MAX_MESSAGE_BYTES each, so a request holds at least one)."""
+    out = []
+    for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
+        connections_ = ids[i:i + CONNECTIONS_PER_PUSH]
+        base = _size({"endpoint": endpoint, "connections": connections_, "messages": []})
+        group, size = [], base
+        for payload in payloads:
+            n = _size(payload)
+            if group and size + 1 + n > limit:
+                out.append({"endpoint": endpoint, "connections": connections_, "messages": group})
+                group, size = [], base
+            size += n + (1 if group else 0)
+            group.append(payload)
+        if group:
+            out.append({"endpoint": endpoint, "connections": connections_, "messages": group})
+    return out
+
+
+def deliver(announcements: list[dict], config: Settings) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
-    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids. Returns counts."""
+    messages, and queue them for the push function with the connection ids. Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
     payloads = messages(announcements)
     ids = connections()
-    if payloads and ids:
-        queue = os.environ["PUSH_QUEUE_URL"]
-        for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
-            request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
-            aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
-                                                       MessageBody=json.dumps(request, separators=(",", ":")))
-    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone)}
+    requests = push_requests(config.live_management_endpoint, ids, payloads) if payloads and ids else []
+    for request in requests:
+        aws.client("sqs", attempts=3).send_message(QueueUrl=config.push_queue_url,
+                                                   MessageBody=json.dumps(request, separators=(",", ":")))
+    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "requests": len(requests)}

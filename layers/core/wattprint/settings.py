@@ -30,6 +30,9 @@ class Settings:
     cluster_queue_url: str | None
     cluster_threshold: int
     region: str | None
+    push_queue_url: str | None = None  # the live and admin functions' requests to the push function
+    live_management_endpoint: str | None = None  # the WebSocket API's @connections endpoint
+    live_connections_per_token: int = 5  # open live connections one token may hold (the next $connect: 429)
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -76,9 +79,15 @@ def load(env=None) -> Settings:
     threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
     if threshold < 1:
         raise ValueError("CLUSTER_THRESHOLD must be a positive integer")
+    per_token = int(env.get("LIVE_CONNECTIONS_PER_TOKEN", "5"))
+    if per_token < 1:
+        raise ValueError("LIVE_CONNECTIONS_PER_TOKEN must be a positive integer")
     return Settings(
         database=database_settings(env),
         cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
         cluster_threshold=threshold,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        push_queue_url=env.get("PUSH_QUEUE_URL") or None,
+        live_management_endpoint=env.get("LIVE_MANAGEMENT_ENDPOINT") or None,
+        live_connections_per_token=per_token,
     )

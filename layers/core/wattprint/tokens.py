@@ -77,6 +77,12 @@ def revoke(conn: Connection, name: str) -> Token:
     return Token(*rows[0])
 
 
+def live_id(conn: Connection, name: str) -> int | None:
+    """The id of the live token of this name, if there is one."""
+    rows = conn.run("SELECT id FROM api_tokens WHERE name = :name AND revoked_at IS NULL", name=name)
+    return rows[0][0] if rows else None
+
+
 def find(conn, token: str) -> Token | None:
     """The live token with this plain text, or None."""
     rows = conn.run("SELECT id, name, scope, created_at, revoked_at FROM api_tokens "
