@@ -3,7 +3,7 @@ request for the push function (outside the VPC), which posts to every connected 
 
 from aws_lambda_powertools import Logger
 
-from wattprint import announce, live, settings
+from wattprint.live import announce, live
 
 logger = Logger()
 
@@ -18,6 +18,6 @@ def handler(event, context):
             announcements.append(announce.parse(record["body"]))
         except announce.InvalidAnnouncement as error:
             logger.error("live announcement dropped", extra={"message_id": record["messageId"], "error": str(error)})
-    outcome = live.deliver(announcements, settings.load())
+    outcome = live.deliver(announcements)
     logger.info("live update pushed", extra=outcome)
     return {"batchItemFailures": []}

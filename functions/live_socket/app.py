@@ -8,7 +8,8 @@ import json
 
 from aws_lambda_powertools import Logger
 
-from wattprint import live, settings
+from wattprint import settings
+from wattprint.live import live
 
 logger = Logger()
 
@@ -25,7 +26,7 @@ def handler(event, context):
             # Fail closed: without the token's id its connections could be neither capped nor closed on revoke.
             logger.error("$connect without the authorizer's token_id", extra={"authorizer": sorted(authorizer)})
             return {"statusCode": 403, "body": json.dumps({"message": "Forbidden"})}
-        cap = settings.load().live_connections_per_token
+        cap = settings.live_settings().connections_per_token
         if not live.connect(connection_id, token_id, authorizer.get("token_name"), cap):
             logger.warning("live connection refused: token at its cap",
                            extra={"token_name": authorizer.get("token_name"), "cap": cap})

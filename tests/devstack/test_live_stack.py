@@ -15,7 +15,7 @@ def stack(monkeypatch, request):
 
 
 def lines(n, seed=3):
-    from wattprint import synth
+    from local import synth
 
     return synth.generate(n, seed=seed)
 
@@ -55,14 +55,14 @@ def test_connect_needs_a_read_token(stack):
         websocket.Client(url + "?token=" + stack.info["tokens"]["ingest"])
     assert (missing.value.status, unknown.value.status, wrong_scope.value.status) == (401, 401, 403)
     client = websocket.Client(url + "?token=" + stack.info["tokens"]["read"])
-    from wattprint import live
+    from wattprint.live import live
 
     assert len(live.connections()) == 1
     client.close()
 
 
 def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
-    from wattprint import live
+    from wattprint.live import live
 
     config = json.loads(urllib.request.urlopen(stack.info["url"] + "/dashboard/config.json").read())
     client = websocket.Client(config["websocket_url"] + "?token=" + stack.info["tokens"]["read"])
@@ -93,7 +93,7 @@ def ws_url(stack, token):
 
 def test_a_message_from_a_dashboard_invokes_nothing(stack):
     """The template has no $default route: the gateway answers Forbidden itself and the connection stays open."""
-    from wattprint import live
+    from wattprint.live import live
 
     client = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
     try:
@@ -136,7 +136,8 @@ def test_the_connection_past_a_tokens_cap_is_refused(capped):
 
 
 def test_revoking_a_token_closes_its_live_connections(stack):
-    from wattprint import admin, live
+    from wattprint import admin
+    from wattprint.live import live
 
     kept = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
     board = admin.run({"action": "create_token", "scope": "read", "name": "board"})["token"]
@@ -161,7 +162,8 @@ def test_revoking_a_token_closes_its_live_connections(stack):
 
 
 def test_the_local_management_api_refuses_a_message_over_api_gateways_limit(stack):
-    from wattprint import aws, live
+    from wattprint import aws
+    from wattprint.live import live
 
     client = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
     try:

@@ -2,7 +2,10 @@
 
 import json
 
-from wattprint import db, live, parser, store, synth
+from local import synth
+from wattprint import db
+from wattprint.ingest import parser, store
+from wattprint.live import live
 
 
 def stored(conn, n):

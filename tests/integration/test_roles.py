@@ -8,7 +8,11 @@ import pytest
 from moto import mock_aws
 
 from local.apigw import Gateway
-from wattprint import clustering, db, parser, runs, store, synth, tokens
+from local import synth
+from wattprint import db, tokens
+from wattprint.clustering import fit as clustering
+from wattprint.clustering import runs
+from wattprint.ingest import parser, store
 
 DENIED = "permission denied"
 

@@ -2,7 +2,7 @@
 
 import json
 
-from wattprint import live
+from wattprint.live import live
 
 
 def size(doc) -> int:

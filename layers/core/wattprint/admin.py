@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from . import db, live, migrate, settings, tokens
+from . import db, migrate, tokens
+from .live import live
 from .errors import BadRequest
 
 
@@ -27,13 +28,13 @@ def run(request: dict) -> dict:
             token, plain = tokens.create(conn, request.get("scope", ""), request.get("name", ""),
                                          request.get("token"))
             gone = live.forget_token(conn, replaced) if replaced not in (None, token.id) else []
-        live.close(gone, settings.load())
+        live.close(gone)
         return {**_token_json(token), "token": plain}
     if action == "revoke_token":
         with db.transaction() as conn:
             token = tokens.revoke(conn, request.get("name", ""))
             gone = live.forget_token(conn, token.id)
-        live.close(gone, settings.load())
+        live.close(gone)
         return {**_token_json(token), "live_connections_closed": len(gone)}
     if action == "list_tokens":
         with db.transaction() as conn:

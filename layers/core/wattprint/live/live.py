@@ -2,8 +2,8 @@
 
 Ingest and clustering *announce* changes on the live queue (wattprint.announce). The live function (in the VPC)
 drains the queue in batches (the event source's batching window bounds pushes to about one a second), turns a
-batch into at most one `events` message and one `run` message per run, and queues them with the connection ids
-on the push queue. The push function (wattprint.push) — the one function outside the VPC, because API Gateway's
+batch into `events` messages (one, or several when its items would not fit API Gateway's 128 KB per message) and
+one `run` message per run, and queues them with the connection ids on the push queue. The push function (wattprint.push) — the one function outside the VPC, because API Gateway's
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import logging
 
-from . import aws, db, report
-from .settings import Settings
+from .. import aws, db, settings
+from ..report import service as report
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,11 @@ def messages(announcements: list[dict]) -> list[dict]:
         first, last = min(s[0] for s in spans), max(s[1] for s in spans)
         # The batch's own events (the newest MAX_ITEMS of them); first_seq stays the true first, so a dashboard
         # that sees a gap fetches it from the API.
-        items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
-        total = db.run("SELECT total FROM event_counter")[0][0]
-        out += events_messages(total, first, last, items)
+        stored = report.events_between(max(first, last - MAX_ITEMS + 1), last)
+        out += events_messages(stored["total"], first, last, stored["items"])
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
-        out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]
+        out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
     return out
 
 
@@ -122,17 +121,18 @@ def forget_token(conn, token_id: int) -> list[str]:
         "DELETE FROM live_connections WHERE token_id = :token_id RETURNING connection_id", token_id=token_id)]
 
 
-def close(connection_ids: list[str], config: Settings) -> bool:
+def close(connection_ids: list[str]) -> bool:
     """Ask the push function (the one outside the VPC) to close these connections; False if it cannot be asked.
     They are forgotten already, so nothing is pushed to them even if the request is lost."""
     if not connection_ids:
         return True
-    if not (config.push_queue_url and config.live_management_endpoint):
+    config = settings.live_settings()
+    if not (config.push_queue_url and config.management_endpoint):
         log.warning("no push queue: %d revoked connections stay open until they end", len(connection_ids))
         return False
     try:
         for i in range(0, len(connection_ids), CONNECTIONS_PER_PUSH):
-            request = {"endpoint": config.live_management_endpoint,
+            request = {"endpoint": config.management_endpoint,
                        "close": connection_ids[i:i + CONNECTIONS_PER_PUSH]}
             aws.client("sqs", attempts=3).send_message(QueueUrl=config.push_queue_url,
                                                        MessageBody=json.dumps(request, separators=(",", ":")))
@@ -168,15 +168,22 @@ def push_requests(endpoint: str, ids: list[str], payloads: list[dict],
     return out
 
 
-def deliver(announcements: list[dict], config: Settings) -> dict:
+def deliver(announcements: list[dict]) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
-    messages, and queue them for the push function with the connection ids. Returns counts."""
+    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids and the endpoint it
+    posts them to (LIVE_MANAGEMENT_ENDPOINT). Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
     payloads = messages(announcements)
     ids = connections()
-    requests = push_requests(config.live_management_endpoint, ids, payloads) if payloads and ids else []
-    for request in requests:
-        aws.client("sqs", attempts=3).send_message(QueueUrl=config.push_queue_url,
-                                                   MessageBody=json.dumps(request, separators=(",", ":")))
+    requests = []
+    if payloads and ids:
+        config = settings.live_settings()
+        queue, endpoint = config.push_queue_url, config.management_endpoint
+        if not (queue and endpoint):
+            raise RuntimeError("PUSH_QUEUE_URL and LIVE_MANAGEMENT_ENDPOINT must be set to push live messages")
+        requests = push_requests(endpoint, ids, payloads)
+        for request in requests:
+            aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
+                                                       MessageBody=json.dumps(request, separators=(",", ":")))
     return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "requests": len(requests)}
