@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ.setdefault(name, value)
 
     from wattprint import admin
+    from wattprint.live import service as live
     from wattprint.errors import ServiceError
 
     request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name)) if v}}
     try:
-        print(json.dumps(admin.run(request), indent=2))
+        print(json.dumps(admin.handle(request, connections=live), indent=2))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

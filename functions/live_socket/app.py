@@ -8,8 +8,8 @@ import json
 
 from aws_lambda_powertools import Logger
 
-from wattprint import settings
-from wattprint.live import live
+from wattprint.errors import ServiceError
+from wattprint.live import service as live
 
 logger = Logger()
 
@@ -19,20 +19,11 @@ def handler(event, context):
     request = event["requestContext"]
     route, connection_id = request["routeKey"], request["connectionId"]
     if route == "$connect":
-        authorizer = request.get("authorizer") or {}
         try:
-            token_id = int(authorizer["token_id"])
-        except (KeyError, TypeError, ValueError):
-            # Fail closed: without the token's id its connections could be neither capped nor closed on revoke.
-            logger.error("$connect without the authorizer's token_id", extra={"authorizer": sorted(authorizer)})
-            return {"statusCode": 403, "body": json.dumps({"message": "Forbidden"})}
-        cap = settings.live_settings().connections_per_token
-        if not live.connect(connection_id, token_id, authorizer.get("token_name"), cap):
-            logger.warning("live connection refused: token at its cap",
-                           extra={"token_name": authorizer.get("token_name"), "cap": cap})
-            return {"statusCode": 429, "body": json.dumps(
-                {"error": {"code": "too_many_connections",
-                           "message": f"this token has {cap} live connections open already; close one"}})}
+            live.connect(connection_id, request.get("authorizer") or {})
+        except ServiceError as error:
+            logger.warning("live connection refused", extra={"error": error.to_dict()})
+            return {"statusCode": error.status, "body": json.dumps({"error": error.to_dict()})}
     elif route == "$disconnect":
-        live.disconnect([connection_id])
+        live.disconnect(connection_id)
     return {"statusCode": 200}

@@ -128,7 +128,7 @@ def test_the_connection_past_a_tokens_cap_is_refused(capped):
             websocket.Client(ws_url(capped, token))
         assert refused.value.status == 429
         assert json.loads(refused.value.body)["error"]["code"] == "too_many_connections"
-        other = admin.run({"action": "create_token", "scope": "read", "name": "wall"})["token"]
+        other = admin.handle({"action": "create_token", "scope": "read", "name": "wall"})["token"]
         websocket.Client(ws_url(capped, other)).close()  # another token has places of its own
     finally:
         first.close()
@@ -137,14 +137,16 @@ def test_the_connection_past_a_tokens_cap_is_refused(capped):
 
 def test_revoking_a_token_closes_its_live_connections(stack):
     from wattprint import admin
-    from wattprint.live import live
+    from wattprint.live import live, service
 
     kept = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
-    board = admin.run({"action": "create_token", "scope": "read", "name": "board"})["token"]
+    board = admin.handle({"action": "create_token", "scope": "read", "name": "board"})["token"]
     doomed = [websocket.Client(ws_url(stack, board)) for _ in range(2)]
     try:
         assert wait_for(lambda: len(live.connections()) == 3)
-        assert admin.run({"action": "revoke_token", "name": "board"})["live_connections_closed"] == 2
+        # As the admin function and `python -m local.admin` do: the live capability is handed in.
+        assert admin.handle({"action": "revoke_token", "name": "board"},
+                            connections=service)["live_connections_closed"] == 2
         for client in doomed:
             with pytest.raises(websocket.Closed):
                 for _ in range(50):

@@ -82,7 +82,7 @@ def test_the_live_role_keeps_connections_and_builds_pushes_and_does_nothing_else
                       "UPDATE clustering_runs SET status = 'done'", "UPDATE event_counter SET total = 0",
                       "DELETE FROM event_labels"):
         with pytest.raises(Exception, match="permission denied"):
-            db.run(statement)
+            db.execute(statement)
     functions.invoke("LiveSocketFunction", {"requestContext": {"routeKey": "$disconnect", "connectionId": "abc"}})
     assert live.connections() == []
 

@@ -10,7 +10,7 @@ from moto import mock_aws
 from local.apigw import Gateway
 from local import synth
 from wattprint import db, tokens
-from wattprint.clustering import fit as clustering
+from wattprint.clustering import service as clustering
 from wattprint.clustering import runs
 from wattprint.ingest import parser, store
 
@@ -28,7 +28,7 @@ def stored(conn, n, threshold):
 def refused(*statements):
     for statement in statements:
         with pytest.raises(Exception, match=DENIED):
-            db.run(statement)
+            db.execute(statement)
 
 
 def test_the_report_role_serves_every_read_route_and_writes_nothing(app, functions, database, conn, login_as):

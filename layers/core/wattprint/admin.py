@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from typing import Protocol
+
 from . import db, migrate, tokens
-from .live import live
 from .errors import BadRequest
 
 
@@ -16,7 +17,26 @@ def _token_json(token: tokens.Token) -> dict:
     return data
 
 
-def run(request: dict) -> dict:
+class Connections(Protocol):
+    """What the live capability does when a token stops being valid (wattprint.live.service is one). The base
+    imports no capability: the admin handler and the local CLI hand it in."""
+
+    def forget_token(self, conn: db.Connection, token_id: int) -> list[str]: ...
+
+    def close_connections(self, connection_ids: list[str]) -> bool: ...
+
+
+class _NoConnections:
+    def forget_token(self, conn, token_id):
+        return []
+
+    def close_connections(self, connection_ids):
+        return True
+
+
+def handle(request: dict, connections: Connections = _NoConnections()) -> dict:
+    """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action."""
+    live = connections
     action = request.get("action")
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}
@@ -28,13 +48,13 @@ def run(request: dict) -> dict:
             token, plain = tokens.create(conn, request.get("scope", ""), request.get("name", ""),
                                          request.get("token"))
             gone = live.forget_token(conn, replaced) if replaced not in (None, token.id) else []
-        live.close(gone)
+        live.close_connections(gone)
         return {**_token_json(token), "token": plain}
     if action == "revoke_token":
         with db.transaction() as conn:
             token = tokens.revoke(conn, request.get("name", ""))
             gone = live.forget_token(conn, token.id)
-        live.close(gone)
+        live.close_connections(gone)
         return {**_token_json(token), "live_connections_closed": len(gone)}
     if action == "list_tokens":
         with db.transaction() as conn:

@@ -25,7 +25,7 @@ _cache: dict = {}  # database settings -> (checked at, answer)
 
 def _probe() -> tuple[bool, dict]:
     try:
-        done = {row[0] for row in db.run("SELECT version FROM schema_migrations")}
+        done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
     except DatabaseUnavailable as error:
         return False, {"status": "unavailable", "database": "unreachable", "detail": error.message}
     except DatabaseError as error:

@@ -1,9 +1,9 @@
 """Live updates for dashboards: who is connected, and what a batch of announcements means for them.
 
-Ingest and clustering *announce* changes on the live queue (wattprint.announce). The live function (in the VPC)
+Ingest and clustering *announce* changes on the live queue (wattprint.live.announce). The live function (in the VPC)
 drains the queue in batches (the event source's batching window bounds pushes to about one a second), turns a
 batch into `events` messages (one, or several when its items would not fit API Gateway's 128 KB per message) and
-one `run` message per run, and queues them with the connection ids on the push queue. The push function (wattprint.push) — the one function outside the VPC, because API Gateway's
+one `run` message per run, and queues them with the connection ids on the push queue. The push function (wattprint.live.push) — the one function outside the VPC, because API Gateway's
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 
@@ -108,11 +108,11 @@ def connect(connection_id: str, token_id: int, token_name: str | None, per_token
 
 def disconnect(connection_ids: list[str]) -> None:
     if connection_ids:
-        db.run("DELETE FROM live_connections WHERE connection_id = ANY(CAST(:ids AS text[]))", ids=connection_ids)
+        db.execute("DELETE FROM live_connections WHERE connection_id = ANY(CAST(:ids AS text[]))", ids=connection_ids)
 
 
 def connections() -> list[str]:
-    return [row[0] for row in db.run("SELECT connection_id FROM live_connections ORDER BY connected_at")]
+    return [row[0] for row in db.execute("SELECT connection_id FROM live_connections ORDER BY connected_at")]
 
 
 def forget_token(conn, token_id: int) -> list[str]:

@@ -41,7 +41,7 @@ def close(endpoint: str, connection_ids: list[str]) -> int:
     return closed
 
 
-def pushed(request: dict) -> list[str]:
+def push(request: dict) -> list[str]:
     """One request from the push queue: post its messages and announce the connections found gone, or, for
     {"endpoint", "close": [...]}, close those connections (the live side has forgotten them already)."""
     if "close" in request:
