@@ -51,10 +51,10 @@ def post(app, functions, database, conn, sqs):
     gateway = Gateway(app, functions, workers=8)
     _, token = tokens.create(conn, "ingest", "sensor")
 
-    def post(body, content_type="text/plain"):
+    def post(body, content_type="text/plain", headers=()):
         data = body.encode() if isinstance(body, str) else body
         reply = gateway.handle("POST", "/events", [("Authorization", f"Bearer {token}"),
-                                                    ("Content-Type", content_type)], data)
+                                                    ("Content-Type", content_type), *headers], data)
         return reply.status, json.loads(reply.body), dict(reply.headers)
 
     yield post
@@ -133,7 +133,7 @@ def test_json_rejection_names_the_record(post, conn):
 
 
 def test_limits(post, conn):
-    status, body, _ = post("x" * (256 * 1024 + 1))
+    status, body, _ = post("x" * (1024 * 1024 + 1))
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
     status, body, _ = post("\n".join(["e"] * 1001))
     assert status == 413 and "1000" in body["error"]["message"]
@@ -308,6 +308,10 @@ def test_both_paths_run_as_the_ingest_functions_own_role(post, conn, login_as, s
     assert single["ids"] + batch["ids"] == [row[0] for row in conn.run("SELECT id FROM events ORDER BY seq")]
     assert conn.run("SELECT threshold, enqueued_at IS NOT NULL FROM clustering_runs") == [[20, True]]
     assert [m["threshold"] for m in messages(*sqs)] == [20]
+    keyed = [("Idempotency-Key", "retry-1")]
+    status, first, _ = post(lines(1, 50)[0], headers=keyed)
+    assert status == 201 and post(lines(1, 50)[0], headers=keyed)[1]["ids"] == first["ids"]  # the retry: no new row
+    assert conn.run("SELECT count(*) FROM events")[0][0] == store.COPY_FROM + 22
     for statement in ("SELECT count(*) FROM api_tokens", "DELETE FROM events", "UPDATE events SET dummy = 0",
                       "SELECT raw FROM events", "SELECT count(*) FROM event_labels", "DELETE FROM clustering_runs",
                       "UPDATE clustering_runs SET status = 'done'", "SELECT count(*) FROM live_connections"):

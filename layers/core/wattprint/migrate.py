@@ -31,6 +31,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, UPDATE ON event_counter TO {role}",
         # Opening runs (the outbox row) and marking them sent.
         "GRANT SELECT (id, threshold, sends), INSERT, UPDATE (enqueued_at, sends) ON clustering_runs TO {role}",
+        # Idempotency-Key answers (0007): recorded with the events, recalled for a retry, an expired one replaced.
+        "GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO {role}",
     ),
     "report": (
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations "
@@ -53,6 +55,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     ),
     "sweep": (
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
+        "GRANT SELECT (created_at), DELETE ON idempotency_keys TO {role}",  # expired keys purged
     ),
 }
 ROLE_PREFIX = "wattprint_"
