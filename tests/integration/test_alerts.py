@@ -250,3 +250,23 @@ def test_the_sweep_hands_over_what_a_failed_send_left_and_re_announces_lost_chan
     got = sqs.receive_message(QueueUrl=changes, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"]) for m in got] == [{"device_id": 3}]
     assert alerts.sweep(config(NOTIFY_QUEUE_URL=notify))["notifications_sent"] == 0
+
+
+def test_scoring_and_the_api_work_as_their_own_logins_and_no_more(api, conn, login_as):
+    from pg8000.exceptions import DatabaseError
+
+    from wattprint import db
+
+    house, _ = _stuck_household()
+    post_hours(api, 3, house.hours)
+    login_as("score")
+    assert alerts.score_changes(3, config())["fed"] > 0
+    with pytest.raises(DatabaseError, match="permission denied"):
+        db.execute("DELETE FROM alerts")
+    login_as("alerts")
+    (first,) = alerts.alerts({"device_id": "3", "since": "2026-01-01T00:00:00Z", "limit": "1"})["items"]
+    assert alerts.acknowledge(str(first["id"]))["acked_at"] is not None
+    with pytest.raises(DatabaseError, match="permission denied"):
+        db.execute("UPDATE alerts SET status = 'resolved'")
+    with pytest.raises(DatabaseError, match="permission denied"):
+        db.execute("SELECT secret FROM webhooks")
