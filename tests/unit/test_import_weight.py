@@ -14,6 +14,7 @@ HEAVY = ("numpy", "scipy", "sklearn")
     ("ingest", (*HEAVY, "boto3", "wattprint.report")),  # boto3 only once something is sent
     ("report", (*HEAVY, "boto3")),
     ("authorizer", (*HEAVY, "boto3", "wattprint.report")),
+    ("appliances", (*HEAVY, "boto3", "wattprint.report")),  # decoding is plain Python
     ("push", (*HEAVY, "pg8000", "wattprint.db")),  # outside the VPC: no database
 ])
 def test_handler_import_stays_light(function, must_not_load):

@@ -30,10 +30,10 @@ from itertools import product
 
 from ..errors import BadRequest
 from .model import ApplianceModel
-from .recording import Recording
+from .recording import MAX_ROWS, Recording
 
-#: K x rows a request may ask for: a day of 1 s rows with the reference setting's 18 combinations, x 2.
-MAX_WORK = 2 * 18 * 86_400
+#: K x rows a request may ask for: MAX_ROWS with the reference setting's 18 combinations.
+MAX_WORK = 18 * MAX_ROWS
 MAX_COMBINATIONS = 256
 HUBER = 3.0
 #: Measurement noise of the mains reading the first pass assumes (mA, and a share of the level); the second

@@ -71,7 +71,7 @@ def parse(text: str, min_rows: int = 1, max_rows: int = MAX_ROWS) -> Recording:
     out), timestamps must increase strictly."""
     if text.startswith("\ufeff"):
         text = text[1:]  # a spreadsheet's UTF-8 byte order mark
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -109,8 +109,8 @@ def parse(text: str, min_rows: int = 1, max_rows: int = MAX_ROWS) -> Recording:
             seconds.append(when)
             peak_text.append(high)
             rms_text.append(mean)
-    except csv.Error as error:
-        raise InvalidRecording(f"not CSV: {error}", row) from None
+    except csv.Error as error:  # raised while reading the row after `row`
+        raise InvalidRecording(f"not CSV: {error}", row + 1) from None
     if len(seconds) < min_rows:
         raise InvalidRecording(f"{len(seconds)} reading row(s): at least {min_rows} are needed", row)
     return Recording(timestamps, seconds, peak, rms, peak_text, rms_text)

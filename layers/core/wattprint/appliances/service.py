@@ -49,7 +49,7 @@ def train(name: str, body: str, content_type: str | None = "text/csv", states: s
     model.check_name(name)
     state_names = model.parse_state_names(states)
     _check_body(body, content_type)
-    learnt = model.learn(name, recording.parse(body), state_names)
+    learnt = model.learn(name, recording.parse(body, min_rows=model.MIN_ROWS), state_names)
     with db.transaction() as conn:
         created, updated_at = store.save(conn, learnt)
     return created, _model_json(learnt, updated_at)
