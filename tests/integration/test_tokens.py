@@ -63,7 +63,8 @@ def test_authorize_maps_scope_to_policy(database, conn):
     _, plain = tokens.create(conn, "ingest", "sensor-1")
     answer = auth.authorize(f"Bearer {plain}", ARN, lambda t: tokens.find(conn, t))
     assert answer["policyDocument"]["Statement"][0]["Resource"] == [
-        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/events"]
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/events",
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/PUT/appliances/models/*"]
     assert answer["context"] == {"scope": "ingest", "token_name": "sensor-1"}
     with pytest.raises(auth.Unauthorized):
         auth.authorize("Bearer wp_not-a-real-token-at-all", ARN, lambda t: tokens.find(conn, t))
