@@ -139,3 +139,35 @@ def training(spec: ApplianceSpec, seed: int, seconds: int = 3600, noise: float =
     """A recording of the appliance alone going through its states in turn, dwell times shortened so an hour
     visits each a few times."""
     return generate([spec], seconds, seed, noise, dwell_scale=0.25, cycle=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m local.nilm_synth DIR [--hours H] [--seed S] [--noise N]: the reference setting's recordings."""
+    import argparse
+    import csv
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m local.nilm_synth", description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--hours", type=float, default=6)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--noise", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    args.directory.mkdir(parents=True, exist_ok=True)
+    specs = reference()
+    for i, spec in enumerate(specs):
+        path = args.directory / (spec.name.replace(" ", "_") + ".csv")
+        path.write_text(training(spec, 1000 * args.seed + i, noise=args.noise).csv())
+    mains = generate(specs, int(args.hours * 3600), args.seed, args.noise)
+    (args.directory / "main.csv").write_text(mains.csv())
+    with open(args.directory / "truth.csv", "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["timestamp"] + [f"{name} state" for name in mains.names])
+        writer.writerows(zip([row[0] for row in mains.rows], *mains.truth))
+    print(f"wrote {len(specs)} training recordings, main.csv ({len(mains.rows)} rows) and truth.csv to "
+          f"{args.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
