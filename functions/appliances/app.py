@@ -8,14 +8,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
 from wattprint.appliances import service
-from wattprint.http import json_response, resolver
+from wattprint.http import json_response, query_params, resolver
 
 logger = Logger()
 app = resolver()
 
 
 def _query(*allowed: str) -> dict:
-    return service.query(app.current_event.query_string_parameters, allowed)
+    return query_params(app.current_event.resolved_query_string_parameters, allowed)
 
 
 @app.put("/appliances/models/<name>")

@@ -28,7 +28,7 @@ from array import array
 from dataclasses import dataclass
 from itertools import product
 
-from ..errors import BadRequest
+from ..errors import BadRequest, TooMuchWork
 from .model import ApplianceModel
 from .recording import MAX_ROWS, Recording
 
@@ -39,10 +39,6 @@ HUBER = 3.0
 #: Measurement noise of the mains reading the first pass assumes (mA, and a share of the level); the second
 #: pass scales the spread by what the first pass's residuals show.
 NOISE_MA, NOISE_SHARE = 0.5, 0.02
-
-
-class TooMuchWork(BadRequest):
-    code = "too_much_work"
 
 
 @dataclass(frozen=True)

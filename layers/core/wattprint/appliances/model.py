@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from ..errors import BadRequest
+from ..errors import InvalidModel
 from .recording import Recording
 
 MAX_STATES = 4
@@ -33,10 +33,6 @@ MIN_SD_MA, MIN_SD_SHARE = 0.05, 0.005
 MIN_SWITCH_P, MAX_SWITCH_P = 1e-5, 0.05
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()/-]{0,63}$")
 _STATE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-
-
-class InvalidModel(BadRequest):
-    code = "invalid_model"
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..errors import BadRequest
+from ..errors import InvalidRecording
 
 TIMESTAMP, PEAK, RMS = "Timestamp", "Maximum current", "Effective current"
 COLUMNS = (TIMESTAMP, PEAK, RMS)
 #: The decoder's cost grows with rows x state combinations; a day of 1 s rows plus margin.
 MAX_ROWS = 100_000
-
-
-class InvalidRecording(BadRequest):
-    code = "invalid_recording"
-
-    def __init__(self, message: str, row: int | None = None, column: str | None = None):
-        super().__init__(message, row=row, column=column)
 
 
 @dataclass(frozen=True)

@@ -6,29 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import db
-from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ..errors import PayloadTooLarge, UnknownAppliance, UnsupportedMediaType
 from . import decode, model, recording, store
+
+# The limits the API documents (wattprint.report.openapi reads them here).
+COLUMNS, MAX_ROWS = recording.COLUMNS, recording.MAX_ROWS
+MAX_STATES, MIN_ROWS = model.MAX_STATES, model.MIN_ROWS
+MAX_WORK = decode.MAX_WORK
 
 CSV_TYPES = ("text/csv",)
 #: Lambda's own request limit is 6 MB; a day of 1 s rows is about 3 MB.
 MAX_BODY_BYTES = 6_000_000
-
-
-class UnknownAppliance(BadRequest):
-    code = "unknown_appliance"
-
-
-class UnknownParameter(BadRequest):
-    code = "unknown_parameter"
-
-
-def query(params: dict | None, allowed: tuple[str, ...]) -> dict:
-    params = params or {}
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise UnknownParameter(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}",
-                               parameter=unknown[0])
-    return params
 
 
 def _check_body(body: str, content_type: str | None) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import ingest, report
-from .appliances import decode as appliance_decode, model as appliance_model, recording as appliance_recording
-from .appliances import service as appliances
-from .features import FEATURES
+from ..appliances import service as appliances
+from ..clustering.features import FEATURES
+from ..ingest import service as ingest
+from . import params, queries
 
 VERSION = "0.1.0"
 
@@ -71,7 +71,7 @@ _EVENT_PROPERTIES = {
     "label": {**_nullable({"type": "integer", "minimum": -1}),
               "description": "the event's cluster in run_id; -1: in no cluster (unclustered)"},
 }
-assert tuple(_EVENT_PROPERTIES) == report.EVENT_KEYS, "the Event schema must list report.EVENT_KEYS in order"
+assert tuple(_EVENT_PROPERTIES) == queries.EVENT_KEYS, "the Event schema must list queries.EVENT_KEYS in order"
 
 _RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed"]}
 
@@ -169,10 +169,10 @@ SCHEMAS = {
     "ApplianceModel": _object({
         "name": {"type": "string", "minLength": 1, "maxLength": 64},
         "states": {"type": "array", "items": _ref("ApplianceState"), "minItems": 1,
-                   "maxItems": appliance_model.MAX_STATES, "description": "lowest level first"},
+                   "maxItems": appliances.MAX_STATES, "description": "lowest level first"},
         "switch_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                      "description": "changes of state per second in the training recording (bounded)"},
-        "rows": {"type": "integer", "minimum": appliance_model.MIN_ROWS},
+        "rows": {"type": "integer", "minimum": appliances.MIN_ROWS},
         "updated_at": _TIMESTAMP,
     }),
     "ApplianceModels": _object({"models": {"type": "array", "items": _ref("ApplianceModel"),
@@ -223,7 +223,7 @@ PARAMETERS = {
     "run": _param("run", "query", {"type": "integer", "minimum": 1},
                   "a clustering run's id (default: the current run, the done run with the highest threshold); "
                   "404 when unknown, 409 when not done"),
-    "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": report.SMALLINT_MAX},
+    "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": params.SMALLINT_MAX},
                     "only events with this label (-1: unclustered) in the run (current, or ?run=); 409 when no "
                     "run has completed"),
     "device_id": _param("device_id", "query", {"type": "integer"}, "only this device's events"),
@@ -232,8 +232,8 @@ PARAMETERS = {
     "until": _param("until", "query", {"type": "string"}, "only events received before this ISO 8601 time"),
     "order": _param("order", "query", {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
                     "by seq: oldest first (asc) or newest first (desc)"),
-    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": report.MAX_LIMIT,
-                                       "default": report.DEFAULT_LIMIT}, "events per page"),
+    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": params.MAX_LIMIT,
+                                       "default": params.DEFAULT_LIMIT}, "events per page"),
     "cursor": _param("cursor", "query", {"type": "string"},
                      "`next` of the previous page, unchanged; valid only with the same order and filters "
                      "(label, run, device_id, since, until) as that page"),
@@ -270,12 +270,12 @@ def _params(*names: str) -> list:
 
 CSV_DESCRIPTION = (
     "One header line, then one line per event (RFC 4180, CRLF), columns in the JSON item's key order: "
-    + ", ".join(report.EVENT_KEYS) + ". Lists (peaks, fft_re, fft_img) are their numbers joined by `;`; null is "
+    + ", ".join(queries.EVENT_KEYS) + ". Lists (peaks, fft_re, fft_img) are their numbers joined by `;`; null is "
     "an empty cell; booleans are true/false; numbers are written as in the JSON form. A text cell that starts with "
     "=, +, -, @, tab or carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 
 _RECORDING = {"required": True, "content": {"text/csv": {"schema": {
-    "type": "string", "description": f"a header row with {', '.join(appliance_recording.COLUMNS)} (any order, other "
+    "type": "string", "description": f"a header row with {', '.join(appliances.COLUMNS)} (any order, other "
                                      "columns ignored), then one row a second in time order; Timestamp in Unix "
                                      "seconds or ISO 8601, currents in mA"}}}}
 _RECORDING_400 = {"description": "The recording is not usable (invalid_recording: missing column, non-numeric value, "
@@ -290,8 +290,8 @@ PATHS = {
     "/appliances/models/{name}": {"put": {
         "operationId": "putApplianceModel", "tags": ["appliances"],
         "summary": "Learn an appliance's states from a recording of it alone, and store the model",
-        "description": f"At least {appliance_model.MIN_ROWS} rows. The number of states is found from the data (at "
-                       f"most {appliance_model.MAX_STATES}) and named by level (OFF, IDLE, ON), unless `states` "
+        "description": f"At least {appliances.MIN_ROWS} rows. The number of states is found from the data (at "
+                       f"most {appliances.MAX_STATES}) and named by level (OFF, IDLE, ON), unless `states` "
                        "names them. Replaces the model of the same name (case ignored).",
         "security": [{"bearer": ["ingest"]}],
         "parameters": [
@@ -320,7 +320,7 @@ PATHS = {
         "operationId": "labelMains", "tags": ["appliances"],
         "summary": "Label each second of a mains recording with every appliance's state",
         "description": "A factorial hidden Markov model decoded by Viterbi (see the README). At most "
-                       f"{appliance_recording.MAX_ROWS} rows and {appliance_decode.MAX_WORK} rows x state "
+                       f"{appliances.MAX_ROWS} rows and {appliances.MAX_WORK} rows x state "
                        f"combinations; bodies up to {appliances.MAX_BODY_BYTES} bytes. Stores nothing.",
         "security": [{"bearer": ["read"]}],
         "parameters": [{"name": "models", "in": "query", "required": False, "schema": {"type": "string"},
