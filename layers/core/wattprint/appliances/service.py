@@ -44,11 +44,11 @@ def train(name: str, body: str, content_type: str | None = "text/csv", states: s
 
 
 def models() -> list[dict]:
-    return [_model_json(m, updated) for m, updated in store.load_all(db)]
+    return [_model_json(m, updated) for m, updated in store.load_all()]
 
 
 def _chosen(names: str | None) -> list[model.ApplianceModel]:
-    stored = [m for m, _ in store.load_all(db)]
+    stored = [m for m, _ in store.load_all()]
     if not names:
         return stored
     by_name = {m.name.lower(): m for m in stored}

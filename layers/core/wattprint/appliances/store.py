@@ -1,9 +1,10 @@
-"""The appliance models' rows (migration 0011). SQL only; the connection comes from the caller."""
+"""The appliance models' rows (migration 0011). SQL only; a write runs in the caller's transaction."""
 
 from __future__ import annotations
 
 import json
 
+from .. import db
 from ..db import Connection
 from .model import ApplianceModel
 
@@ -20,7 +21,7 @@ def save(conn: Connection, model: ApplianceModel) -> tuple[bool, str]:
     return created, updated_at.isoformat()
 
 
-def load_all(conn) -> list[tuple[ApplianceModel, str]]:
-    """Every model, by name (case ignored), with when it was trained. `conn` may be wattprint.db (autocommit)."""
+def load_all() -> list[tuple[ApplianceModel, str]]:
+    """Every model, by name (case ignored), with when it was trained (one autocommit read)."""
     return [(ApplianceModel.from_json(model if isinstance(model, dict) else json.loads(model)), updated.isoformat())
-            for model, updated in conn.run(_ALL)]
+            for model, updated in db.execute(_ALL, prepare=True)]
