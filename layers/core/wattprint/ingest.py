@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from . import announce, db, outbox, parser, store
+from .energy import service as energy
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .record import EventRecord, InvalidEvent
 from .settings import Settings
@@ -65,6 +66,8 @@ def accept(body: str, content_type: str | None, settings: Settings) -> store.Sto
     events = parse_body(body, content_type)
     with db.transaction() as conn:
         stored = store.insert_events(conn, events, settings.cluster_threshold)
+        # In the same transaction: a device's energy series never lacks an event that was stored.
+        energy.feed_events(conn, [record for _, record in events], settings)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     announce.events_stored(stored.total - len(stored.ids) + 1, stored.total)

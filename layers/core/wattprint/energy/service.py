@@ -13,7 +13,7 @@ from ..settings import Settings
 from . import forecast as forecasting
 from . import integrate, params, readings, store, times
 from .errors import InsufficientHistory
-from .integrate import ARRIVAL_TIME, KW, SENSOR
+from .integrate import ARRIVAL_TIME
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,7 @@ def feed_events(conn, records: Sequence, settings: Settings) -> int:
     that end up at one instant are one reading: the last (in seq order) wins. Returns the buckets changed."""
     if not records:
         return 0
-    devices = sorted({r.device_id for r in records})
-    store.lock(conn, devices)
-    now, clocks = store.sensor_clocks(conn, devices)
+    now, clocks = store.lock_with_clocks(conn, list({r.device_id for r in records}))
     latest: dict[tuple[int, int], tuple[float, int]] = {}
     moved: dict[int, int] = {}
     for r in records:
@@ -71,9 +69,8 @@ def feed_events(conn, records: Sequence, settings: Settings) -> int:
         else:
             latest[(r.device_id, now)] = (r.active_power_w / 1000.0, ARRIVAL_TIME)
     keys = list(latest)
-    changes = store.upsert(conn, SENSOR, [k[0] for k in keys], [k[1] for k in keys], [KW] * len(keys),
-                           [latest[k][0] for k in keys], [latest[k][1] for k in keys])
-    store.set_sensor_clocks(conn, moved)
+    changes = store.upsert_sensor(conn, [k[0] for k in keys], [k[1] for k in keys], [latest[k][0] for k in keys],
+                                  [latest[k][1] for k in keys], moved)
     max_gap = settings.energy_max_gap_s * times.SECOND
     return sum(len(store.recompute(conn, change, max_gap)) for change in changes)
 
