@@ -141,3 +141,19 @@ def test_appending_one_request_at_a_time_equals_a_full_integration(ingest, conn)
     days = conn.run("SELECT sum(kwh), sum(covered_us), sum(arrival_us) FROM energy_days WHERE device_id = 13")[0]
     assert days[0] == pytest.approx(sum(b.kwh for b in expected.values()))
     assert days[1:] == [sum(b.covered for b in expected.values()), sum(b.arrival for b in expected.values())]
+
+
+def test_the_clock_rule_event_by_event(ingest, conn):
+    ingest([event(20, 12, 100)])  # the stored clock: 16:45:12
+    seconds = [10, 20, 15, 20, 30, 5, 30, 31]
+    ingest([event(20, s, 1000 + i) for i, s in enumerate(seconds)])
+    arrival = conn.run("SELECT received_at FROM events WHERE device_id = 20 ORDER BY seq DESC LIMIT 1")[0][0]
+    # By hand: 10 is not after the stored 12 (arrival); 20 advances; 15, 20 do not; 30 advances; 5, 30 do not;
+    # 31 advances. At the arrival time the last of those that did not advance wins: 30 (watts 1006).
+    expected = [(T0 + timedelta(seconds=12), 0.1, 0), (T0 + timedelta(seconds=20), 1.001, 0),
+                (T0 + timedelta(seconds=30), 1.004, 0), (T0 + timedelta(seconds=31), 1.007, 0),
+                (arrival, 1.006, integrate.ARRIVAL_TIME)]
+    rows = conn.run("SELECT ts, value, flags FROM energy_readings WHERE device_id = 20 ORDER BY ts")
+    assert [(r[0], pytest.approx(r[1]), r[2]) for r in rows] == expected
+    assert conn.run("SELECT sensor_time FROM energy_sensor_clocks WHERE device_id = 20") == [
+        [T0 + timedelta(seconds=31)]]

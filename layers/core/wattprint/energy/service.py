@@ -13,7 +13,6 @@ from ..settings import Settings
 from . import forecast as forecasting
 from . import integrate, params, readings, store, times
 from .errors import InsufficientHistory
-from .integrate import ARRIVAL_TIME
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,7 @@ def post_readings(body: str, settings: Settings) -> dict:
     n = len(post.ts)
     max_gap = settings.energy_max_gap_s * times.SECOND
     with db.transaction() as conn:
-        store.lock(conn, [post.device_id])
-        changes = store.upsert(conn, integrate.API, [post.device_id] * n, post.ts, [post.units] * n, post.values,
-                               [0] * n)
+        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
         written = [row for change in changes for row in store.recompute(conn, change, max_gap)]
     inserted = sum(c.inserted for c in changes)
     replaced = sum(c.replaced for c in changes)
@@ -50,27 +47,13 @@ def post_readings(body: str, settings: Settings) -> dict:
 
 
 def feed_events(conn, records: Sequence, settings: Settings) -> int:
-    """Sensor events stored in this transaction → their devices' series (active power as kW, held to the next
-    reading). The sample time is the sensor's UTC Time while its clock advances (later than the latest it sent
-    before); a repeated or earlier clock (the deployed firmware repeats one timestamp on every line) is replaced
-    by the arrival time, the transaction's now() — the events' received_at — and flagged. Events of one device
-    that end up at one instant are one reading: the last (in seq order) wins. Returns the buckets changed."""
+    """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
+    the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
+    clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
+    (see store._SENSOR_UPSERT). Returns the number of buckets changed."""
     if not records:
         return 0
-    now, clocks = store.lock_with_clocks(conn, list({r.device_id for r in records}))
-    latest: dict[tuple[int, int], tuple[float, int]] = {}
-    moved: dict[int, int] = {}
-    for r in records:
-        sensor = times.to_us(r.sensor_time)
-        clock = clocks.get(r.device_id)
-        if clock is None or sensor > clock:
-            clocks[r.device_id] = moved[r.device_id] = sensor
-            latest[(r.device_id, sensor)] = (r.active_power_w / 1000.0, 0)
-        else:
-            latest[(r.device_id, now)] = (r.active_power_w / 1000.0, ARRIVAL_TIME)
-    keys = list(latest)
-    changes = store.upsert_sensor(conn, [k[0] for k in keys], [k[1] for k in keys], [latest[k][0] for k in keys],
-                                  [latest[k][1] for k in keys], moved)
+    changes = store.upsert_sensor(conn, records)
     max_gap = settings.energy_max_gap_s * times.SECOND
     return sum(len(store.recompute(conn, change, max_gap)) for change in changes)
 
