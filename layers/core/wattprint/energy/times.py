@@ -50,9 +50,7 @@ def from_us(us: int) -> datetime:
 
 def iso(us: int) -> str:
     """UTC with Z; microseconds only when there are any."""
-    value = from_us(us)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{value.microsecond:06d}Z" if value.microsecond else f"{text}Z"
+    return (EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
 def floor(us: int, step: int = BUCKET) -> int:
