@@ -38,12 +38,12 @@ SEED = 20161004
 
 def _sources():
     """(records, raw lines) the synthetic events are resampled from."""
-    from wattprint import parser
+    from wattprint.ingest import parser
 
     if REAL.exists():
         lines = REAL.read_text().splitlines()
     else:
-        from wattprint import synth
+        from local import synth
 
         lines = synth.generate(1000, seed=1, dialect="firmware")
     return [record for _, _, record in parser.parse_lines("\n".join(lines))], lines
@@ -52,7 +52,7 @@ def _sources():
 def _records(n: int):
     records, lines = _sources()
     try:
-        from wattprint import synth
+        from local import synth
     except ImportError:
         synth = None
     if synth is not None and hasattr(synth, "iter_from_records"):
@@ -132,21 +132,21 @@ def _child(run_id: int, threshold: int) -> None:
         print(json.dumps({**fields, "peak_rss_mb": round(_peak_rss_mb(), 1)}), flush=True)
 
     started = time.perf_counter()
-    from wattprint import clustering, runs
+    from wattprint.clustering import fit, labels as label_store, runs
 
     emit(step="import", seconds=time.perf_counter() - started)
     started = time.perf_counter()
     claim = runs.claim(run_id, threshold, lease=3600.0)
-    data = clustering.load(claim.threshold)
-    clustering.check_data(data, claim.threshold)
+    data = label_store.load(claim.threshold)
+    fit.check_data(data, claim.threshold)
     loaded = time.perf_counter()
     emit(step="load", seconds=loaded - started, events=len(data))
-    result = clustering.fit(data)
-    stats = clustering.label_stats(data, result.labels)
+    result = fit.fit(data)
+    stats = fit.label_stats(data, result.labels)
     fitted = time.perf_counter()
     emit(step="fit", seconds=fitted - loaded, bandwidth=result.bandwidth, n_clusters=result.n_clusters,
          unclustered=int((result.labels == -1).sum()))
-    clustering.store(claim, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
+    label_store.store(claim, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
     done = time.perf_counter()
     emit(step="store", seconds=done - fitted, total=done - started)
 

@@ -2,8 +2,9 @@
 
 from aws_lambda_powertools import Logger
 
-from wattprint import ingest, settings
+from wattprint import settings
 from wattprint.http import json_response, resolver
+from wattprint.ingest import service as ingest
 
 logger = Logger()
 app = resolver()

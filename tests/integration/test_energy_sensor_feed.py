@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from local import synth
 from local.apigw import Gateway
-from wattprint import parser, tokens
+from wattprint import tokens
+from wattprint.ingest import parser
 from wattprint.energy import integrate, times
 
 UTC = timezone.utc
@@ -24,7 +26,7 @@ T0 = datetime(2016, 10, 4, 16, 45, tzinfo=UTC)
 
 
 def event(device: int, seconds: int, watts: float) -> str:
-    return parser.render(dataclasses.replace(BASE, device_id=device, active_power_w=float(watts),
+    return synth.render(dataclasses.replace(BASE, device_id=device, active_power_w=float(watts),
                                              sensor_time=T0 + timedelta(seconds=seconds)), "firmware")
 
 
@@ -91,8 +93,8 @@ def test_the_real_file_feeds_device_1(ingest, conn, real_lines):
 def test_a_failed_ingest_leaves_the_series_untouched(ingest, conn, monkeypatch):
     ingest([event(12, 60 * m, 500) for m in range(3)])
     before = buckets(conn, 12), conn.run("SELECT * FROM energy_readings ORDER BY ts")
-    from wattprint import ingest as ingest_module
     from wattprint.energy import service
+    from wattprint.ingest import service as ingest_module
     from wattprint.settings import load
 
     real_feed = service.feed_events

@@ -12,7 +12,8 @@ from wattprint import tokens
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "cluster": "ClusterFunction",
                       "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
-                      "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction"}
+                      "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction",
+                      "energy": "EnergyFunction"}
 SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local"  # the token in authorizer-token.json and the ingest samples
 
 

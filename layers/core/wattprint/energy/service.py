@@ -12,7 +12,7 @@ from .. import db
 from ..settings import Settings
 from . import forecast as forecasting
 from . import integrate, params, readings, store, times
-from .errors import InsufficientHistory
+from ..errors import InsufficientHistory
 
 
 @dataclass(frozen=True)
@@ -144,3 +144,9 @@ def forecast(query: dict | None, accept: str | None) -> Answer:
     text = _csv(("datetime", "value"), ((d["datetime"], d["value"]) for d in data)) if as_csv else None
     return Answer(payload, text)
 
+
+def openapi() -> tuple[dict, dict]:
+    """(schemas, paths) of the energy routes for the API's OpenAPI document."""
+    from . import openapi as document  # only GET /openapi.json needs it
+
+    return document.SCHEMAS, document.PATHS

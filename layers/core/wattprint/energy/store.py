@@ -286,7 +286,7 @@ WHERE device_id = :d AND day >= {_T("lo")} AND day < {_T("hi")} ORDER BY day"""
 
 def series_rows(device_id: int, lo: int, hi: int, step: int) -> list:
     sql = _SERIES_DAYS if step == times.DAY else _SERIES
-    return db.run(sql, prepare=True, d=device_id, lo=lo, hi=hi)
+    return db.execute(sql, prepare=True, d=device_id, lo=lo, hi=hi)
 
 
 _FLEET = f"""
@@ -301,8 +301,8 @@ WHERE day >= {_T("lo")} AND day < {_T("hi")} GROUP BY day ORDER BY day"""
 
 def fleet_rows(lo: int, hi: int, step: int) -> list:
     if step == times.DAY:
-        return db.run(_FLEET_DAYS, prepare=True, lo=lo, hi=hi)
-    return db.run(_FLEET, prepare=True, lo=lo, hi=hi, step=step)
+        return db.execute(_FLEET_DAYS, prepare=True, lo=lo, hi=hi)
+    return db.execute(_FLEET, prepare=True, lo=lo, hi=hi, step=step)
 
 
 # Whole days from energy_days, the window's ragged ends from energy_buckets.
@@ -319,11 +319,11 @@ _TOP_ALL = "SELECT device_id, sum(kwh) AS kwh FROM energy_days GROUP BY device_i
 
 def top_rows(count: int, lo: int | None, hi: int | None) -> list:
     if lo is None:
-        return db.run(_TOP_ALL, prepare=True, count=count)
+        return db.execute(_TOP_ALL, prepare=True, count=count)
     dlo, dhi = times.ceil(lo, times.DAY), times.floor(hi, times.DAY)
     if dlo >= dhi:  # no whole day inside: all of it from the buckets
         dlo = dhi = hi
-    return db.run(_TOP_WINDOW, prepare=True, count=count, lo=lo, hi=hi, dlo=dlo, dhi=dhi)
+    return db.execute(_TOP_WINDOW, prepare=True, count=count, lo=lo, hi=hi, dlo=dlo, dhi=dhi)
 
 
 _HISTORY = f"""
@@ -334,8 +334,8 @@ _EXTENT = (f"SELECT {_US('min(bucket_start)')}, {_US('max(bucket_start)')} FROM 
 
 
 def extent(device_id: int) -> tuple[int | None, int | None]:
-    return tuple(db.run(_EXTENT, prepare=True, d=device_id)[0])
+    return tuple(db.execute(_EXTENT, prepare=True, d=device_id)[0])
 
 
 def history(device_id: int, lo: int, hi: int) -> list:
-    return db.run(_HISTORY, prepare=True, d=device_id, lo=lo, hi=hi)
+    return db.execute(_HISTORY, prepare=True, d=device_id, lo=lo, hi=hi)

@@ -3,7 +3,7 @@
 Ingest (events stored), clustering (a run claimed, done or failed) and the push function (connections found
 gone) announce; they do it after their change committed and best effort — a lost announcement costs a dashboard
 nothing it cannot catch up from the REST API, so announcing never raises. This module stays small on purpose:
-the ingest function imports it on every cold start. See wattprint.live for what the announcements become.
+the ingest function imports it on every cold start. See wattprint.live.live for what the announcements become.
 
     {"kind": "events", "first_seq": a, "last_seq": b}
     {"kind": "run", "run_id": r}
@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
-from . import aws
+from .. import aws, settings
 
 log = logging.getLogger(__name__)
 
 
 def announce(message: dict) -> bool:
     """Put one announcement on the live queue (LIVE_QUEUE_URL); False if it is off or the send failed."""
-    queue = os.environ.get("LIVE_QUEUE_URL")
+    queue = settings.live_settings().queue_url
     if not queue:
         return False
     try:

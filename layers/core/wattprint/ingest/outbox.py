@@ -12,8 +12,8 @@ import json
 import logging
 from typing import Callable
 
-from . import aws, db
-from .errors import DatabaseUnavailable
+from .. import aws, db
+from ..errors import DatabaseUnavailable
 from .store import Run
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def publish(runs: list[Run], make_sender: Callable[[], Sender]) -> list[Run]:
             left.append(run)
             continue
         try:
-            db.run(_MARK_SENT, id=run.id)
+            db.execute(_MARK_SENT, id=run.id)
         except DatabaseUnavailable:
             # Sent but not marked: the sweep sends it again and the clustering side skips the duplicate.
             log.warning("clustering run %s sent but not marked", run.id)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-from . import announce, db, outbox, parser, store
-from .energy import service as energy
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from .record import EventRecord, InvalidEvent
-from .settings import Settings
+from .. import db
+from ..energy import service as energy
+from ..errors import BadRequest, InvalidEvent, PayloadTooLarge, UnsupportedMediaType
+from ..live import service as live
+from ..settings import Settings
+from . import outbox, parser, store
+from .record import EventRecord
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_EVENTS = 1000
@@ -63,6 +65,7 @@ def parse_body(body: str, content_type: str | None) -> list[tuple[str, EventReco
 
 
 def accept(body: str, content_type: str | None, settings: Settings) -> store.Stored:
+    """POST /events (the ingest function): parse, store in one transaction, send the runs it opened, announce."""
     events = parse_body(body, content_type)
     with db.transaction() as conn:
         stored = store.insert_events(conn, events, settings.cluster_threshold)
@@ -70,5 +73,10 @@ def accept(body: str, content_type: str | None, settings: Settings) -> store.Sto
         energy.feed_events(conn, [record for _, record in events], settings)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
-    announce.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
     return stored
+
+
+def resend_unsent(settings: Settings) -> list[store.Run]:
+    """For the hourly sweep: send the runs ingest committed but whose message was never sent (see outbox)."""
+    return outbox.sweep(outbox.sqs_sender(settings.cluster_queue_url, settings.region))
