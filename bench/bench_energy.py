@@ -180,7 +180,7 @@ def _ingest_cost() -> tuple[float, float]:
         try:
             for round_ in range(30):
                 for fed in ((True, False) if round_ % 2 else (False, True)):
-                    service.feed_events = real_feed if fed else (lambda conn, records, settings: 0)
+                    service.feed_events = real_feed if fed else (lambda conn, records, settings: [])
                     started = time.perf_counter()
                     result = functions.invoke("IngestFunction", bench_ingest._event(body))
                     rates[fed].append(500 / (time.perf_counter() - started))

@@ -178,8 +178,6 @@
     energy.buckets = new Map(series.data.map((item) => [Date.parse(item.datetime), item]));
     renderEnergy();
     renderFleet(fleet, top);
-    const total = series.data.reduce((sum, item) => sum + item.value, 0);
-    $("energy-status").textContent = `Device ${energy.device}: ${fmtNum(total, 3)} kWh from ${isoUtc(start)} to ${isoUtc(end)}.`;
   }
 
   function scheduleFleetRefresh() {
@@ -287,6 +285,8 @@
     });
     if (d) parts.push(svg("path", { class: "power", d }));
     $("energy-chart").replaceChildren(...parts);
+    const total = items.reduce((sum, item) => sum + item.value, 0);
+    $("energy-status").textContent = `Device ${energy.device}: ${fmtNum(total, 3)} kWh from ${isoUtc(start)} to ${isoUtc(end)}.`;
     const covered = items.filter((item) => item.coverage > 0).length;
     $("energy-chart-desc").textContent = `${fmtInt(covered)} of ${fmtInt(n)} quarter hours have readings, ${fmtInt(partial)} of them partial.`;
   }
@@ -547,10 +547,10 @@
       $("login-error").textContent = "";
       renderCounters();
       connect();
-      showEnergy().catch(showError);
       // The plot's events arrive page by page after the page is usable.
       await loadCurrent(false);
       renderCounters();
+      await showEnergy();
     } catch (error) {
       showError(error);
     }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .. import db
+from ..live import service as live
 from ..settings import Settings
 from . import forecast as forecasting
 from . import integrate, params, readings, store, times
@@ -38,7 +39,8 @@ def post_readings(body: str, settings: Settings) -> dict:
     max_gap = settings.energy_max_gap_s * times.SECOND
     with db.transaction() as conn:
         changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
-        written = [row for change in changes for row in store.recompute(conn, change, max_gap)]
+        written = [(change.device_id, row) for change in changes for row in store.recompute(conn, change, max_gap)]
+    announce(written)
     inserted = sum(c.inserted for c in changes)
     replaced = sum(c.replaced for c in changes)
     return {"device_id": post.device_id, "units": integrate.UNIT_NAMES[post.units], "received": n,
@@ -46,16 +48,25 @@ def post_readings(body: str, settings: Settings) -> dict:
             "buckets_changed": len(written)}
 
 
-def feed_events(conn, records: Sequence, settings: Settings) -> int:
+def feed_events(conn, records: Sequence, settings: Settings) -> list[tuple]:
     """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
     the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
     clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
-    (see store._SENSOR_UPSERT). Returns the number of buckets changed."""
+    (see store._SENSOR_UPSERT). Returns the buckets changed: give them to announce() once committed."""
     if not records:
-        return 0
+        return []
     changes = store.upsert_sensor(conn, records)
     max_gap = settings.energy_max_gap_s * times.SECOND
-    return sum(len(store.recompute(conn, change, max_gap)) for change in changes)
+    return [(change.device_id, row) for change in changes for row in store.recompute(conn, change, max_gap)]
+
+
+def announce(written: list[tuple]) -> None:
+    """After commit: dashboards learn of the buckets that changed (best effort, over the live channel)."""
+    if written:
+        live.energy_changed([
+            {"device_id": device, "datetime": times.iso(start), "value": kwh, "coverage": covered / times.BUCKET,
+             "flags": integrate.flag_names(integrate.flags_of(estimated, arrival))}
+            for device, (start, kwh, covered, estimated, arrival) in written])
 
 
 # ---------------------------------------------------------------------------------------------- reading

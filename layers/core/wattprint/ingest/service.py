@@ -70,10 +70,11 @@ def accept(body: str, content_type: str | None, settings: Settings) -> store.Sto
     with db.transaction() as conn:
         stored = store.insert_events(conn, events, settings.cluster_threshold)
         # In the same transaction: a device's energy series never lacks an event that was stored.
-        energy.feed_events(conn, [record for _, record in events], settings)
+        fed = energy.feed_events(conn, [record for _, record in events], settings)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    energy.announce(fed)
     return stored
 
 
