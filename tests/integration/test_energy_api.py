@@ -327,3 +327,27 @@ def test_any_order_of_chunks_and_corrections_leaves_the_buckets_of_a_full_integr
     day_total = conn.run("SELECT sum(kwh), sum(covered_us) FROM energy_days WHERE device_id = 30")[0]
     assert day_total[0] == pytest.approx(sum(b.kwh for b in expected.values()))
     assert day_total[1] == sum(b.covered for b in expected.values())
+
+
+def test_the_energy_routes_run_as_the_energy_role(app, functions, database, conn, login_as):
+    _, ingest = tokens.create(conn, "ingest", "meter")
+    _, read = tokens.create(conn, "read", "board")
+    login_as("energy", "authorizer")  # the gateway runs the authorizer in this process too
+    gateway = Gateway(app, functions, workers=1)
+    try:
+        def call(method, target, body=b"", token=read):
+            reply = gateway.handle(method, target, [("Authorization", f"Bearer {token}"),
+                                                    ("Content-Type", "application/json")], body)
+            return reply.status, json.loads(reply.body)
+
+        points = [{"datetime": at(m), "value": 1.0} for m in range(0, 60, 5)]
+        body = json.dumps({"device_id": 5, "units": "kW", "data": points}).encode()
+        assert call("POST", "/energy", body, ingest)[0] == 200
+        fix = json.dumps({"device_id": 5, "units": "kW", "data": [{"datetime": at(20), "value": 0}]}).encode()
+        assert call("POST", "/energy", fix, ingest)[1]["replaced"] == 1
+        assert call("GET", f"/energy?device_id=5&start={at(0)}&end={at(60)}")[0] == 200
+        assert call("GET", f"/energy/fleet?start={at(0)}&end={at(60)}")[0] == 200
+        assert call("GET", "/energy/top")[1]["data"][0]["device_id"] == 5
+        assert call("GET", f"/energy/forecast?device_id=5&start={at(60)}&end={at(120)}")[0] == 409
+    finally:
+        gateway.close()

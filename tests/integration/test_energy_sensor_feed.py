@@ -105,7 +105,7 @@ def test_a_failed_ingest_leaves_the_series_untouched(ingest, conn, monkeypatch):
 
     monkeypatch.setattr(ingest_module.energy, "feed_events", feed_then_fail)
     with pytest.raises(RuntimeError):
-        ingest_module.accept("\n".join(event(12, 60 * m, 900) for m in range(3, 6)), "text/plain", load())
+        ingest_module.accept("\n".join(event(12, 60 * m, 900) for m in range(3, 6)).encode(), "text/plain", load())
     assert (buckets(conn, 12), conn.run("SELECT * FROM energy_readings ORDER BY ts")) == before
     assert conn.run("SELECT count(*) FROM events") == [[3]]
 
@@ -159,3 +159,21 @@ def test_the_clock_rule_event_by_event(ingest, conn):
     assert [(r[0], pytest.approx(r[1]), r[2]) for r in rows] == expected
     assert conn.run("SELECT sensor_time FROM energy_sensor_clocks WHERE device_id = 20") == [
         [T0 + timedelta(seconds=31)]]
+
+
+def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_as, monkeypatch):
+    from local.apigw import Gateway as G
+
+    monkeypatch.setenv("CLUSTER_THRESHOLD", str(10**9))
+    _, token = tokens.create(conn, "ingest", "sensor")
+    login_as("ingest", "authorizer")  # the gateway runs the authorizer in this process too
+    gateway = G(app, functions, workers=1)
+    try:
+        for m in range(3):
+            reply = gateway.handle("POST", "/events", [("Authorization", f"Bearer {token}"),
+                                                        ("Content-Type", "text/plain")], event(14, 60 * m, 600).encode())
+            assert reply.status == 201, reply.body
+    finally:
+        gateway.close()
+    assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[3]]
+    assert conn.run("SELECT count(*) > 0 FROM energy_buckets WHERE device_id = 14") == [[True]]

@@ -14,7 +14,7 @@ FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "c
                       "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
                       "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction",
                       "energy": "EnergyFunction"}
-SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local"  # the token in authorizer-token.json and the ingest samples
+SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local_012345678"  # the token in authorizer-token.json and the ingest samples
 
 
 def samples():
@@ -56,7 +56,7 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
     elif function == "AdminFunction":
         assert [t["name"] for t in result["tokens"]] == ["sample-sensor"]
     elif function == "SweepFunction":
-        assert result == {"sent": [], "abandoned": []}
+        assert result == {"sent": [], "abandoned": [], "idempotency_keys_purged": 0}
     elif function == "ClusterFunction":
         assert result == {"batchItemFailures": []}
     elif function == "LiveSocketFunction":

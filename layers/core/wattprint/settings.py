@@ -28,6 +28,9 @@ class DatabaseSettings:
     sslmode: str = "disable"
     schema: str | None = None  # search_path; tests give each test its own schema
     connect_timeout: float = 10.0
+    # Seconds any one statement may run (DB_STATEMENT_TIMEOUT), or None for no limit. The ingest function sets it
+    # below its own timeout, so that a blocked statement ends as a 503 the client retries, not as a killed Lambda.
+    statement_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class LiveSettings:
     push_queue_url: str | None  # PushQueue: the live function's push requests
     management_endpoint: str | None  # the WebSocket API's @connections endpoint, for the push function
     websocket_url: str | None  # what the dashboard connects to (none: no live updates)
+    connections_per_token: int = 5  # open live connections one token may hold (the next $connect: 429)
 
 
 # boto3 reads these itself; a cached client is only valid for the values it was made with.
@@ -65,6 +69,16 @@ class Settings:
     energy_max_gap_s: int = 7200
 
 
+def _statement_timeout(env) -> float | None:
+    value = env.get("DB_STATEMENT_TIMEOUT")
+    if not value:
+        return None
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("DB_STATEMENT_TIMEOUT must be a positive number of seconds")
+    return seconds
+
+
 def _database_from_url(url: str, env) -> DatabaseSettings:
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -79,6 +93,7 @@ def _database_from_url(url: str, env) -> DatabaseSettings:
         sslmode=query.get("sslmode", "disable"),
         schema=env.get("DB_SCHEMA") or None,
         connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+        statement_timeout=_statement_timeout(env),
     )
 
 
@@ -101,16 +116,21 @@ def database_settings(env=None) -> DatabaseSettings:
         sslmode=env.get("DB_SSLMODE") or env.get("PGSSLMODE") or ("disable" if auth == "password" else "verify-full"),
         schema=env.get("DB_SCHEMA") or None,
         connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+        statement_timeout=_statement_timeout(env),
     )
 
 
 def live_settings(env=None) -> LiveSettings:
     env = os.environ if env is None else env
+    per_token = int(env.get("LIVE_CONNECTIONS_PER_TOKEN", "5"))
+    if per_token < 1:
+        raise ValueError("LIVE_CONNECTIONS_PER_TOKEN must be a positive integer")
     return LiveSettings(
         queue_url=env.get("LIVE_QUEUE_URL") or None,
         push_queue_url=env.get("PUSH_QUEUE_URL") or None,
         management_endpoint=env.get("LIVE_MANAGEMENT_ENDPOINT") or None,
         websocket_url=env.get("LIVE_WEBSOCKET_URL") or None,
+        connections_per_token=per_token,
     )
 
 
