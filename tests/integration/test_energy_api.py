@@ -60,8 +60,8 @@ def series(api, device, start, end, resolution="15m"):
 
 
 def stored(conn, device):
-    return conn.run("SELECT CAST(extract(epoch FROM bucket_start) AS bigint), kwh, covered_us, flags "
-                    "FROM energy_buckets WHERE device_id = :d ORDER BY bucket_start", d=device)
+    return conn.run("SELECT CAST(extract(epoch FROM bucket_start) AS bigint), kwh, covered_us, estimated_us, "
+                    "arrival_us FROM energy_buckets WHERE device_id = :d ORDER BY bucket_start", d=device)
 
 
 def days(conn, device):
@@ -120,7 +120,7 @@ def test_late_out_of_order_overlapping_posts_equal_one_post_of_everything(api, c
     post(api, 2, "kW", points[:25])
     post(api, 2, "kW", points[20:45])  # overlaps both, in the middle
     one, two = stored(conn, 1), stored(conn, 2)
-    assert [(r[0], r[2], r[3]) for r in one] == [(r[0], r[2], r[3]) for r in two]
+    assert [(r[0], *r[2:]) for r in one] == [(r[0], *r[2:]) for r in two]
     assert [r[1] for r in one] == pytest.approx([r[1] for r in two]) and sum(r[1] for r in one) > 10
     assert days(conn, 1)[0][1] == pytest.approx(days(conn, 2)[0][1])
 
@@ -283,3 +283,71 @@ def test_forecast_of_a_weekly_pattern_with_its_backtest(api):
                             f"&end={iso(past + timedelta(hours=10))}")
     assert code == 200 and body["origin"] == iso(past + timedelta(hours=9))
     assert [d["value"] for d in body["data"]] == pytest.approx([0.5] * 4)
+
+
+def full_integration(conn, device):
+    rows = conn.run("SELECT CAST(extract(epoch FROM ts) * 1000000 AS bigint), value, units, flags, source "
+                    "FROM energy_readings WHERE device_id = :d ORDER BY ts, source", d=device)
+    readings = [integrate.Reading(*row) for row in rows]
+    gap = 7200 * times.SECOND
+    spacing = integrate.typical_spacing([r.ts for r in readings][-integrate.SPACING_INTERVALS - 1:], gap) or 0
+    return integrate.buckets(readings, gap, spacing)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_order_of_chunks_and_corrections_leaves_the_buckets_of_a_full_integration(api, conn, seed):
+    import random
+
+    rng = random.Random(seed)
+    t, points = 0.0, []
+    for _ in range(rng.randint(30, 120)):
+        t += rng.choice([0.5, 1, 3, 7, 15, 22, 60, 130])  # minutes; 130 is over the maximum gap
+        points.append([at(t), round(rng.uniform(0, 9), 3)])
+    units = rng.choice(["kW", "kWh"])
+    chunks, i = [], 0
+    while i < len(points):
+        n = rng.randint(1, 25)
+        chunks.append(points[i:i + n])
+        i += n
+    rng.shuffle(chunks)
+    for chunk in chunks:
+        post(api, 30, units, chunk)
+        if rng.random() < 0.3:  # a correction of some earlier reading, and a re-post of a chunk
+            fixed = rng.choice(chunk)
+            fixed[1] = round(rng.uniform(0, 9), 3)
+            post(api, 30, units, [fixed])
+            post(api, 30, units, rng.choice(chunks))
+    expected = full_integration(conn, 30)
+    got = conn.run("SELECT CAST(extract(epoch FROM bucket_start) * 1000000 AS bigint), kwh, covered_us, "
+                   "estimated_us, arrival_us FROM energy_buckets WHERE device_id = 30 ORDER BY 1")
+    assert [row[0] for row in got] == sorted(expected)
+    for start, kwh, covered, estimated, arrival in got:
+        assert (covered, estimated, arrival) == (expected[start].covered, expected[start].estimated, 0)
+        assert kwh == pytest.approx(expected[start].kwh, rel=1e-9, abs=1e-12)
+    day_total = conn.run("SELECT sum(kwh), sum(covered_us) FROM energy_days WHERE device_id = 30")[0]
+    assert day_total[0] == pytest.approx(sum(b.kwh for b in expected.values()))
+    assert day_total[1] == sum(b.covered for b in expected.values())
+
+
+def test_the_energy_routes_run_as_the_energy_role(app, functions, database, conn, login_as):
+    _, ingest = tokens.create(conn, "ingest", "meter")
+    _, read = tokens.create(conn, "read", "board")
+    login_as("energy", "authorizer")  # the gateway runs the authorizer in this process too
+    gateway = Gateway(app, functions, workers=1)
+    try:
+        def call(method, target, body=b"", token=read):
+            reply = gateway.handle(method, target, [("Authorization", f"Bearer {token}"),
+                                                    ("Content-Type", "application/json")], body)
+            return reply.status, json.loads(reply.body)
+
+        points = [{"datetime": at(m), "value": 1.0} for m in range(0, 60, 5)]
+        body = json.dumps({"device_id": 5, "units": "kW", "data": points}).encode()
+        assert call("POST", "/energy", body, ingest)[0] == 200
+        fix = json.dumps({"device_id": 5, "units": "kW", "data": [{"datetime": at(20), "value": 0}]}).encode()
+        assert call("POST", "/energy", fix, ingest)[1]["replaced"] == 1
+        assert call("GET", f"/energy?device_id=5&start={at(0)}&end={at(60)}")[0] == 200
+        assert call("GET", f"/energy/fleet?start={at(0)}&end={at(60)}")[0] == 200
+        assert call("GET", "/energy/top")[1]["data"][0]["device_id"] == 5
+        assert call("GET", f"/energy/forecast?device_id=5&start={at(60)}&end={at(120)}")[0] == 409
+    finally:
+        gateway.close()

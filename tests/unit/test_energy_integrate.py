@@ -67,6 +67,7 @@ def test_a_gap_over_the_maximum_carries_nothing_and_lowers_coverage():
 def test_flags_follow_the_time_they_mark():
     readings = [Reading(at(0), 1, flags=ARRIVAL_TIME), Reading(at(20), 1)]
     out = integrate.buckets(readings, GAP, 20 * MIN)
+    assert (out[at(15)].arrival, out[at(15)].estimated) == (5 * MIN, 10 * MIN)
     assert out[at(0)].flags == ARRIVAL_TIME
     assert out[at(15)].flags == ARRIVAL_TIME | ESTIMATED_END
     assert out[at(30)].flags == ESTIMATED_END
@@ -87,7 +88,7 @@ def test_limits_clip_to_the_buckets_asked_for():
 
 
 def test_aggregate_sums_and_fills_empty_steps():
-    rows = [(at(0), 1.0, 450 * times.SECOND, 0), (at(15), 2.0, 900 * times.SECOND, ESTIMATED_END)]
+    rows = [(at(0), 1.0, 450 * times.SECOND, 0, 0), (at(15), 2.0, 900 * times.SECOND, 60 * times.SECOND, 0)]
     out = integrate.aggregate(rows, T0, T0 + 2 * times.HOUR, times.HOUR)
     assert out[0] == {"start": T0, "value": 3.0, "coverage": pytest.approx(1350 / 3600), "flags": ESTIMATED_END}
     assert out[1] == {"start": T0 + times.HOUR, "value": 0.0, "coverage": 0.0, "flags": 0}
@@ -149,5 +150,5 @@ def test_a_clipped_recompute_equals_the_full_one_inside_its_range(steps, lo_q, w
     full = integrate.buckets(readings, GAP, 10 * MIN)
     lo, hi = T0 + lo_q * times.BUCKET, T0 + (lo_q + width_q) * times.BUCKET
     part = integrate.buckets(readings, GAP, 10 * MIN, lo=lo, hi=hi)
-    assert {k: (b.kwh, b.covered, b.flags) for k, b in part.items()} == {
-        k: (b.kwh, b.covered, b.flags) for k, b in full.items() if lo <= k < hi}
+    assert {k: (b.kwh, b.covered, b.estimated, b.arrival) for k, b in part.items()} == {
+        k: (b.kwh, b.covered, b.estimated, b.arrival) for k, b in full.items() if lo <= k < hi}

@@ -20,8 +20,6 @@ FUNCTIONS = sorted(p.parent for p in (ROOT / "functions").glob("*/app.py"))
 # other modules). The report names events' fields and clusters' centres with them; importing them through
 # ingest.service or clustering.service would load those capabilities (their parser, numpy) into its cold start.
 VOCABULARY = {"wattprint.ingest.record", "wattprint.clustering.features"}
-# Each capability documents its own routes (pure data); the report serves the OpenAPI document made of them.
-DOCUMENTATION = {"wattprint.alerts.openapi"}
 SUB_PACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
 
 
@@ -74,8 +72,7 @@ def violations(name: str, targets: set[str]) -> list[str]:
             continue
         if own is None:
             out.append(f"{name} is base and imports the capability module {target}")
-        elif target != f"wattprint.{other}.service" and target not in VOCABULARY \
-                and not (name == "wattprint.report.openapi" and target in DOCUMENTATION):
+        elif target != f"wattprint.{other}.service" and target not in VOCABULARY:
             out.append(f"{name} reaches into {target}; use wattprint.{other}.service")
     return out
 

@@ -40,7 +40,7 @@ def test_each_function_logs_in_as_its_own_role_and_may_connect_as_no_other():
         user = props.get("Environment", {}).get("Variables", {}).get("DB_USER")
         if lid == "AdminFunction":
             assert user == "wattprint_admin" and connect_users(props) == []  # the master user, via its secret
-        elif lid == "PushFunction":
+        elif lid in ("PushFunction", "NotifyFunction"):
             assert user is None and connect_users(props) == []  # outside the VPC, no database
         else:
             assert connect_users(props) == [user], lid

@@ -17,10 +17,13 @@ from .tokens import Token
 HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
+# Training an appliance model (PUT /appliances/models/*) uploads a recording, as sensors and the people who
+# install them do, and changes everyone's labels: not for a read token, which lives in dashboards' browsers.
+# Labelling a recording (POST only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events", "POST/energy"),
+    "ingest": ("POST/events", "POST/energy", "PUT/appliances/models/*"),
     # Acknowledging an alert only stops its repeats: the dashboard's people do it with the token they read with.
-    "read": ("GET/*", "POST/alerts/*/ack", "$connect"),
+    "read": ("GET/*", "POST/appliances/label", "POST/alerts/*/ack", "$connect"),
 }
 
 

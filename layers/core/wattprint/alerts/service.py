@@ -289,3 +289,10 @@ def remove_webhook(webhook_id: int) -> dict:
         if not store.remove_webhook(conn, webhook_id):
             raise NotFound(f"no webhook {webhook_id}", webhook_id=webhook_id)
     return {"removed": webhook_id}
+
+
+def openapi() -> tuple[dict, dict]:
+    """(schemas, paths) of the alerts routes for the API's OpenAPI document."""
+    from . import openapi as document  # only GET /openapi.json needs it
+
+    return document.SCHEMAS, document.PATHS

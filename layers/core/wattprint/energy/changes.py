@@ -11,7 +11,7 @@ from datetime import datetime
 
 from .. import aws, db, settings
 from ..db import Connection
-from . import integrate, times
+from . import times
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def send(device_ids: list[int]) -> int:
 
 
 _HOURLY = f"""
-SELECT date_trunc('hour', bucket_start, 'UTC'), sum(kwh) * 1000, sum(covered_us), bit_or(flags)
+SELECT date_trunc('hour', bucket_start, 'UTC'), sum(kwh) * 1000, sum(covered_us), sum(estimated_us)
 FROM energy_buckets
 WHERE device_id = :d AND bucket_start >= CAST(:lo AS timestamptz)
   AND bucket_start < COALESCE(CAST(:hi AS timestamptz), 'infinity')
@@ -73,7 +73,7 @@ def hourly(conn: Connection, device_id: int, start: datetime, end: datetime | No
     """(hour start, Wh, coverage 0..1) of the device's hours in [start, end); an hour that holds the estimated end
     of the device's last interval has coverage 0: its energy is not known yet."""
     out = []
-    for hour, wh, covered, flags in db.prepared(conn, _HOURLY).run(d=device_id, lo=start, hi=end):
-        coverage = 0.0 if flags & integrate.ESTIMATED_END else covered / times.HOUR
+    for hour, wh, covered, estimated in db.prepared(conn, _HOURLY).run(d=device_id, lo=start, hi=end):
+        coverage = 0.0 if estimated else covered / times.HOUR
         out.append((hour, wh, coverage))
     return out

@@ -22,9 +22,10 @@ UNIT_NAMES = {KW: "kW", KWH: "kWh"}
 
 SENSOR, API = 0, 1  # the source column; at one instant the sensor's reading comes first
 
-# Bucket flags, a bit each (stored as a smallint).
-ESTIMATED_END = 1  # holds time of the last reading's interval, whose end is an estimate
-ARRIVAL_TIME = 2  # holds time of a sensor reading timed by its arrival (the sensor's clock did not advance)
+# Flags. A bucket stores how much of its time each kind covers (µs, additive like the energy, so a change can be
+# applied as a difference); a flag is set when that time is not 0. A reading's flags hold only ARRIVAL_TIME.
+ESTIMATED_END = 1  # time of the last reading's interval, whose end is an estimate
+ARRIVAL_TIME = 2  # time of a sensor reading timed by its arrival (the sensor's clock did not advance)
 FLAG_NAMES = {ESTIMATED_END: "estimated_end", ARRIVAL_TIME: "arrival_time"}
 
 SPACING_INTERVALS = 16  # recent intervals whose median is the typical spacing
@@ -45,11 +46,20 @@ class Bucket:
     start: int
     kwh: float = 0.0
     covered: int = 0  # µs of the bucket's 15 minutes that some interval covers
-    flags: int = 0
+    estimated: int = 0  # µs of it covered by the last reading's interval (its end estimated)
+    arrival: int = 0  # µs of it covered by arrival-timed readings
 
     @property
     def coverage(self) -> float:
         return self.covered / BUCKET
+
+    @property
+    def flags(self) -> int:
+        return flags_of(self.estimated, self.arrival)
+
+
+def flags_of(estimated: int, arrival: int) -> int:
+    return (ESTIMATED_END if estimated else 0) | (ARRIVAL_TIME if arrival else 0)
 
 
 def flag_names(flags: int) -> list[str]:
@@ -82,7 +92,7 @@ def buckets(readings: Sequence[Reading], max_gap: int, last_spacing: int | None,
     """The buckets (by start) that some interval reaches, limited to starts in [lo, hi) when given."""
     out: dict[int, Bucket] = {}
     for start, end, reading, extra in intervals(readings, max_gap, last_spacing):
-        flags = reading.flags | extra
+        arrival = reading.flags & ARRIVAL_TIME
         length = end - start
         # kW·µs per µs of the interval
         rate = reading.value if reading.units == KW else reading.value * _KW_US_PER_KWH / length
@@ -97,23 +107,29 @@ def buckets(readings: Sequence[Reading], max_gap: int, last_spacing: int | None,
                     bucket = out[at] = Bucket(at)
                 bucket.kwh += rate * overlap
                 bucket.covered += overlap
-                bucket.flags |= flags
+                if extra:
+                    bucket.estimated += overlap
+                if arrival:
+                    bucket.arrival += overlap
             at += BUCKET
     for bucket in out.values():
         bucket.kwh /= _KW_US_PER_KWH
     return out
 
 
-def aggregate(rows: Iterable[tuple[int, float, int, int]], lo: int, hi: int, step: int) -> list[dict]:
-    """Dense series over [lo, hi) at `step` (a multiple of 15 minutes) from stored (start, kwh, covered, flags)
-    bucket rows: values summed, coverage the covered share of each step, flags or-ed; steps with no row are 0."""
-    series = {}
-    for start, kwh, covered, flags in rows:
+def aggregate(rows: Iterable[tuple[int, float, int, int, int]], lo: int, hi: int, step: int) -> list[dict]:
+    """Dense series over [lo, hi) at `step` (a multiple of 15 minutes) from stored (start, kwh, covered, estimated,
+    arrival) rows: summed, coverage the covered share of each step; steps with no row are 0."""
+    series: dict[int, list] = {}
+    for start, kwh, covered, estimated, arrival in rows:
         at = floor(start, step)
-        value, cov, fl = series.get(at, (0.0, 0, 0))
-        series[at] = (value + kwh, cov + covered, fl | flags)
+        total = series.setdefault(at, [0.0, 0, 0, 0])
+        total[0] += kwh
+        total[1] += covered
+        total[2] += estimated
+        total[3] += arrival
     out = []
     for at in range(lo, hi, step):
-        value, covered, flags = series.get(at, (0.0, 0, 0))
-        out.append({"start": at, "value": value, "coverage": covered / step, "flags": flags})
+        value, covered, estimated, arrival = series.get(at, (0.0, 0, 0, 0))
+        out.append({"start": at, "value": value, "coverage": covered / step, "flags": flags_of(estimated, arrival)})
     return out

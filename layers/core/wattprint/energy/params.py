@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import InvalidParameter
+from ..http import query_params
 from . import times
-from .errors import InvalidParameter, UnknownParameter
 
 MAX_POINTS = 10_000  # steps in one answer: a year of hours, 104 days of quarter hours
 MAX_COUNT = 1000
@@ -24,17 +25,7 @@ _INTEGER = re.compile(r"-?[0-9]{1,10}", re.ASCII)
 
 
 def read(params: dict | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    """`params` is API Gateway's multiValueQueryStringParameters (name → list) or its single-valued form."""
-    out: dict[str, str] = {}
-    for name, values in (params or {}).items():
-        values = values if isinstance(values, list) else [values]
-        if name not in allowed:
-            raise UnknownParameter(f"unknown query parameter {name!r} (this route takes: {', '.join(allowed)})",
-                                   parameter=name)
-        if len(values) != 1:
-            raise InvalidParameter(f"{name} is given {len(values)} times; give it once", parameter=name)
-        out[name] = values[0]
-    return out
+    return query_params(params, allowed)
 
 
 def integer(params: dict[str, str], name: str, minimum: int, maximum: int, default: int | None = None) -> int:

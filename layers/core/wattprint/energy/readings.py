@@ -7,8 +7,7 @@ import math
 from dataclasses import dataclass
 
 from . import times
-from ..errors import PayloadTooLarge
-from .errors import InvalidReading
+from ..errors import InvalidReading, PayloadTooLarge
 from .integrate import UNITS
 
 MAX_READINGS = 10_000

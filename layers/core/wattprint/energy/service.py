@@ -6,14 +6,32 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from .. import db
+from ..live import service as live
 from ..settings import Settings
 from . import forecast as forecasting
-from . import changes, integrate, params, readings, store, times
-from .errors import InsufficientHistory
-from .integrate import ARRIVAL_TIME, KW, SENSOR
+from . import changes as change_feed
+from . import integrate, params, readings, store, times
+from ..errors import InsufficientHistory
+
+
+class Changed(NamedTuple):
+    """What a write changed: the buckets (device, row) for the dashboards, and the devices whose change-feed row
+    this transaction created (each is announced once, for the alerts' scorer). Give it to announce() once
+    committed."""
+
+    buckets: tuple = ()
+    marked: tuple = ()
+
+
+def _changed(conn, buckets: list[tuple]) -> Changed:
+    """Mark each device's earliest changed bucket in the change feed, in the writer's transaction."""
+    earliest: dict[int, int] = {}
+    for device, row in buckets:
+        earliest[device] = min(earliest.get(device, row[0]), row[0])
+    return Changed(tuple(buckets), tuple(change_feed.mark(conn, earliest)))
 
 
 @dataclass(frozen=True)
@@ -38,64 +56,52 @@ def post_readings(body: str, settings: Settings) -> dict:
     n = len(post.ts)
     max_gap = settings.energy_max_gap_s * times.SECOND
     with db.transaction() as conn:
-        store.lock(conn, [post.device_id])
-        updates = store.upsert(conn, integrate.API, [post.device_id] * n, post.ts, [post.units] * n, post.values,
-                               [0] * n)
-        written, earliest = [], {}
-        for change in updates:
-            rows = store.recompute(conn, change, max_gap)
-            if rows:
-                earliest[change.device_id] = rows[0][0]
-            written += rows
-        newly_marked = changes.mark(conn, earliest)
-    changes.send(newly_marked)
-    inserted = sum(c.inserted for c in updates)
-    replaced = sum(c.replaced for c in updates)
+        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
+        written = _changed(conn, [(change.device_id, row) for change in changes
+                                  for row in store.recompute(conn, change, max_gap)])
+    announce(written)
+    inserted = sum(c.inserted for c in changes)
+    replaced = sum(c.replaced for c in changes)
     return {"device_id": post.device_id, "units": integrate.UNIT_NAMES[post.units], "received": n,
             "inserted": inserted, "replaced": replaced, "unchanged": n - inserted - replaced,
-            "buckets_changed": len(written)}
+            "buckets_changed": len(written.buckets)}
 
 
-def feed_events(conn, records: Sequence, settings: Settings) -> int:
-    """Sensor events stored in this transaction → their devices' series (active power as kW, held to the next
-    reading). The sample time is the sensor's UTC Time while its clock advances (later than the latest it sent
-    before); a repeated or earlier clock (the deployed firmware repeats one timestamp on every line) is replaced
-    by the arrival time, the transaction's now() — the events' received_at — and flagged. Events of one device
-    that end up at one instant are one reading: the last (in seq order) wins. Returns the buckets changed."""
+def feed_events(conn, records: Sequence, settings: Settings) -> Changed:
+    """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
+    the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
+    clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
+    (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed."""
     if not records:
-        return 0
-    devices = sorted({r.device_id for r in records})
-    store.lock(conn, devices)
-    now, clocks = store.sensor_clocks(conn, devices)
-    latest: dict[tuple[int, int], tuple[float, int]] = {}
-    moved: dict[int, int] = {}
-    for r in records:
-        sensor = times.to_us(r.sensor_time)
-        clock = clocks.get(r.device_id)
-        if clock is None or sensor > clock:
-            clocks[r.device_id] = moved[r.device_id] = sensor
-            latest[(r.device_id, sensor)] = (r.active_power_w / 1000.0, 0)
-        else:
-            latest[(r.device_id, now)] = (r.active_power_w / 1000.0, ARRIVAL_TIME)
-    keys = list(latest)
-    changes = store.upsert(conn, SENSOR, [k[0] for k in keys], [k[1] for k in keys], [KW] * len(keys),
-                           [latest[k][0] for k in keys], [latest[k][1] for k in keys])
-    store.set_sensor_clocks(conn, moved)
+        return Changed()
+    changes = store.upsert_sensor(conn, records)
     max_gap = settings.energy_max_gap_s * times.SECOND
-    return sum(len(store.recompute(conn, change, max_gap)) for change in changes)
+    return _changed(conn, [(change.device_id, row) for change in changes
+                           for row in store.recompute(conn, change, max_gap)])
+
+
+def announce(written: Changed) -> None:
+    """After commit: dashboards learn of the buckets that changed (best effort, over the live channel), and the
+    alerts' scorer of the devices newly in the change feed (best effort: the sweep re-sends what is lost)."""
+    if written.buckets:
+        live.energy_changed([
+            {"device_id": device, "datetime": times.iso(start), "value": kwh, "coverage": covered / times.BUCKET,
+             "flags": integrate.flag_names(integrate.flags_of(estimated, arrival))}
+            for device, (start, kwh, covered, estimated, arrival) in written.buckets])
+    change_feed.send(list(written.marked))
 
 
 # ------------------------------------------------------------------------------------ the change feed
 # Read by wattprint.alerts inside its own transaction: take a device's changes, then its hourly energy.
-take_changes = changes.take
-hourly = changes.hourly
+take_changes = change_feed.take
+hourly = change_feed.hourly
 
 
 def resend_stale_changes(older_than_s: float) -> int:
     """The sweep: devices whose change row waited longer than this (its message was lost) are announced again."""
     with db.transaction() as conn:
-        devices = changes.stale(conn, older_than_s)
-    return changes.send(devices)
+        devices = change_feed.stale(conn, older_than_s)
+    return change_feed.send(devices)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -184,3 +190,9 @@ def forecast(query: dict | None, accept: str | None) -> Answer:
     text = _csv(("datetime", "value"), ((d["datetime"], d["value"]) for d in data)) if as_csv else None
     return Answer(payload, text)
 
+
+def openapi() -> tuple[dict, dict]:
+    """(schemas, paths) of the energy routes for the API's OpenAPI document."""
+    from . import openapi as document  # only GET /openapi.json needs it
+
+    return document.SCHEMAS, document.PATHS

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = 1_000_000
+MICROSECOND = timedelta(microseconds=1)
 BUCKET = 15 * 60 * SECOND
 HOUR = 3600 * SECOND
 DAY = 24 * HOUR
@@ -40,7 +41,7 @@ def parse(text: str, *, require_offset: bool) -> datetime | None:
 
 
 def to_us(value: datetime) -> int:
-    return (value - EPOCH) // timedelta(microseconds=1)
+    return (value - EPOCH) // MICROSECOND
 
 
 def from_us(us: int) -> datetime:
@@ -49,9 +50,7 @@ def from_us(us: int) -> datetime:
 
 def iso(us: int) -> str:
     """UTC with Z; microseconds only when there are any."""
-    value = from_us(us)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{value.microsecond:06d}Z" if value.microsecond else f"{text}Z"
+    return (EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
 def floor(us: int, step: int = BUCKET) -> int:

@@ -23,6 +23,11 @@ def run_changed(run_id: int) -> bool:
     return announce.run_changed(run_id)
 
 
+def energy_changed(items: list[dict]) -> bool:
+    """After energy's commit: these buckets (as GET /energy items, with device_id) changed (best effort)."""
+    return announce.energy_changed(items)
+
+
 def alert(payload: dict) -> bool:
     """An alert notification (wattprint.alerts) for the dashboards, pushed as it is (best effort, never raises)."""
     return announce.alert(payload)

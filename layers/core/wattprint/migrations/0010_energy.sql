@@ -21,25 +21,29 @@ CREATE TABLE energy_sensor_clocks (
     sensor_time timestamptz NOT NULL
 );
 
--- covered_us: microseconds of the 15 minutes that some interval covers (coverage = covered_us / 900e6).
--- flags 1: holds the estimated end of the device's last interval; 2: holds arrival-timed sensor readings.
+-- covered_us: microseconds of the 15 minutes that some interval covers (coverage = covered_us / 900e6); of them,
+-- estimated_us lie in the device's last interval (whose end is estimated) and arrival_us in intervals of
+-- arrival-timed sensor readings. All three add up like the energy, so a change can be applied as a difference
+-- (and the day totals follow by one).
 CREATE TABLE energy_buckets (
     device_id    integer     NOT NULL,
     bucket_start timestamptz NOT NULL,
     kwh          float8      NOT NULL,
     covered_us   bigint      NOT NULL CHECK (covered_us BETWEEN 0 AND 900000000),
-    flags        smallint    NOT NULL DEFAULT 0,
+    estimated_us bigint      NOT NULL DEFAULT 0,
+    arrival_us   bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, bucket_start)
 );
 -- The fleet's buckets of a window by an index-only scan.
 CREATE INDEX energy_buckets_start ON energy_buckets (bucket_start) INCLUDE (device_id, kwh, covered_us);
 
 CREATE TABLE energy_days (
-    device_id  integer     NOT NULL,
-    day        timestamptz NOT NULL,
-    kwh        float8      NOT NULL,
-    covered_us bigint      NOT NULL,
-    flags      smallint    NOT NULL DEFAULT 0,
+    device_id    integer     NOT NULL,
+    day          timestamptz NOT NULL,
+    kwh          float8      NOT NULL,
+    covered_us   bigint      NOT NULL,
+    estimated_us bigint      NOT NULL DEFAULT 0,
+    arrival_us   bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, day)
 );
 CREATE INDEX energy_days_day ON energy_days (day) INCLUDE (device_id, kwh);

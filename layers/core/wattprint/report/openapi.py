@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..alerts import openapi as alerts_doc
+from ..alerts import service as alerts
+from ..appliances import service as appliances
 from ..clustering.features import FEATURES
+from ..energy import service as energy
 from ..ingest import service as ingest
 from . import params, queries
-from ..energy import forecast as energy_forecast
-from ..energy import params as energy_params
-from ..energy import readings as energy_readings
 
 VERSION = "0.1.0"
 
@@ -166,87 +165,37 @@ SCHEMAS = {
     }),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
+    "ApplianceState": _object({
+        "name": {"type": "string", "description": "OFF, IDLE, ON … by level, lowest first, or the names given"},
+        "rms": {**_NUMBER, "description": "effective current, mA (median of the state's rows)"},
+        "rms_sd": {**_NUMBER, "exclusiveMinimum": 0, "description": "its spread (MAD x 1.4826), mA"},
+        "peak": {**_NUMBER, "description": "maximum current, mA (median)"},
+        "peak_sd": {**_NUMBER, "exclusiveMinimum": 0},
+        "share": {"type": "number", "minimum": 0, "maximum": 1, "description": "of the training rows"},
+    }),
+    "ApplianceModel": _object({
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "states": {"type": "array", "items": _ref("ApplianceState"), "minItems": 1,
+                   "maxItems": appliances.MAX_STATES, "description": "lowest level first"},
+        "switch_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                     "description": "changes of state per second in the training recording (bounded)"},
+        "rows": {"type": "integer", "minimum": appliances.MIN_ROWS},
+        "updated_at": _TIMESTAMP,
+    }),
+    "ApplianceModels": _object({"models": {"type": "array", "items": _ref("ApplianceModel"),
+                                           "description": "by name"}}),
+    "InvalidRecordingError": _object({"error": _object({
+        "code": {"enum": ["invalid_recording", "invalid_model"]},
+        "message": {"type": "string"},
+        "row": {**_nullable({"type": "integer", "minimum": 1}),
+                "description": "the CSV row at fault, as a spreadsheet numbers it (the header is row 1)"},
+        "column": {**_nullable({"type": "string"}), "description": "Timestamp, Maximum current or Effective current"},
+    }, required=["code", "message"])}),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
                                                   "description": "the live WebSocket API; null: no live updates"}}),
 }
 
-_ENERGY_TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$"}
-_RESOLUTION = {"type": "string", "enum": ["15m", "1h", "1d"]}
-_FLAGS = {"type": "array", "items": {"type": "string", "enum": ["estimated_end", "arrival_time"]},
-          "description": "estimated_end: holds time of the device's last interval, whose end is the device's typical "
-                         "spacing (an estimate); arrival_time: holds sensor readings timed by their arrival because "
-                         "the sensor's clock repeated"}
-ENERGY_SCHEMAS = {
-    "EnergyPost": _object({
-        "device_id": {"type": "integer"},
-        "units": {"type": "string", "enum": ["kW", "kWh"],
-                  "description": "kW: power, held until the device's next reading; kWh: the energy of the interval "
-                                 "to the device's next reading"},
-        "data": {"type": "array", "minItems": 1, "maxItems": energy_readings.MAX_READINGS, "items": _object({
-            "datetime": {"type": "string", "description": "ISO 8601 with a zone (Z or an offset); the reading's "
-                                                          "interval starts here. Unique within a post."},
-            "value": {"type": "number", "minimum": 0, "maximum": energy_readings.MAX_VALUE}})},
-    }, description="Readings of one device in one unit. All or nothing."),
-    "EnergyStored": _object({
-        "device_id": {"type": "integer"}, "units": {"type": "string", "enum": ["kW", "kWh"]},
-        "received": {"type": "integer", "minimum": 1},
-        "inserted": {"type": "integer", "minimum": 0, "description": "readings new to the store"},
-        "replaced": {"type": "integer", "minimum": 0, "description": "corrections: a stored reading of the same "
-                                                                     "device and instant had another value"},
-        "unchanged": {"type": "integer", "minimum": 0, "description": "re-posted as stored: no-ops"},
-        "buckets_changed": {"type": "integer", "minimum": 0},
-    }),
-    "InvalidReadingError": _object({"error": _object({
-        "code": {"const": "invalid_reading"},
-        "message": {"type": "string"},
-        "index": {**_nullable({"type": "integer", "minimum": 0}),
-                  "description": "0-based position in data of the reading at fault; null for the body's own fields"},
-        "field": {**_nullable({"type": "string"}), "description": "device_id, units, data, datetime or value"},
-    })}),
-    "EnergySeries": _object({
-        "device_id": {"type": "integer"}, "units": {"const": "kWh"}, "resolution": _RESOLUTION,
-        "start": _ENERGY_TIME, "end": _ENERGY_TIME,
-        "data": {"type": "array", "items": _object({
-            "datetime": {**_ENERGY_TIME, "description": "the bucket's start (UTC)"},
-            "value": {"type": "number", "description": "kWh in the bucket"},
-            "coverage": {"type": "number", "minimum": 0, "maximum": 1,
-                         "description": "the share of the bucket that readings cover (gaps and time before the "
-                                        "first reading are not)"},
-            "flags": _FLAGS})},
-    }),
-    "EnergyFleet": _object({
-        "units": {"const": "kWh"}, "resolution": _RESOLUTION, "start": _ENERGY_TIME, "end": _ENERGY_TIME,
-        "data": {"type": "array", "items": _object({
-            "datetime": _ENERGY_TIME, "sum": _NUMBER,
-            "avg": {**_nullable(_NUMBER), "description": "sum / devices; null when no device reported"},
-            "devices": {"type": "integer", "minimum": 0, "description": "devices with readings covering part of "
-                                                                        "the step"}})},
-    }),
-    "EnergyTop": _object({
-        "units": {"const": "kWh"}, "count": {"type": "integer", "minimum": 1},
-        "start": _nullable(_ENERGY_TIME), "end": _nullable(_ENERGY_TIME),
-        "data": {"type": "array", "items": _object({
-            "rank": {"type": "integer", "minimum": 1}, "device_id": {"type": "integer"}, "kwh": _NUMBER})},
-    }),
-    "EnergyForecast": _object({
-        "device_id": {"type": "integer"}, "units": {"const": "kWh"}, "resolution": {"const": "15m"},
-        "start": _ENERGY_TIME, "end": _ENERGY_TIME,
-        "origin": {**_ENERGY_TIME, "description": "only history before this instant is used"},
-        "total": _NUMBER,
-        "data": {"type": "array", "items": _object({"datetime": _ENERGY_TIME, "value": _NUMBER})},
-        "method": _object({"baseline": {"type": "string"}, "weeks": {"type": "integer"},
-                           "level": {"type": "number", "minimum": energy_forecast.LEVEL_LIMITS[0],
-                                     "maximum": energy_forecast.LEVEL_LIMITS[1]}}),
-        "backtest": _object({
-            "weeks": {"type": "integer", "minimum": 1}, "buckets": {"type": "integer", "minimum": 0},
-            "mae_kwh": {**_nullable(_NUMBER), "description": "mean absolute error per bucket"},
-            "smape_percent": {**_nullable({"type": "number", "minimum": 0, "maximum": 200}),
-                              "description": "symmetric MAPE; buckets where forecast and actual are both 0 left "
-                                             "out"}}),
-    }),
-}
-SCHEMAS.update(ENERGY_SCHEMAS)
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
@@ -333,7 +282,74 @@ CSV_DESCRIPTION = (
     "an empty cell; booleans are true/false; numbers are written as in the JSON form. A text cell that starts with "
     "=, +, -, @, tab or carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 
+_RECORDING = {"required": True, "content": {"text/csv": {"schema": {
+    "type": "string", "description": f"a header row with {', '.join(appliances.COLUMNS)} (any order, other "
+                                     "columns ignored), then one row a second in time order; Timestamp in Unix "
+                                     "seconds or ISO 8601, currents in mA"}}}}
+_RECORDING_400 = {"description": "The recording is not usable (invalid_recording: missing column, non-numeric value, "
+                                 "unordered or repeated timestamp, too few rows; naming row and column), or a name "
+                                 "or parameter is invalid (invalid_model, unknown_parameter, unknown_appliance, "
+                                 "too_much_work).",
+                  "content": {"application/json": {"schema": {"anyOf": [_ref("InvalidRecordingError"),
+                                                                        _ref("Error")]}}}}
+_CSV_415 = _error("The body is not text/csv (unsupported_media_type).")
+
 PATHS = {
+    "/appliances/models/{name}": {"put": {
+        "operationId": "putApplianceModel", "tags": ["appliances"],
+        "summary": "Learn an appliance's states from a recording of it alone, and store the model",
+        "description": f"At least {appliances.MIN_ROWS} rows. The number of states is found from the data (at "
+                       f"most {appliances.MAX_STATES}) and named by level (OFF, IDLE, ON), unless `states` "
+                       "names them. Replaces the model of the same name (case ignored).",
+        "security": [{"bearer": ["ingest"]}],
+        "parameters": [
+            {"name": "name", "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+             "description": "the appliance, e.g. `PC screen1` (URL-encoded): the labelled CSV's column name"},
+            {"name": "states", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "state names, lowest level first, comma-separated: `OFF,IDLE,ON`"}],
+        "requestBody": _RECORDING,
+        "responses": {
+            "200": _json("Replaced the model of that name.", "ApplianceModel"),
+            "201": _json("Stored a new model.", "ApplianceModel"),
+            "400": _RECORDING_400,
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+            "415": _CSV_415,
+            "503": {"$ref": "#/components/responses/Unavailable"},
+        }}},
+    "/appliances/models": {"get": {
+        "operationId": "listApplianceModels", "tags": ["appliances"], "summary": "The stored appliance models",
+        "security": READ,
+        "responses": _responses("400", **{"200": _json("The models.", "ApplianceModels")}),
+    }},
+    "/appliances/label": {"post": {
+        "operationId": "labelMains", "tags": ["appliances"],
+        "summary": "Label each second of a mains recording with every appliance's state",
+        "description": "A factorial hidden Markov model decoded by Viterbi (see the README). At most "
+                       f"{appliances.MAX_ROWS} rows and {appliances.MAX_WORK} rows x state "
+                       f"combinations; bodies up to {appliances.MAX_BODY_BYTES} bytes. Stores nothing.",
+        "security": [{"bearer": ["read"]}],
+        "parameters": [{"name": "models", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "only these appliances, comma-separated (default: every model)"}],
+        "requestBody": _RECORDING,
+        "responses": {
+            "200": {"description": "The recording's rows with one `<name> state` column per appliance, by name: "
+                                   "timestamp,Maximum current,Effective current,PC screen1 state,…",
+                    "headers": {"X-Rho-Rms": {"description": "the fitted correlation of the appliances' currents "
+                                                             "(1: RMS values add; 0: they add in quadrature)",
+                                              "schema": {"type": "string"}},
+                                "X-Rho-Peak": {"description": "the same for the maximum current",
+                                               "schema": {"type": "string"}}},
+                    "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "400": _RECORDING_400,
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+            "415": _CSV_415,
+            "503": {"$ref": "#/components/responses/Unavailable"},
+        }}},
     "/health": {"get": {
         "operationId": "getHealth", "tags": ["health"], "summary": "Database reachable and schema current",
         "security": [],
@@ -446,76 +462,13 @@ PATHS = {
 }
 
 
-def _q(name: str, schema: dict, description: str, required: bool = False) -> dict:
-    return _param(name, "query", schema, description, required)
 
-
-_ENERGY_DEVICE = _q("device_id", {"type": "integer"}, "the device", required=True)
-_ENERGY_START = _q("start", {"type": "string"}, "ISO 8601 (no zone: UTC; 2018-08-24T00-00-00Z also accepted); "
-                   "steps whose start lies in [start, end)", required=True)
-_ENERGY_END = _q("end", {"type": "string"}, "ISO 8601, exclusive", required=True)
-_ENERGY_RESOLUTION = _q("resolution", {**_RESOLUTION, "default": "15m"}, "steps summed from the 15-minute buckets")
-_ENERGY_FORMAT = _q("format", {"type": "string", "enum": ["json", "csv"]},
-                    "csv: the same rows as CSV (also chosen by Accept: text/csv)")
-
-
-def _energy_get(operation: str, summary: str, description: str, parameters: list, schema: str,
-                csv_columns: str, extra: dict | None = None) -> dict:
-    ok = {"description": "The answer.", "content": {
-        "application/json": {"schema": _ref(schema)},
-        "text/csv": {"schema": {"type": "string", "description": f"CRLF lines: a header, then {csv_columns}"}}}}
-    return {"get": {"operationId": operation, "tags": ["energy"], "summary": summary, "description": description,
-                    "security": READ, "parameters": parameters,
-                    "responses": _responses("400", **{"200": ok, **(extra or {})})}}
-
-
-ENERGY_PATHS = {
-    "/energy": {
-        "post": {
-            "operationId": "postEnergy", "tags": ["energy"], "summary": "Store a device's power or energy readings",
-            "description": f"Up to {energy_readings.MAX_READINGS} readings, {energy_readings.MAX_BODY_BYTES} bytes. "
-                           "A reading starts an interval that runs to the device's next reading; re-posting changes "
-                           "nothing, a reading at a stored instant with another value replaces it, and only the "
-                           "buckets between the neighbouring readings are recomputed. All or nothing.",
-            "security": [{"bearer": ["ingest"]}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EnergyPost")}}},
-            "responses": {
-                "200": _json("Stored.", "EnergyStored"),
-                "400": _error("A reading or the body is invalid (invalid_reading: index and field named).",
-                              "InvalidReadingError"),
-                "401": {"$ref": "#/components/responses/Unauthorized"},
-                "403": {"$ref": "#/components/responses/Forbidden"},
-                "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-                "503": {"$ref": "#/components/responses/Unavailable"},
-            }},
-        **_energy_get("getEnergy", "A device's energy per 15 minutes, hour or day",
-                      "Every step of the window, with no data as 0 kWh and coverage 0.",
-                      [_ENERGY_DEVICE, _ENERGY_START, _ENERGY_END, _ENERGY_RESOLUTION, _ENERGY_FORMAT],
-                      "EnergySeries", "datetime,value,coverage,flags (flags joined by ;)"),
-    },
-    "/energy/fleet": _energy_get("getEnergyFleet", "The fleet's energy per step",
-                                 "Sum over every device, average over the devices reporting in the step.",
-                                 [_ENERGY_START, _ENERGY_END, _ENERGY_RESOLUTION, _ENERGY_FORMAT], "EnergyFleet",
-                                 "datetime,sum,avg,devices"),
-    "/energy/top": _energy_get(
-        "getEnergyTop", "The devices that used the most energy",
-        "Ties broken by device id (lowest first). Without start and end: everything stored.",
-        [_q("count", {"type": "integer", "minimum": 1, "maximum": energy_params.MAX_COUNT,
-                      "default": energy_params.DEFAULT_COUNT}, "how many devices"),
-         {**_ENERGY_START, "required": False}, {**_ENERGY_END, "required": False}, _ENERGY_FORMAT],
-        "EnergyTop", "rank,device_id,kwh"),
-    "/energy/forecast": _energy_get(
-        "getEnergyForecast", "Expected energy per 15 minutes, with the method's backtest error",
-        f"Seasonal baseline (median of the same weekday and quarter hour over {energy_forecast.WEEKS} weeks, "
-        "scaled to the last week's level) from the history before the window. Needs "
-        f"{energy_forecast.WEEKS_NEEDED} weeks of history: fewer is 409 insufficient_history.",
-        [_ENERGY_DEVICE, _ENERGY_START, _ENERGY_END, _ENERGY_FORMAT], "EnergyForecast", "datetime,value",
-        extra={"409": _error("Too little history for a forecast (insufficient_history, with weeks_available and "
-                             "weeks_needed).")}),
-}
-PATHS.update(ENERGY_PATHS)
-PATHS.update(alerts_doc.PATHS)
-SCHEMAS.update(alerts_doc.SCHEMAS)
+_ENERGY_SCHEMAS, _ENERGY_PATHS = energy.openapi()
+SCHEMAS.update(_ENERGY_SCHEMAS)
+PATHS.update(_ENERGY_PATHS)
+_ALERT_SCHEMAS, _ALERT_PATHS = alerts.openapi()
+SCHEMAS.update(_ALERT_SCHEMAS)
+PATHS.update(_ALERT_PATHS)
 
 
 @lru_cache(maxsize=1)
@@ -536,15 +489,15 @@ def document() -> dict:
                                                   ".amazonaws.com/v1)"}],
         "security": READ,
         "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "energy"}, {"name": "alerts"}, {"name": "health"},
-                 {"name": "dashboard"}],
+                 {"name": "dashboard"}, {"name": "appliances"}],
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events, "
-                               "POST /energy) or "
-                               "`read` (every GET). The role names in each operation's security requirement "
-                               "are the scope it needs."}},
+                               "POST /energy, PUT /appliances/models/{name}) or `read` (every GET, POST "
+                               "/appliances/label). The role names in each operation's security requirement are "
+                               "the scope it needs."}},
             "schemas": SCHEMAS,
             "responses": RESPONSES,
             "parameters": PARAMETERS,
