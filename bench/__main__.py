@@ -25,7 +25,8 @@ DESIGN_MEASUREMENTS = ROOT / "bench" / "design-measurements.md"  # hand-kept fig
 STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so one section can be re-run alone
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
             "report": "bench.bench_report", "live": "bench.bench_live", "nilm": "bench.bench_nilm",
-            "energy": "bench.bench_energy", "alerts": "bench.bench_alerts"}
+            "energy": "bench.bench_energy", "alerts": "bench.bench_alerts",
+            "storage": "bench.bench_storage"}
 
 
 def machine() -> str:

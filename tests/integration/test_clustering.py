@@ -269,6 +269,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(database, conn):
 @mock_aws
 def test_poisoned_run_lands_in_the_dead_letter_queue_and_the_next_threshold_completes(
         database, conn, app, functions, monkeypatch):
+    monkeypatch.setenv("CLUSTER_RUNS", "every")  # the first run is tried, not superseded by the second
     first, second = insert(conn, synthetic(2000, seed=6))
     assert (first.threshold, second.threshold) == (1000, 2000)
     client = boto3.client("sqs", region_name="us-east-1")
@@ -334,7 +335,8 @@ def test_messages_for_no_such_run_are_acknowledged_and_change_nothing(database, 
 
 # ------------------------------------------------------------- 4. order, degenerate data, transient failures
 
-def test_out_of_order_completion_keeps_the_highest_threshold_current(database, conn, functions):
+def test_out_of_order_completion_keeps_the_highest_threshold_current(database, conn, functions, monkeypatch):
+    monkeypatch.setenv("CLUSTER_RUNS", "every")
     first, second = insert(conn, synthetic(2000, seed=8))
     assert deliver(functions, body(second))[0] == {"batchItemFailures": []}
     assert current_run(conn)["id"] == second.id
@@ -553,7 +555,8 @@ def test_a_connection_killed_mid_store_rolls_back_and_the_run_is_taken_over(data
     assert_one_label_set(conn, run)
 
 
-def test_workers_on_two_runs_with_duplicates_at_once(database, conn):
+def test_workers_on_two_runs_with_duplicates_at_once(database, conn, monkeypatch):
+    monkeypatch.setenv("CLUSTER_RUNS", "every")
     first, second = insert(conn, synthetic(2000, seed=24))
     outcomes, busy = [], []
 
@@ -612,7 +615,7 @@ def test_security_definer_helpers_pin_their_search_path(database, conn):
                     "WHERE proname LIKE 'clustering_labels_%' AND pronamespace = current_schema()::regnamespace")
     assert sorted((name, secdef, config) for name, secdef, config in rows) == [
         (name, True, [f"search_path={database}, pg_temp"])
-        for name in ("clustering_labels_attach", "clustering_labels_open")]
+        for name in ("clustering_labels_attach", "clustering_labels_open", "clustering_labels_retire")]
 
 
 # ------------------------------------------------------------- errors served to read tokens (no driver internals)

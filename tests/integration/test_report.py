@@ -209,7 +209,9 @@ def test_runs_newest_first_with_every_field(client, conn):
     assert [r["status"] for r in body["runs"]] == ["pending", "failed", "done", "done"]
     pending, failed, done, _ = body["runs"]
     assert set(done) == {"id", "threshold", "status", "events", "clusters", "bandwidth", "attempts", "error",
-                         "created_at", "timings"}
+                         "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by"}
+    assert [r["keeps_labels"] for r in body["runs"]] == [False, False, True, True]
+    assert {(r["labels_retired_at"], r["superseded_by"]) for r in body["runs"]} == {(None, None)}
     assert (done["events"], done["clusters"], done["bandwidth"], done["attempts"], done["error"]) == (20, 2, 3.0, 1,
                                                                                                       None)
     assert {k: v for k, v in done["timings"].items() if not k.endswith("_at")} == {

@@ -29,7 +29,9 @@ def test_pg_variables_are_the_fallback():
 @pytest.mark.parametrize("env", [{"DATABASE_URL": "mysql://x"}, {"DB_AUTH": "kerberos"},
                                  {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"},
                                  {"LIVE_CONNECTIONS_PER_TOKEN": "0"}, {"LIVE_CONNECTIONS_PER_TOKEN": "lots"},
-                                 {"DB_STATEMENT_TIMEOUT": "0"}, {"DB_STATEMENT_TIMEOUT": "soon"}])
+                                 {"DB_STATEMENT_TIMEOUT": "0"}, {"DB_STATEMENT_TIMEOUT": "soon"},
+                                 {"LABEL_RETENTION": "-1"}, {"LABEL_RETENTION": "three"},
+                                 {"CLUSTER_RUNS": "all"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
@@ -59,3 +61,10 @@ def test_the_statement_timeout_is_optional_and_in_seconds():
     assert settings.load({"DB_STATEMENT_TIMEOUT": "5"}).database.statement_timeout == 5.0
     assert settings.load({"DATABASE_URL": "postgresql://u@h/d", "DB_STATEMENT_TIMEOUT": "2.5"}).database \
         .statement_timeout == 2.5
+
+
+def test_clustering_settings():
+    assert settings.clustering_settings({}) == settings.ClusteringSettings(label_retention=3, runs="latest")
+    assert settings.clustering_settings({}).supersede is True
+    every = settings.load({"LABEL_RETENTION": "0", "CLUSTER_RUNS": "every"}).clustering
+    assert (every.label_retention, every.runs, every.supersede) == (0, "every", False)

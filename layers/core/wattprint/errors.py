@@ -155,6 +155,14 @@ class RunNotDone(Conflict):
     code = "run_not_done"
 
 
+class LabelsRetired(ServiceError):
+    """?run= (or a cursor pinned to a run) whose labels were dropped by the label retention (LabelRetention): its
+    summary and statistics remain; `runs_with_labels` names the runs that still have labels, newest first."""
+
+    status = 410
+    code = "labels_retired"
+
+
 class NoCompletedRun(Conflict):
     """?label= with no run named and no run completed yet: there are no labels to filter on."""
 

@@ -57,6 +57,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, DELETE ON cluster_stats TO {role}",
         # The run's labels table is created, granted (INSERT) and attached by these two, as their owner (0004).
         "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
+        # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K).
+        "GRANT EXECUTE ON FUNCTION clustering_labels_retire(integer) TO {role}",
     ),
     # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
     "live": (

@@ -1,7 +1,8 @@
 """Every setting the service reads from its environment, in one place: no other module reads os.environ.
 
-`load()` gives the whole typed Settings; `database_settings()`, `live_settings()` and `aws_settings()` give
-one part of it, for code that needs only that part (the push function runs with no database settings at all).
+`load()` gives the whole typed Settings; `database_settings()`, `live_settings()`, `aws_settings()` and
+`clustering_settings()` give one part of it, for code that needs only that part (the push function runs with no
+database settings at all).
 Each call reads the environment afresh: the local stack and the tests point the code at servers that come and
 go, and building these objects costs microseconds.
 """
@@ -42,6 +43,23 @@ class LiveSettings:
     connections_per_token: int = 5  # open live connections one token may hold (the next $connect: 429)
 
 
+RUN_MODES = ("latest", "every")
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
+    # Completed runs whose labels are kept (LABEL_RETENTION; 0 = every run's). Older runs keep their summary and
+    # statistics; their label partitions are dropped as a newer run completes.
+    label_retention: int = 3
+    # CLUSTER_RUNS: "latest" supersedes a run that has not started when a later threshold's run is waiting (no
+    # backlog); "every" runs every threshold, for those who need every historical labelling.
+    runs: str = "latest"
+
+    @property
+    def supersede(self) -> bool:
+        return self.runs == "latest"
+
+
 # boto3 reads these itself; a cached client is only valid for the values it was made with.
 ENDPOINT_PREFIX = "AWS_ENDPOINT_URL"
 
@@ -80,6 +98,7 @@ class Settings:
     live: LiveSettings
     aws: AwsSettings
     alerts: AlertSettings
+    clustering: ClusteringSettings
     # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
     energy_max_gap_s: int = 7200
     energy_changes_queue_url: str | None = None  # ENERGY_CHANGES_QUEUE_URL: devices whose energy changed
@@ -150,6 +169,20 @@ def live_settings(env=None) -> LiveSettings:
     )
 
 
+def clustering_settings(env=None) -> ClusteringSettings:
+    env = os.environ if env is None else env
+    try:
+        retention = int(env.get("LABEL_RETENTION", "3"))
+    except ValueError:
+        retention = -1
+    if retention < 0:
+        raise ValueError("LABEL_RETENTION must be a whole number of runs, 0 or more (0 keeps every run's labels)")
+    mode = env.get("CLUSTER_RUNS") or "latest"
+    if mode not in RUN_MODES:
+        raise ValueError(f"CLUSTER_RUNS must be one of {', '.join(RUN_MODES)}, not {mode!r}")
+    return ClusteringSettings(label_retention=retention, runs=mode)
+
+
 def _region(env) -> str | None:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
@@ -210,4 +243,5 @@ def load(env=None) -> Settings:
         aws=aws_settings(env),
         alerts=alert_settings(env),
         energy_changes_queue_url=env.get("ENERGY_CHANGES_QUEUE_URL") or None,
+        clustering=clustering_settings(env),
     )

@@ -62,3 +62,9 @@ def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float,
         runs.finish(conn, run, events=len(result.labels), bandwidth=result.bandwidth, n_clusters=result.n_clusters,
                     centres=centres_literal(result.centres), load_ms=load_ms, fit_ms=fit_ms, store_ms=store_ms)
     return store_ms
+
+
+def retire(keep: int) -> list[int]:
+    """Drop the labels of every completed run but the `keep` newest (one DROP each, as the runs are marked retired,
+    in one transaction: clustering_labels_retire, 0016); the ids of the runs retired."""
+    return [int(row[0]) for row in db.execute("SELECT clustering_labels_retire(:keep)", keep=int(keep))]

@@ -5,6 +5,12 @@
        │                 │  └──fail──▶ failed ──claim (a redelivered message)──▶ running
        │                 ├── lease expired (the worker died) ──claim──▶ running
        │                 └── lease expired, found by the sweep ──abandon──▶ failed
+    pending ──supersede (a later threshold's run is pending, running or done)──▶ superseded
+
+Superseding (the default, CLUSTER_RUNS=latest) keeps a burst of thresholds from becoming a backlog of whole-set
+fits: the later run clusters every event the earlier one would have, so the earlier one is recorded as
+`superseded` (naming the later run) and its message acknowledged. Only a run that has not started is superseded;
+one that failed (and is redriven) or is running keeps its course.
 
 A claim is one atomic UPDATE. It leases the run to the claiming worker for as long as that invocation can
 live (the Lambda's remaining time plus a margin) and increments `attempts`, which is the worker's fencing
@@ -21,7 +27,7 @@ from .. import db
 from ..db import Connection
 from ..errors import DatabaseUnavailable
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PENDING, RUNNING, DONE, FAILED, SUPERSEDED = "pending", "running", "done", "failed", "superseded"
 
 # Added to the invocation's remaining time: a lease outlives the worker that holds it by this much, so a run
 # is taken over only once its worker has certainly been stopped by the Lambda timeout.
@@ -57,7 +63,8 @@ class Claim:
 class Skipped:
     run_id: int
     threshold: int
-    status: str  # "done": nothing to do
+    status: str  # "done" or "superseded": nothing to do
+    superseded_by: int | None = None  # the later run that does the work of a superseded one
 
 
 def lease_seconds(remaining_ms: int | float | None, default_timeout_s: float = 900.0) -> float:
@@ -97,11 +104,37 @@ def claim(run_id: int, threshold: int, lease: float) -> Claim | Skipped:
         return Claim(int(run_id), int(row_threshold), int(attempts))
     if row_threshold != threshold:
         raise UnknownRun(f"clustering run {run_id} has threshold {row_threshold}, the message says {threshold}")
-    if status == DONE:
-        return Skipped(int(run_id), int(row_threshold), DONE)
+    if status in (DONE, SUPERSEDED):
+        return Skipped(int(run_id), int(row_threshold), status)
     # `running` under an unexpired lease; or a concurrent claim won the row between this statement's snapshot
     # and its update (the snapshot then still shows pending/failed). Either way another worker has it.
     raise RunBusy(f"clustering run {run_id} is being run by another worker (status {status} when checked)")
+
+
+# A pending run with a later run pending, running or done: that run covers all of this one's events. Running, failed
+# and done runs are left alone, so this never races a worker (a claim needs `pending` too, and one of the two
+# UPDATEs wins the row). The later run named is the lowest such threshold: the next one to hold the labels.
+_SUPERSEDE = """
+UPDATE clustering_runs r
+SET status = 'superseded', finished_at = now(), lease_until = NULL,
+    superseded_by = (SELECT l.id FROM clustering_runs l
+                     WHERE l.threshold > r.threshold AND l.status IN ('pending', 'running', 'done')
+                     ORDER BY l.threshold LIMIT 1)
+WHERE r.id = :id AND r.threshold = :threshold AND r.status = 'pending'
+  AND EXISTS (SELECT FROM clustering_runs l
+              WHERE l.threshold > r.threshold AND l.status IN ('pending', 'running', 'done'))
+RETURNING r.superseded_by
+"""
+
+
+def supersede(run_id: int, threshold: int) -> Skipped | None:
+    """Before a claim (CLUSTER_RUNS=latest): mark the run superseded if it has not started and a later threshold's
+    run is waiting, running or done; None when it is not (then claim it). Re-sent after a lost reply it finds the
+    run no longer pending and returns None; the claim then answers Skipped("superseded")."""
+    rows = db.execute(_SUPERSEDE, id=int(run_id), threshold=int(threshold))
+    if not rows:
+        return None
+    return Skipped(int(run_id), int(threshold), SUPERSEDED, int(rows[0][0]))
 
 
 _LOCK = "SELECT 1 FROM clustering_runs WHERE id = :id AND status = 'running' AND attempts = :attempt FOR UPDATE"

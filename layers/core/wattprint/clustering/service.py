@@ -7,12 +7,15 @@ with this module: the sweep function imports it too, and has no scikit-learn lay
 
 A run is loaded with one binary COPY, fitted, and stored in one transaction: its labels COPYed into a table of
 their own that is then attached to event_labels as the run's partition, its cluster_stats rows, and the run
-marked done. Failures are of three kinds:
+marked done. Right after, the labels of completed runs beyond the newest LABEL_RETENTION are dropped (their
+summaries and statistics stay). Failures are of three kinds:
 
 * permanent (PermanentRunError: fewer events than the threshold, non-finite features, degenerate data): the
   run is marked `failed` with the reason and the message is acknowledged: retrying cannot help. A message
   for a run that does not exist is acknowledged too (logged as an error: there is no run to record it on);
 * transient (DatabaseUnavailable, RunBusy, LeaseLost): the run is not judged, the message is redelivered;
+* superseded (CLUSTER_RUNS=latest, the default): a run that has not started when a later threshold's run is
+  pending, running or done is recorded `superseded` and its message acknowledged; the later run does the work;
 * anything else (a bug, an exhausted resource): the run is marked `failed` with the error and the error is
   raised, so SQS retries the message and, after maxReceiveCount, moves it to the dead-letter queue. A body
   that is not {"run_id", "threshold"} is raised too: the dead-letter queue is where it can be inspected.
@@ -27,7 +30,7 @@ import time
 from .. import db
 from ..errors import DatabaseUnavailable
 from ..live import service as live
-from ..settings import Settings
+from ..settings import ClusteringSettings, Settings, clustering_settings
 from . import runs, sweep
 
 log = logging.getLogger(__name__)
@@ -71,12 +74,36 @@ def compute(run: runs.Claim) -> dict:
             "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1), "store_ms": round(store_ms, 1)}
 
 
-def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
+def retire_labels(keep: int) -> list[int] | None:
+    """After a run completed: drop the labels beyond the newest `keep` runs (0: keep all). The run is done whatever
+    happens here, so a failure is logged, not raised: the next completion retires what this one left."""
+    if keep == 0:
+        return []
+    from . import labels  # numpy: see the module docstring
+
+    try:
+        retired = labels.retire(keep)
+    except Exception:  # noqa: BLE001 - see the docstring; the run's message must still be acknowledged
+        log.exception("retiring old runs' labels failed; the next completed run retries")
+        return None
+    for retired_id in retired:
+        live.run_changed(retired_id)  # dashboards: its labels are gone
+    return retired
+
+
+def process(run_id: int, threshold: int, lease_seconds: float, config: ClusteringSettings | None = None) -> dict:
     """Run one clustering run at least once, safely: what the cluster function calls per SQS record.
 
-    Returns a summary when the message is settled (done now, done before, or failed permanently); raises when
-    the message must be redelivered (see the module docstring)."""
+    Returns a summary when the message is settled (done now, done before, superseded, or failed permanently);
+    raises when the message must be redelivered (see the module docstring)."""
+    config = clustering_settings() if config is None else config
     try:
+        superseded = runs.supersede(run_id, threshold) if config.supersede else None
+        if superseded is not None:
+            log.info("clustering run %s superseded by run %s", run_id, superseded.superseded_by)
+            live.run_changed(run_id)
+            return {"run_id": run_id, "threshold": threshold, "status": runs.SUPERSEDED,
+                    "superseded_by": superseded.superseded_by, "skipped": True}
         claimed = runs.claim(run_id, threshold, lease_seconds)
     except runs.UnknownRun as error:
         # Runs are committed before their message is sent, so this message cannot have come from ingest for this
@@ -105,8 +132,9 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
         raise
+    retired = retire_labels(config.label_retention)
     live.run_changed(run_id)  # dashboards: done
-    return {**outcome, "status": runs.DONE, **figures}
+    return {**outcome, "status": runs.DONE, **figures, "labels_retired": retired}
 
 
 def process_message(body: str, remaining_ms: int | None) -> dict:

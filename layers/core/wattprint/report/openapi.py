@@ -80,7 +80,9 @@ _EVENT_PROPERTIES = {
 }
 assert tuple(_EVENT_PROPERTIES) == queries.EVENT_KEYS, "the Event schema must list queries.EVENT_KEYS in order"
 
-_RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed"]}
+_RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed", "superseded"],
+               "description": "superseded: the run had not started when a later threshold's run was waiting, which "
+                              "does its work (ClusterRuns=latest); see superseded_by"}
 
 SCHEMAS = {
     "Error": _object({"error": {
@@ -89,6 +91,13 @@ SCHEMAS = {
                        "message": {"type": "string", "description": "for humans"},
                        "parameter": {"type": "string", "description": "the query parameter at fault"}},
         "additionalProperties": True}}),
+    "LabelsRetiredError": _object({"error": _object({
+        "code": {"const": "labels_retired"},
+        "message": {"type": "string"},
+        "run": {"type": "integer", "description": "the run whose labels were retired"},
+        "runs_with_labels": {"type": "array", "items": {"type": "integer"},
+                             "description": "the runs that still have labels, newest first"},
+    })}),
     "InvalidEventError": _object({"error": _object({
         "code": {"const": "invalid_event"},
         "message": {"type": "string"},
@@ -112,7 +121,7 @@ SCHEMAS = {
     }),
     "Event": _object(_EVENT_PROPERTIES),
     "EventDetail": _object({**_EVENT_PROPERTIES, "labels": {
-        "type": "array", "description": "the event's label in every completed run that covers it, newest first",
+        "type": "array", "description": "the event's label in every completed run that covers it and keeps its labels, newest first",
         "items": _object({"run_id": {"type": "integer"}, "threshold": {"type": "integer"},
                           "label": {"type": "integer", "minimum": -1}})}}),
     "EventPage": _object({
@@ -162,6 +171,12 @@ SCHEMAS = {
         "timings": _object({
             "load_ms": _nullable(_NUMBER), "fit_ms": _nullable(_NUMBER), "store_ms": _nullable(_NUMBER),
             "started_at": _nullable(_TIMESTAMP), "finished_at": _nullable(_TIMESTAMP)}),
+        "keeps_labels": {"type": "boolean", "description": "true for a done run whose event labels are kept (the "
+                                                           "newest LabelRetention runs); its summary and statistics "
+                                                           "are kept in any case"},
+        "labels_retired_at": {**_nullable(_TIMESTAMP), "description": "when its labels were dropped"},
+        "superseded_by": {**_nullable({"type": "integer"}), "description": "the later run that did the work of "
+                                                                           "this superseded one"},
     }),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
@@ -216,6 +231,10 @@ RESPONSES = {
     "NotFound": _error("No such resource (run_not_found, event_not_found, not_found)."),
     "Conflict": _error("The run named is not done (run_not_done), or no run has completed yet "
                        "(no_completed_run)."),
+    "Gone": _error("The labels of the run named, or of the run the cursor's walk is pinned to, were retired "
+                   "(labels_retired): only the newest LabelRetention completed runs keep their labels. The answer "
+                   "names the runs that still have them; the run's summary stays in /clusters/summary?run=.",
+                   "LabelsRetiredError"),
     "PayloadTooLarge": _error("The body is too large, or holds too many events (payload_too_large)."),
     "Unavailable": _error("The database is unreachable or resuming (database_unavailable): retry after "
                           "Retry-After seconds.", headers=_RETRY_AFTER),
@@ -230,7 +249,7 @@ def _param(name: str, where: str, schema: dict, description: str, required: bool
 PARAMETERS = {
     "run": _param("run", "query", {"type": "integer", "minimum": 1},
                   "a clustering run's id (default: the current run, the done run with the highest threshold); "
-                  "404 when unknown, 409 when not done"),
+                  "404 when unknown, 409 when not done, 410 (GET /events) when its labels were retired"),
     "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": params.SMALLINT_MAX},
                     "only events with this label (-1: unclustered) in the run (current, or ?run=); 409 when no "
                     "run has completed"),
@@ -258,7 +277,7 @@ _COMMON = {"401": {"$ref": "#/components/responses/Unauthorized"},
 
 def _responses(*refs: str, **ok) -> dict:
     out = dict(ok)
-    names = {"400": "BadRequest", "404": "NotFound", "409": "Conflict", "413": "PayloadTooLarge"}
+    names = {"400": "BadRequest", "404": "NotFound", "409": "Conflict", "410": "Gone", "413": "PayloadTooLarge"}
     for status in refs:
         out[status] = {"$ref": f"#/components/responses/{names[status]}"}
     out.update(_COMMON)
@@ -405,7 +424,7 @@ PATHS = {
             "security": READ,
             "parameters": _params("label", "run", "device_id", "since", "until", "order", "limit", "cursor",
                                   "format"),
-            "responses": _responses("400", "404", "409", **{"200": {
+            "responses": _responses("400", "404", "409", "410", **{"200": {
                 "description": "A page of events.",
                 "headers": {
                     "X-Next-Cursor": {"description": "the next page's cursor (absent on the last page)",

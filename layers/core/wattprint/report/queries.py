@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .. import db
 from ..clustering.features import FEATURES
-from ..errors import CursorMismatch, EventNotFound, NoCompletedRun, RunNotDone, RunNotFound
+from ..errors import CursorMismatch, EventNotFound, LabelsRetired, NoCompletedRun, RunNotDone, RunNotFound
 from ..ingest.record import FIELDS
 from .cursors import Cursor, decode_cursor, encode_cursor
 from .params import INT64_MAX, EventQuery, iso
@@ -121,7 +121,8 @@ def summary(run: int | None, cluster_threshold: int) -> dict:
 
 _RUNS = """
 SELECT id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at,
-       load_ms, fit_ms, store_ms, started_at, finished_at
+       load_ms, fit_ms, store_ms, started_at, finished_at,
+       status = 'done' AND labels_retired_at IS NULL, labels_retired_at, superseded_by
 FROM clustering_runs ORDER BY threshold DESC
 """
 
@@ -139,11 +140,24 @@ def runs() -> dict:
         "created_at": iso(created_at),
         "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
                     "finished_at": iso(finished_at)},
+        "keeps_labels": keeps_labels, "labels_retired_at": iso(retired_at), "superseded_by": superseded_by,
     } for (run_id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at, load_ms, fit_ms,
-           store_ms, started_at, finished_at) in db.execute(_RUNS, prepare=True)]}
+           store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by)
+        in db.execute(_RUNS, prepare=True)]}
 
 
-_RUN_BY_ID = "SELECT id, threshold, status FROM clustering_runs WHERE id = :run"
+_RUN_BY_ID = "SELECT id, threshold, status, labels_retired_at IS NOT NULL FROM clustering_runs WHERE id = :run"
+_RETIRED = "SELECT labels_retired_at IS NOT NULL FROM clustering_runs WHERE id = :run"
+_LABELLED = ("SELECT id FROM clustering_runs WHERE status = 'done' AND labels_retired_at IS NULL "
+             "ORDER BY threshold DESC")
+
+
+def _retired(run_id: int) -> LabelsRetired:
+    labelled = [row[0] for row in db.execute(_LABELLED, prepare=True)]
+    which = ", ".join(str(r) for r in labelled) if labelled else "none"
+    return LabelsRetired(f"the labels of clustering run {run_id} were retired (only the newest completed runs keep "
+                         f"their labels; its summary and statistics remain): runs that still have labels: {which}",
+                         run=run_id, runs_with_labels=labelled)
 
 
 def events_sql(query: EventQuery, run_id: int, threshold: int) -> str:
@@ -201,9 +215,11 @@ def _resolve_run(query: EventQuery) -> tuple[int, int]:
         rows = db.execute(_RUN_BY_ID, prepare=True, run=query.run)
         if not rows:
             raise RunNotFound(f"there is no clustering run {query.run}", run=query.run)
-        run_id, threshold, status = rows[0]
+        run_id, threshold, status, retired = rows[0]
         if status != "done":
             raise _not_done(run_id, status)
+        if retired:
+            raise _retired(run_id)
         return run_id, threshold
     rows = db.execute(CURRENT_RUN, prepare=True)
     if rows:
@@ -237,8 +253,13 @@ def events_between(first: int, last: int) -> list[dict]:
 
 
 def events(query: EventQuery) -> Page:
-    """One page of events, oldest first (or newest first), each with its label in the walk's run."""
+    """One page of events, oldest first (or newest first), each with its label in the walk's run.
+
+    A run's labels are dropped in the transaction that marks it retired, so whether the page was read before or
+    after that commit is known only by asking after reading it: a page read without its partition is refused
+    (410), or, for a first page of the current run that retired meanwhile, read again with the new current run."""
     digest = query.digest()
+    pinned = query.cursor is not None or query.run is not None
     if query.cursor is not None:
         cursor = decode_cursor(query.cursor)
         if cursor.filters != digest:
@@ -249,8 +270,16 @@ def events(query: EventQuery) -> Page:
         run_id, threshold = _resolve_run(query)
         key = INT64_MAX if query.desc else 0
     timed = query.since is not None or query.until is not None
-    rows = db.execute(events_sql(query, run_id, threshold), prepare=not timed,
-                  **events_params(query, key, query.limit + 1))
+    for _ in range(2):
+        rows = db.execute(events_sql(query, run_id, threshold), prepare=not timed,
+                          **events_params(query, key, query.limit + 1))
+        if not run_id or not db.execute(_RETIRED, prepare=True, run=run_id)[0][0]:
+            break
+        if pinned:
+            raise _retired(run_id)
+        run_id, threshold = _resolve_run(query)
+    else:
+        raise _retired(run_id)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     items = _items(rows, run_id, threshold)
@@ -269,7 +298,7 @@ WHERE e.id = :id
 _EVENT_LABELS = """
 SELECT r.id, r.threshold, l.label
 FROM clustering_runs r JOIN event_labels l ON l.run_id = r.id AND l.seq = :seq
-WHERE r.status = 'done' AND r.threshold >= :seq
+WHERE r.status = 'done' AND r.labels_retired_at IS NULL AND r.threshold >= :seq
 ORDER BY r.threshold DESC
 """
 
