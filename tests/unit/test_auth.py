@@ -22,6 +22,10 @@ def _policy(scope):
     ("read", "POST/events", False),
     ("read", "$connect", True),  # the WebSocket API's
     ("ingest", "$connect", False),
+    ("ingest", "PUT/appliances/3", True),  # naming appliances: see auth.SCOPE_RESOURCES
+    ("read", "PUT/appliances/3", False),
+    ("read", "GET/appliances", True),
+    ("ingest", "GET/appliances", False),
 ])
 def test_scope_policy(scope, method_path, allowed):
     # The policy is cached per token and reused for other routes, so it must hold for every route.

@@ -19,6 +19,7 @@ HEAVY = ("numpy", "scipy", "sklearn")
     ("live", (*HEAVY, "boto3")),
     ("live_socket", (*HEAVY, "boto3", "wattprint.report")),
     ("admin", (*HEAVY, "boto3", "wattprint.report")),
+    ("appliances", (*HEAVY, "boto3", "wattprint.report")),
 ])
 def test_handler_import_stays_light(function, must_not_load):
     code = (f"import sys; sys.path[:0] = ['layers/core', 'functions/{function}']; import app; "

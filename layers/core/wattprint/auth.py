@@ -17,8 +17,10 @@ from .tokens import Token
 HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
+# Naming an appliance (PUT /appliances/*) changes what every dashboard shows: not for a read token, which lives in
+# dashboards' browsers; the people who install the sensors hold the ingest tokens.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events",),
+    "ingest": ("POST/events", "PUT/appliances/*"),
     "read": ("GET/*", "$connect"),
 }
 

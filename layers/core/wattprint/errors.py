@@ -161,6 +161,22 @@ class NoCompletedRun(Conflict):
     code = "no_completed_run"
 
 
+# --------------------------------------------------------------------------------------------- appliances
+
+class ApplianceNotFound(NotFound):
+    code = "appliance_not_found"
+
+
+class InvalidAppliance(BadRequest):
+    """A PUT /appliances/{key} body that is not {"name", "kind"} as documented; `field` names what is wrong."""
+
+    code = "invalid_appliance"
+
+
+class ApplianceNameTaken(Conflict):
+    code = "appliance_name_taken"
+
+
 # ---------------------------------------------------------------------------------------------- dashboard
 
 class AssetNotFound(NotFound):

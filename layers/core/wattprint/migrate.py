@@ -35,8 +35,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO {role}",
     ),
     "report": (
-        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations "
-        "TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations, "
+        "appliances TO {role}",
     ),
     "authorizer": (
         "GRANT SELECT ON api_tokens TO {role}",
@@ -45,13 +45,20 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT ON events TO {role}",
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
         "GRANT SELECT, INSERT, DELETE ON cluster_stats TO {role}",
+        # Appliance keys (0015): each run's clusters matched to the known keys, new ones added; never their names.
+        "GRANT SELECT, INSERT, UPDATE (centre, first_run_id, last_run_id) ON appliances TO {role}",
         # The run's labels table is created, granted (INSERT) and attached by these two, as their owner (0004).
         "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
     ),
     # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
     "live": (
         "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
-        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances TO {role}",
+    ),
+    # The appliance function: lists the keys and names them (0015); it cannot add, move or drop keys.
+    "appliances": (
+        "GRANT SELECT ON clustering_runs TO {role}",
+        "GRANT SELECT, UPDATE (name, kind, named_at) ON appliances TO {role}",
     ),
     "sweep": (
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
