@@ -45,15 +45,16 @@ def _array(centre) -> str:
     return "{" + ",".join(repr(float(x)) for x in centre) + "}"
 
 
-def assign_keys(conn: Connection, run_id: int, threshold: int, centres, bandwidth: float) -> list[int]:
+def assign_keys(conn: Connection, run_id: int, threshold: int, centres, spread) -> list[int]:
     """The appliance key of each of a run's clusters (label order), matched to the keys known now and recorded:
     a matched key is seen in this run at this centre, an unmatched cluster gets a new key. Runs in the caller's
-    (the run's store) transaction, so a run that is not stored leaves no key behind."""
+    (the run's store) transaction, so a run that is not stored leaves no key behind. `spread`: each feature's
+    standard deviation over the run's events, the distances' scale (see keys.py)."""
     from . import keys  # numpy and scipy: see the module docstring
 
     conn.run("SELECT pg_advisory_xact_lock(:key)", key=_MATCH_LOCK)
     known = conn.run(_KNOWN)
-    matches = keys.match(centres, [centre for _, centre in known], bandwidth)
+    matches = keys.match(centres, [centre for _, centre in known], keys.spread_scale(spread))
     out: list[int] = []
     matched = []
     for centre, index in zip(centres, matches):

@@ -63,7 +63,8 @@ def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float,
         conn.run("SELECT clustering_labels_attach(:run_id)", run_id=run.run_id)
         conn.run("DELETE FROM cluster_stats WHERE run_id = :run_id", run_id=run.run_id)
         # Keys go by MeanShift's modes (cluster_centers_, label order), the points the clustering itself keeps apart.
-        keys = appliances.assign_keys(conn, run.run_id, run.threshold, result.centres.tolist(), result.bandwidth)
+        keys = appliances.assign_keys(conn, run.run_id, run.threshold, result.centres.tolist(),
+                                      result.spread.tolist())
         conn.run(_INSERT_STATS, run_id=run.run_id, stats=stats_json(stats), keys=json.dumps(keys))
         store_ms = (time.perf_counter() - started) * 1000
         runs.finish(conn, run, events=len(result.labels), bandwidth=result.bandwidth, n_clusters=result.n_clusters,
