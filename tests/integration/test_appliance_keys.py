@@ -85,7 +85,7 @@ def test_keys_and_names_survive_ten_runs_where_clusters_appear_vanish_and_drift(
             assert cluster["appliance_key"] == expected, (run, name, cluster["label"])
         if run == 2:
             for name, given in (("A", "fridge"), ("B", "kettle"), ("C", "heater"), ("D", "oven")):
-                appliances.name(str(key_of[name]), json.dumps({"name": given, "kind": given}), "application/json")
+                appliances.name_appliance(str(key_of[name]), json.dumps({"name": given, "kind": given}), "application/json")
     assert len(set(key_of.values())) == len(APPLIANCES)  # six appliances, six keys, none given twice
     # Run 10: the names given after run 2 are on the right clusters, in the summary and on every event.
     final = {truth(10, c): c for c in report.summary(None)["clusters"] if not c["unclustered"]}

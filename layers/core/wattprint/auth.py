@@ -17,11 +17,13 @@ from .tokens import Token
 HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
-# Naming an appliance (PUT /appliances/*) changes what every dashboard shows: not for a read token, which lives in
-# dashboards' browsers; the people who install the sensors hold the ingest tokens.
+# Training an appliance model (PUT /appliances/models/*) uploads a recording, as sensors and the people who
+# install them do, and changes everyone's labels; naming an appliance (PUT /appliances/{key}) changes what every
+# dashboard shows. Neither is for a read token, which lives in dashboards' browsers. Labelling a recording (POST
+# only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
     "ingest": ("POST/events", "PUT/appliances/*"),
-    "read": ("GET/*", "$connect"),
+    "read": ("GET/*", "POST/appliances/label", "$connect"),
 }
 
 

@@ -55,8 +55,10 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances TO {role}",
     ),
-    # The appliance function: lists the keys and names them (0015); it cannot add, move or drop keys.
+    # The appliance function. Models (0011): trained (stored or replaced by name), listed, read to label a mains
+    # recording. Keys (0015): listed and named; it cannot add, move or drop keys.
     "appliances": (
+        "GRANT SELECT, INSERT, UPDATE ON appliance_models TO {role}",
         "GRANT SELECT ON clustering_runs TO {role}",
         "GRANT SELECT, UPDATE (name, kind, named_at) ON appliances TO {role}",
     ),

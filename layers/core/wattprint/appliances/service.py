@@ -1,25 +1,99 @@
-"""Appliances' use cases, one entry function each: keys for a run's clusters (the cluster function, inside the run's
-store transaction), the list of appliances (GET /appliances) and naming one (PUT /appliances/{key}).
+"""Appliances' use cases, one entry function each. States (non-intrusive load monitoring): the handler, the
+command line and the live decoder call these; see decode.py for the method and its limits. Keys: keys for a run's
+clusters (the cluster function, inside the run's store transaction), the list of appliances (GET /appliances) and
+naming one (PUT /appliances/{key}).
 
 Only assign_keys needs numpy and scipy (keys.py), and imports them when called: the appliance function's handler
-imports this module and must stay light.
-"""
+imports this module and must stay light."""
 
 from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import dataclass
 
 from pg8000.exceptions import DatabaseError
 
 from .. import db
 from ..clustering.features import FEATURES
 from ..db import Connection
-from ..errors import ApplianceNameTaken, ApplianceNotFound, InvalidAppliance, PayloadTooLarge, UnsupportedMediaType
+from ..errors import (ApplianceNameTaken, ApplianceNotFound, InvalidAppliance, PayloadTooLarge, UnknownAppliance,
+                      UnsupportedMediaType)
 from ..http import query_params
+from . import decode, model, recording, store
+
+# The limits the API documents (wattprint.report.openapi reads them here).
+COLUMNS, MAX_ROWS = recording.COLUMNS, recording.MAX_ROWS
+MAX_STATES, MIN_ROWS = model.MAX_STATES, model.MIN_ROWS
+MAX_WORK = decode.MAX_WORK
+
+CSV_TYPES = ("text/csv",)
+#: Lambda's own request limit is 6 MB; a day of 1 s rows is about 3 MB.
+MAX_BODY_BYTES = 6_000_000
+
+
+def _check_body(body: str, content_type: str | None) -> None:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media not in CSV_TYPES:
+        raise UnsupportedMediaType(f"send the recording as text/csv, not {media or 'no Content-Type'}")
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the recording is over {MAX_BODY_BYTES} bytes: split it")
+
+
+def _model_json(learnt: model.ApplianceModel, updated_at: str) -> dict:
+    return {**learnt.to_json(), "updated_at": updated_at}
+
+
+def train(name: str, body: str, content_type: str | None = "text/csv", states: str | None = None) -> tuple[bool, dict]:
+    """Learn `name`'s states from its own recording and store the model (replacing one of that name).
+    `states`: the state names, lowest level first ("OFF,IDLE,ON"), or None to find and name them by level."""
+    model.check_name(name)
+    state_names = model.parse_state_names(states)
+    _check_body(body, content_type)
+    learnt = model.learn(name, recording.parse(body, min_rows=model.MIN_ROWS), state_names)
+    with db.transaction() as conn:
+        created, updated_at = store.save(conn, learnt)
+    return created, _model_json(learnt, updated_at)
+
+
+def models() -> list[dict]:
+    return [_model_json(m, updated) for m, updated in store.load_all()]
+
+
+def _chosen(names: str | None) -> list[model.ApplianceModel]:
+    stored = [m for m, _ in store.load_all()]
+    if not names:
+        return stored
+    by_name = {m.name.lower(): m for m in stored}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n.lower() not in by_name]
+    if unknown:
+        raise UnknownAppliance(f"no model named {unknown[0]!r}; trained: {', '.join(m.name for m in stored) or 'none'}",
+                               field="models")
+    return list({by_name[n.lower()].name: by_name[n.lower()] for n in wanted}.values())
+
+
+@dataclass(frozen=True)
+class Labelled:
+    csv: str
+    decoded: decode.Decoded
+    models: list[model.ApplianceModel]
+
+
+def label(body: str, content_type: str | None = "text/csv", names: str | None = None) -> Labelled:
+    """Each row of a mains recording labelled with every appliance's state (all stored models, or `names`)."""
+    _check_body(body, content_type)
+    mains = recording.parse(body)
+    chosen = _chosen(names)
+    decoded = decode.decode(chosen, mains)
+    return Labelled(recording.labelled_csv(mains, [m.name for m in chosen], decoded.states(chosen)), decoded,
+                    chosen)
+
+
+# ------------------------------------------------------------------------------------------------- keys
 
 MAX_NAME, MAX_KIND = 64, 32
-MAX_BODY_BYTES = 4096
+MAX_NAMING_BYTES = 4096
 KEY_MAX = 2**31 - 1  # the column is an integer
 # Serialises the key matching of runs that complete at once, so two of them cannot both mint a key for one new
 # appliance. A transaction-level advisory lock: released with the run's store transaction, needs no grant.
@@ -119,8 +193,8 @@ def parse_naming(body: str | None, content_type: str | None) -> tuple[str | None
     if media != "application/json":
         raise UnsupportedMediaType(f"send {{\"name\", \"kind\"}} as application/json, not {media or 'no Content-Type'}")
     body = body or ""
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is over {MAX_BODY_BYTES} bytes; it holds a name and a kind")
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_NAMING_BYTES:
+        raise PayloadTooLarge(f"the body is over {MAX_NAMING_BYTES} bytes; it holds a name and a kind")
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError):
@@ -139,7 +213,7 @@ _NAME = "UPDATE appliances SET name = :name, kind = :kind, named_at = now() WHER
 _TAKEN = "SELECT key FROM appliances WHERE lower(name) = lower(:name) AND key <> :key"
 
 
-def name(key: str, body: str | None, content_type: str | None) -> dict:
+def name_appliance(key: str, body: str | None, content_type: str | None) -> dict:
     """PUT /appliances/{key}: give a key a name and a kind (or clear them); the key's appliance as GET lists it."""
     number = _key(key)
     appliance_name, kind = parse_naming(body, content_type)
