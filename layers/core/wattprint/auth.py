@@ -22,7 +22,7 @@ HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 # dashboard shows. Neither is for a read token, which lives in dashboards' browsers. Labelling a recording (POST
 # only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events", "PUT/appliances/*"),
+    "ingest": ("POST/events", "POST/energy", "PUT/appliances/*"),
     "read": ("GET/*", "POST/appliances/label", "$connect"),
 }
 
