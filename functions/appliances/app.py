@@ -1,6 +1,7 @@
-"""Appliance states from the mains: PUT /appliances/models/{name} (scope ingest) trains a model from a recording
+"""Appliances. States from the mains: PUT /appliances/models/{name} (scope ingest) trains a model from a recording
 of the appliance alone; POST /appliances/label (scope read) labels a mains recording; GET /appliances/models lists
-them. Plain Python all the way down (no numpy: cold start)."""
+them. Keys: GET /appliances (scope read) lists every appliance key, its name and the runs it was seen in;
+PUT /appliances/{key} (scope ingest) names one. Plain Python all the way down (no numpy: cold start)."""
 
 from urllib.parse import unquote
 
@@ -41,6 +42,20 @@ def post_label():
     return Response(status_code=200, content_type="text/csv; charset=utf-8; header=present", body=labelled.csv,
                     headers={"X-Rho-Rms": f"{labelled.decoded.rho_rms:.3f}",
                              "X-Rho-Peak": f"{labelled.decoded.rho_peak:.3f}"})
+
+
+
+@app.get("/appliances")
+def list_appliances():
+    return json_response(200, service.appliances(app.current_event.resolved_query_string_parameters))
+
+
+@app.put("/appliances/<key>")
+def name_appliance(key: str):
+    event = app.current_event
+    named = service.name_appliance(unquote(key), event.decoded_body, event.headers.get("content-type"))
+    logger.info("appliance named", extra={"appliance_key": named["key"]})
+    return json_response(200, named)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -26,6 +26,10 @@ def _policy(scope):
     ("read", "POST/events", False),
     ("read", "$connect", True),  # the WebSocket API's
     ("ingest", "$connect", False),
+    ("ingest", "PUT/appliances/3", True),  # naming appliances: see auth.SCOPE_RESOURCES
+    ("read", "PUT/appliances/3", False),
+    ("read", "GET/appliances", True),
+    ("ingest", "GET/appliances", False),
     ("ingest", "PUT/appliances/models/PC%20screen1", True),
     ("ingest", "POST/appliances/label", False),
     ("read", "PUT/appliances/models/PC%20screen1", False),

@@ -18,10 +18,11 @@ HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
 # Training an appliance model (PUT /appliances/models/*) uploads a recording, as sensors and the people who
-# install them do, and changes everyone's labels: not for a read token, which lives in dashboards' browsers.
-# Labelling a recording (POST only because the recording is the body) stores nothing: a read.
+# install them do, and changes everyone's labels; naming an appliance (PUT /appliances/{key}) changes what every
+# dashboard shows. Neither is for a read token, which lives in dashboards' browsers. Labelling a recording (POST
+# only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events", "POST/energy", "PUT/appliances/models/*"),
+    "ingest": ("POST/events", "POST/energy", "PUT/appliances/*"),
     # Acknowledging an alert only stops its repeats: the dashboard's people do it with the token they read with.
     "read": ("GET/*", "POST/appliances/label", "POST/alerts/*/ack", "$connect"),
 }

@@ -192,6 +192,20 @@ class TooMuchWork(BadRequest):
     code = "too_much_work"
 
 
+class ApplianceNotFound(NotFound):
+    code = "appliance_not_found"
+
+
+class InvalidAppliance(BadRequest):
+    """A PUT /appliances/{key} body that is not {"name", "kind"} as documented; `field` names what is wrong."""
+
+    code = "invalid_appliance"
+
+
+class ApplianceNameTaken(Conflict):
+    code = "appliance_name_taken"
+
+
 # ------------------------------------------------------------------------------------------------- energy
 
 class InvalidReading(BadRequest):

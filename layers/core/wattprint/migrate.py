@@ -45,8 +45,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     # POST /energy and the GET /energy routes.
     "energy": _ENERGY_WRITES,
     "report": (
-        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations "
-        "TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations, "
+        "appliances TO {role}",
     ),
     "authorizer": (
         "GRANT SELECT ON api_tokens TO {role}",
@@ -55,6 +55,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT ON events TO {role}",
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
         "GRANT SELECT, INSERT, DELETE ON cluster_stats TO {role}",
+        # Appliance keys (0015): each run's clusters matched to the known keys, new ones added; never their names.
+        "GRANT SELECT, INSERT, UPDATE (centre, first_run_id, last_run_id) ON appliances TO {role}",
         # The run's labels table is created, granted (INSERT) and attached by these two, as their owner (0004).
         "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
         # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K).
@@ -63,11 +65,14 @@ ROLES: dict[str, tuple[str, ...]] = {
     # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
     "live": (
         "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
-        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances TO {role}",
     ),
-    # Appliance models (0011): trained (stored or replaced by name), listed, read to label a mains recording.
+    # The appliance function. Models (0011): trained (stored or replaced by name), listed, read to label a mains
+    # recording. Keys (0015): listed and named; it cannot add, move or drop keys.
     "appliances": (
         "GRANT SELECT, INSERT, UPDATE ON appliance_models TO {role}",
+        "GRANT SELECT ON clustering_runs TO {role}",
+        "GRANT SELECT, UPDATE (name, kind, named_at) ON appliances TO {role}",
     ),
     # The alerts API (0013): scored hours and alerts read; acknowledging marks the alert and the device's state.
     "alerts": (

@@ -1,12 +1,25 @@
-"""Use cases of appliance states (non-intrusive load monitoring), one entry function each; the handler, the
-command line and the live decoder call these. See decode.py for the method and its limits."""
+"""Appliances' use cases, one entry function each. States (non-intrusive load monitoring): the handler, the
+command line and the live decoder call these; see decode.py for the method and its limits. Keys: keys for a run's
+clusters (the cluster function, inside the run's store transaction), the list of appliances (GET /appliances) and
+naming one (PUT /appliances/{key}).
+
+Only assign_keys needs numpy and scipy (keys.py), and imports them when called: the appliance function's handler
+imports this module and must stay light."""
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from dataclasses import dataclass
 
+from pg8000.exceptions import DatabaseError
+
 from .. import db
-from ..errors import PayloadTooLarge, UnknownAppliance, UnsupportedMediaType
+from ..clustering.features import FEATURES
+from ..db import Connection
+from ..errors import (ApplianceNameTaken, ApplianceNotFound, InvalidAppliance, PayloadTooLarge, UnknownAppliance,
+                      UnsupportedMediaType)
+from ..http import query_params
 from . import decode, model, recording, store
 
 # The limits the API documents (wattprint.report.openapi reads them here).
@@ -75,3 +88,145 @@ def label(body: str, content_type: str | None = "text/csv", names: str | None = 
     decoded = decode.decode(chosen, mains)
     return Labelled(recording.labelled_csv(mains, [m.name for m in chosen], decoded.states(chosen)), decoded,
                     chosen)
+
+
+# ------------------------------------------------------------------------------------------------- keys
+
+MAX_NAME, MAX_KIND = 64, 32
+MAX_NAMING_BYTES = 4096
+KEY_MAX = 2**31 - 1  # the column is an integer
+# Serialises the key matching of runs that complete at once, so two of them cannot both mint a key for one new
+# appliance. A transaction-level advisory lock: released with the run's store transaction, needs no grant.
+_MATCH_LOCK = 0x77617474_6B657973  # "wattkeys"
+
+_KNOWN = "SELECT key, centre FROM appliances ORDER BY key"
+# A run that completes after a higher threshold's (runs may finish in any order) does not move the key back to
+# its older centre nor its last run back; it may be the key's first run.
+_SEEN = """
+WITH m AS (SELECT * FROM json_to_recordset(CAST(:matched AS json)) AS m(key int, centre float8[]))
+UPDATE appliances a
+SET centre = CASE WHEN l.threshold <= :threshold THEN m.centre ELSE a.centre END,
+    last_run_id = CASE WHEN l.threshold <= :threshold THEN :run_id ELSE a.last_run_id END,
+    first_run_id = CASE WHEN f.threshold > :threshold THEN :run_id ELSE a.first_run_id END
+FROM m, clustering_runs l, clustering_runs f
+WHERE a.key = m.key AND l.id = a.last_run_id AND f.id = a.first_run_id
+"""
+_NEW = ("INSERT INTO appliances (centre, first_run_id, last_run_id) VALUES (CAST(:centre AS float8[]), :run_id, "
+        ":run_id) RETURNING key")
+
+
+def _array(centre) -> str:
+    return "{" + ",".join(repr(float(x)) for x in centre) + "}"
+
+
+def assign_keys(conn: Connection, run_id: int, threshold: int, centres, spread) -> list[int]:
+    """The appliance key of each of a run's clusters (label order), matched to the keys known now and recorded:
+    a matched key is seen in this run at this centre, an unmatched cluster gets a new key. Runs in the caller's
+    (the run's store) transaction, so a run that is not stored leaves no key behind. `spread`: each feature's
+    standard deviation over the run's events, the distances' scale (see keys.py)."""
+    from . import keys  # numpy and scipy: see the module docstring
+
+    conn.run("SELECT pg_advisory_xact_lock(:key)", key=_MATCH_LOCK)
+    known = conn.run(_KNOWN)
+    matches = keys.match(centres, [centre for _, centre in known], keys.spread_scale(spread))
+    out: list[int] = []
+    matched = []
+    for centre, index in zip(centres, matches):
+        if index is None:
+            out.append(conn.run(_NEW, centre=_array(centre), run_id=run_id)[0][0])
+        else:
+            out.append(known[index][0])
+            matched.append({"key": known[index][0], "centre": [float(x) for x in centre]})
+    if matched:
+        conn.run(_SEEN, matched=json.dumps(matched), run_id=run_id, threshold=threshold)
+    return out
+
+
+_CURRENT = "(SELECT id FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1)"
+_LIST = f"""
+SELECT a.key, a.name, a.kind, to_char(a.named_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       f.id, f.threshold, l.id, l.threshold, l.id = {_CURRENT}, a.centre
+FROM appliances a JOIN clustering_runs f ON f.id = a.first_run_id JOIN clustering_runs l ON l.id = a.last_run_id
+"""
+
+
+def _appliance(row) -> dict:
+    key, name, kind, named_at, first_id, first_threshold, last_id, last_threshold, current, centre = row
+    return {"key": key, "name": name, "kind": kind, "named_at": named_at,
+            "first_run": {"id": first_id, "threshold": first_threshold},
+            "last_run": {"id": last_id, "threshold": last_threshold},
+            "in_current_run": bool(current), "centre": dict(zip(FEATURES, centre))}
+
+
+def appliances(query: dict | None) -> dict:
+    """GET /appliances: every key ever given, oldest first, with its name and kind and the runs it was first and
+    last seen in (a key whose last run is not the current one has not been seen since)."""
+    query_params(query, ())
+    return {"appliances": [_appliance(row) for row in db.execute(_LIST + " ORDER BY a.key", prepare=True)]}
+
+
+def _key(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= KEY_MAX:
+        raise ApplianceNotFound(f"there is no appliance {text!r}: keys are the positive integers GET /appliances "
+                                "lists", key=text)
+    return int(text)
+
+
+def _text(doc: dict, field: str, limit: int) -> str | None:
+    value = doc.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidAppliance(f"{field} must be a string or null, not {type(value).__name__}", field=field)
+    value = value.strip()
+    if not 0 < len(value) <= limit:
+        raise InvalidAppliance(f"{field} must be 1 to {limit} characters (spaces around it ignored), or null",
+                               field=field)
+    if any(unicodedata.category(c)[0] == "C" for c in value):
+        raise InvalidAppliance(f"{field} must not contain control or invisible characters", field=field)
+    return value
+
+
+def parse_naming(body: str | None, content_type: str | None) -> tuple[str | None, str | None]:
+    """(name, kind) from a PUT /appliances/{key} body: {"name": ..., "kind": ...}; null clears either."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(f"send {{\"name\", \"kind\"}} as application/json, not {media or 'no Content-Type'}")
+    body = body or ""
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_NAMING_BYTES:
+        raise PayloadTooLarge(f"the body is over {MAX_NAMING_BYTES} bytes; it holds a name and a kind")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidAppliance("the body is not JSON: send {\"name\": \"kettle\", \"kind\": \"kettle\"}") from None
+    if not isinstance(doc, dict):
+        raise InvalidAppliance("the body must be a JSON object {\"name\", \"kind\"}")
+    unknown = sorted(set(doc) - {"name", "kind"})
+    if unknown:
+        raise InvalidAppliance(f"unknown field {unknown[0]!r}: an appliance has a name and a kind", field=unknown[0])
+    if "name" not in doc:
+        raise InvalidAppliance("name is required (null clears it)", field="name")
+    return _text(doc, "name", MAX_NAME), _text(doc, "kind", MAX_KIND)
+
+
+_NAME = "UPDATE appliances SET name = :name, kind = :kind, named_at = now() WHERE key = :key RETURNING key"
+_TAKEN = "SELECT key FROM appliances WHERE lower(name) = lower(:name) AND key <> :key"
+
+
+def name_appliance(key: str, body: str | None, content_type: str | None) -> dict:
+    """PUT /appliances/{key}: give a key a name and a kind (or clear them); the key's appliance as GET lists it."""
+    number = _key(key)
+    appliance_name, kind = parse_naming(body, content_type)
+    try:
+        with db.transaction() as conn:
+            if not conn.run(_NAME, key=number, name=appliance_name, kind=kind):
+                raise ApplianceNotFound(f"there is no appliance {number}", key=number)
+            (row,) = conn.run(_LIST + " WHERE a.key = :key", key=number)
+    except DatabaseError as error:
+        if db.sqlstate(error) != "23505":  # the unique name
+            raise
+        taken = db.execute(_TAKEN, name=appliance_name, key=number)
+        other = taken[0][0] if taken else None
+        raise ApplianceNameTaken(f"appliance {other} is already named {appliance_name!r}; rename it first",
+                                 field="name", key=other) from None
+    return _appliance(row)

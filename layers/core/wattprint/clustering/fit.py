@@ -91,6 +91,7 @@ class Fit:
     labels: np.ndarray  # int64, one per row; -1: in no cluster
     bandwidth: float
     centres: np.ndarray  # (n_clusters, 8), MeanShift.cluster_centers_ in label order
+    spread: np.ndarray  # (8,) each feature's standard deviation over the run's events (appliance keys' scale)
 
     @property
     def n_clusters(self) -> int:
@@ -112,7 +113,7 @@ def fit(data: np.ndarray) -> Fit:
             raise DegenerateData(f"degenerate data: {error}") from None
         raise
     return Fit(labels=np.asarray(labels, dtype=np.int64), bandwidth=float(bandwidth),
-               centres=np.asarray(ms.cluster_centers_, dtype=np.float64))
+               centres=np.asarray(ms.cluster_centers_, dtype=np.float64), spread=data.std(axis=0))
 
 
 @dataclass(frozen=True)

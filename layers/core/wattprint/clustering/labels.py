@@ -5,9 +5,11 @@ of their own that becomes the run's partition of event_labels), cluster_stats an
 from __future__ import annotations
 
 import io
+import json
 import time
 
 from .. import db
+from ..appliances import service as appliances
 from . import runs
 from .features import FEATURE_COLUMNS
 from .fit import Fit, LabelStats, centres_literal, chunks, labels_copy, parse_copy, stats_json
@@ -37,15 +39,18 @@ def load(threshold: int) -> np.ndarray:
 
 
 _INSERT_STATS = """
-INSERT INTO cluster_stats (run_id, label, events, mean_active_power_w, min_active_power_w, max_active_power_w, centre)
-SELECT :run_id, s.label, s.events, s.mean, s.min, s.max, s.centre
+INSERT INTO cluster_stats (run_id, label, events, mean_active_power_w, min_active_power_w, max_active_power_w, centre,
+                           appliance_key)
+SELECT :run_id, s.label, s.events, s.mean, s.min, s.max, s.centre,
+       CASE WHEN s.label >= 0 THEN (CAST(:keys AS json) ->> s.label)::int END  -- ->> -1 would be the last key
 FROM json_to_recordset(CAST(:stats AS json)) AS s(label int, events bigint, mean float8, min float8, max float8,
                                                  centre float8[])
 """
 
 
 def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float, fit_ms: float) -> float:
-    """Labels, statistics and `done`, in one transaction; returns the store time in ms.
+    """Labels, statistics with each cluster's appliance key, and `done`, in one transaction; returns the store time
+    in ms.
 
     Fenced: the run row is locked first and must still belong to this claim, so a worker that lost its lease
     writes nothing, and two workers can never build the run's table at the same time."""
@@ -57,7 +62,10 @@ def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float,
         conn.run(f"COPY {table} (run_id, seq, label) FROM STDIN WITH (FORMAT binary)", stream=payload)
         conn.run("SELECT clustering_labels_attach(:run_id)", run_id=run.run_id)
         conn.run("DELETE FROM cluster_stats WHERE run_id = :run_id", run_id=run.run_id)
-        conn.run(_INSERT_STATS, run_id=run.run_id, stats=stats_json(stats))
+        # Keys go by MeanShift's modes (cluster_centers_, label order), the points the clustering itself keeps apart.
+        keys = appliances.assign_keys(conn, run.run_id, run.threshold, result.centres.tolist(),
+                                      result.spread.tolist())
+        conn.run(_INSERT_STATS, run_id=run.run_id, stats=stats_json(stats), keys=json.dumps(keys))
         store_ms = (time.perf_counter() - started) * 1000
         runs.finish(conn, run, events=len(result.labels), bandwidth=result.bandwidth, n_clusters=result.n_clusters,
                     centres=centres_literal(result.centres), load_ms=load_ms, fit_ms=fit_ms, store_ms=store_ms)

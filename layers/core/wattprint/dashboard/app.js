@@ -319,20 +319,32 @@
   const fmtInt = (n) => Number(n).toLocaleString("en-US");
   const fmtNum = (n, digits = 1) => Number(n).toLocaleString("en-US", { maximumFractionDigits: digits });
 
-  function colour(label) {
-    return label === -1 ? UNCLUSTERED : PALETTE[label % PALETTE.length];
+  // Colour and shape go by the appliance key, which a cluster keeps from run to run (MeanShift's label does not);
+  // by the label only for a run without keys.
+  function mark(label, key) {
+    return key === null || key === undefined ? label : key - 1;
   }
 
-  function labelText(label) {
+  function colour(label, key) {
+    return label === -1 ? UNCLUSTERED : PALETTE[mark(label, key) % PALETTE.length];
+  }
+
+  function shapeOf(label, key) {
+    return label === -1 ? "cross" : SHAPES[mark(label, key) % SHAPES.length];
+  }
+
+  function labelText(label, key, name) {
     if (label === null || label === undefined) return "—";
-    return label === -1 ? "unclustered" : String(label);
+    if (label === -1) return "unclustered";
+    if (name) return name;
+    return key === null || key === undefined ? `cluster ${label}` : `appliance ${key}`;
   }
 
-  function swatch(label) {
+  function swatch(label, key) {
     const span = document.createElement("span");
     span.className = label === -1 ? "swatch unclustered" : "swatch";
     if (label === -1) span.textContent = "×"; // as drawn in the plot
-    else span.style.background = colour(label);
+    else span.style.background = colour(label, key);
     span.setAttribute("aria-hidden", "true");
     return span;
   }
@@ -388,8 +400,8 @@
       cell(row, fmtNum(item.apparent_power_va));
       cell(row, fmtNum(item.current_a, 2));
       const label = cell(row, "");
-      if (item.label !== null && item.label !== undefined) label.append(swatch(item.label));
-      label.append(labelText(item.label));
+      if (item.label !== null && item.label !== undefined) label.append(swatch(item.label, item.appliance_key));
+      label.append(labelText(item.label, item.appliance_key, item.appliance_name));
       return row;
     });
     body.replaceChildren(...rows);
@@ -405,7 +417,8 @@
     body.replaceChildren(...state.clusters.map((cluster) => {
       const row = document.createElement("tr");
       const name = cell(row, "");
-      name.append(swatch(cluster.label), labelText(cluster.label));
+      name.append(swatch(cluster.label, cluster.appliance_key),
+        labelText(cluster.label, cluster.appliance_key, cluster.appliance_name));
       cell(row, fmtInt(cluster.events));
       cell(row, `${fmtNum(cluster.share * 100)} %`);
       cell(row, `${fmtNum(cluster.mean_active_power_w)} W`);
@@ -414,7 +427,9 @@
     const legend = $("legend");
     legend.replaceChildren(...state.clusters.map((cluster) => {
       const li = document.createElement("li");
-      li.append(swatch(cluster.label), cluster.label === -1 ? "unclustered (×)" : `cluster ${cluster.label} (${SHAPES[cluster.label % SHAPES.length]})`);
+      const text = labelText(cluster.label, cluster.appliance_key, cluster.appliance_name);
+      li.append(swatch(cluster.label, cluster.appliance_key),
+        cluster.label === -1 ? "unclustered (×)" : `${text} (${shapeOf(cluster.label, cluster.appliance_key)})`);
       return li;
     }));
   }
@@ -437,7 +452,7 @@
   function point(item) {
     const peaks = item.peaks || [];
     return {
-      label: item.label,
+      label: item.label, key: item.appliance_key,
       active_power_w: item.active_power_w, reactive_power_var: item.reactive_power_var,
       apparent_power_va: item.apparent_power_va, current_a: item.current_a, voltage_v: item.voltage_v,
       peak_1: peaks[0], peak_2: peaks[1], peak_3: peaks[2],
@@ -499,11 +514,11 @@
       parts.push(svg("text", { x: sx(xv), y: PLOT.top + h + 16, "text-anchor": "middle" }, fmtNum(xv)));
       parts.push(svg("text", { x: PLOT.left - 6, y: sy(yv), "text-anchor": "end", "dominant-baseline": "middle" }, fmtNum(yv)));
     }
-    const byLabel = new Map();
+    const byLabel = new Map(), keyOf = new Map();
     for (const p of state.points) {
       if (!byLabel.has(p.label)) byLabel.set(p.label, []);
-      const shape = p.label === -1 ? "cross" : SHAPES[p.label % SHAPES.length];
-      byLabel.get(p.label).push(marker(shape, sx(p[xKey]), sy(p[yKey])));
+      keyOf.set(p.label, p.key);
+      byLabel.get(p.label).push(marker(shapeOf(p.label, p.key), sx(p[xKey]), sy(p[yKey])));
     }
     // Unclustered first, so the clusters are drawn over them.
     const labels = [...byLabel.keys()].sort((a, b) => (a === -1 ? -1 : b === -1 ? 1 : a - b));
@@ -511,8 +526,8 @@
       const unclustered = label === -1;
       parts.push(svg("path", {
         d: byLabel.get(label).join(""), "data-label": label,
-        fill: unclustered ? "none" : colour(label), "fill-opacity": unclustered ? 0 : 0.75,
-        stroke: colour(label), "stroke-width": unclustered ? 1.2 : 0.4,
+        fill: unclustered ? "none" : colour(label, keyOf.get(label)), "fill-opacity": unclustered ? 0 : 0.75,
+        stroke: colour(label, keyOf.get(label)), "stroke-width": unclustered ? 1.2 : 0.4,
       }));
     }
     $("scatter").replaceChildren(...parts);

@@ -77,6 +77,11 @@ _EVENT_PROPERTIES = {
                               "newer than that run's threshold"},
     "label": {**_nullable({"type": "integer", "minimum": -1}),
               "description": "the event's cluster in run_id; -1: in no cluster (unclustered)"},
+    "appliance_key": {**_nullable({"type": "integer", "minimum": 1}),
+                      "description": "the label's appliance: the same key for the same cluster from run to run "
+                                     "(null when unlabelled or unclustered)"},
+    "appliance_name": {**_nullable({"type": "string"}),
+                       "description": "the name given to appliance_key (PUT /appliances/{key}); null until named"},
 }
 assert tuple(_EVENT_PROPERTIES) == queries.EVENT_KEYS, "the Event schema must list queries.EVENT_KEYS in order"
 
@@ -123,7 +128,9 @@ SCHEMAS = {
     "EventDetail": _object({**_EVENT_PROPERTIES, "labels": {
         "type": "array", "description": "the event's label in every completed run that covers it and keeps its labels, newest first",
         "items": _object({"run_id": {"type": "integer"}, "threshold": {"type": "integer"},
-                          "label": {"type": "integer", "minimum": -1}})}}),
+                          "label": {"type": "integer", "minimum": -1},
+                          "appliance_key": _EVENT_PROPERTIES["appliance_key"],
+                          "appliance_name": _EVENT_PROPERTIES["appliance_name"]})}}),
     "EventPage": _object({
         "items": {"type": "array", "items": _ref("Event")},
         "next": {**_nullable({"type": "string"}),
@@ -140,6 +147,8 @@ SCHEMAS = {
     }),
     "Cluster": _object({
         "label": {"type": "integer", "minimum": -1},
+        "appliance_key": _EVENT_PROPERTIES["appliance_key"],
+        "appliance_name": _EVENT_PROPERTIES["appliance_name"],
         "unclustered": {"type": "boolean", "description": "true for label -1: events in no cluster"},
         "events": {"type": "integer", "minimum": 1},
         "share": {"type": "number", "minimum": 0, "maximum": 1, "description": "of the run's events"},
@@ -207,6 +216,26 @@ SCHEMAS = {
         "column": {**_nullable({"type": "string"}), "description": "Timestamp, Maximum current or Effective current"},
     }, required=["code", "message"])}),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    **{  # appliances (wattprint.appliances): keys that survive runs, and their names
+        "RunRef": _object({"id": {"type": "integer"}, "threshold": {"type": "integer"}}),
+        "Appliance": _object({
+            "key": {"type": "integer", "minimum": 1},
+            "name": _nullable({"type": "string", "minLength": 1, "maxLength": appliances.MAX_NAME}),
+            "kind": _nullable({"type": "string", "minLength": 1, "maxLength": appliances.MAX_KIND}),
+            "named_at": _nullable(_TIMESTAMP),
+            "first_run": _ref("RunRef"),
+            "last_run": {**_ref("RunRef"), "description": "not seen since this run when it is not the current one"},
+            "in_current_run": {"type": "boolean"},
+            "centre": _object({name: _NUMBER for name in FEATURES}, description="the MeanShift mode it was last "
+                                                                               "seen at"),
+        }),
+        "Appliances": _object({"appliances": {"type": "array", "items": _ref("Appliance"),
+                                              "description": "every key ever given, by key"}}),
+        "ApplianceNaming": _object({
+            "name": _nullable({"type": "string", "minLength": 1, "maxLength": appliances.MAX_NAME}),
+            "kind": _nullable({"type": "string", "minLength": 1, "maxLength": appliances.MAX_KIND}),
+        }, required=["name"], description="null clears; unique regardless of case"),
+    },
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
                                                   "description": "the live WebSocket API; null: no live updates"}}),
 }
@@ -225,12 +254,12 @@ def _error(description: str, schema: str = "Error", headers: dict | None = None)
 
 RESPONSES = {
     "BadRequest": _error("A query or path value is invalid (invalid_parameter, unknown_parameter, "
-                         "invalid_cursor, cursor_mismatch)."),
+                         "invalid_cursor, cursor_mismatch), or an appliance's body (invalid_appliance)."),
     "Unauthorized": _error("No token, a malformed Authorization header or an unknown token (unauthorized)."),
     "Forbidden": _error("The token's scope does not allow this route (forbidden)."),
-    "NotFound": _error("No such resource (run_not_found, event_not_found, not_found)."),
-    "Conflict": _error("The run named is not done (run_not_done), or no run has completed yet "
-                       "(no_completed_run)."),
+    "NotFound": _error("No such resource (run_not_found, event_not_found, appliance_not_found, not_found)."),
+    "Conflict": _error("The run named is not done (run_not_done), no run has completed yet "
+                       "(no_completed_run), or another appliance has that name (appliance_name_taken)."),
     "Gone": _error("The labels of the run named, or of the run the cursor's walk is pinned to, were retired "
                    "(labels_retired): only the newest LabelRetention completed runs keep their labels. The answer "
                    "names the runs that still have them; the run's summary stays in /clusters/summary?run=.",
@@ -457,6 +486,22 @@ PATHS = {
         "operationId": "getOpenApi", "tags": ["report"], "summary": "This document", "security": READ,
         "responses": _responses("400", **{"200": _json("The OpenAPI 3.1 document.", "OpenApi")}),
     }},
+    "/appliances": {"get": {
+        "operationId": "listAppliances", "tags": ["appliances"], "summary": "Every appliance key and its name",
+        "security": READ,
+        "responses": _responses("400", **{"200": _json("The appliances.", "Appliances")}),
+    }},
+    "/appliances/{key}": {"put": {
+        "operationId": "nameAppliance", "tags": ["appliances"], "summary": "Name an appliance (by its key)",
+        "description": "Scope `ingest`: a name changes what every dashboard shows, so it is not for the read "
+                       "tokens that live in browsers. The name stays with the key in later runs.",
+        "security": [{"bearer": ["ingest"]}],
+        "parameters": [_param("key", "path", {"type": "string"}, "an appliance key (GET /appliances)")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ApplianceNaming")}}},
+        "responses": _responses("400", "404", "409", "413", **{
+            "200": _json("The appliance, named.", "Appliance"),
+            "415": _error("The body is not application/json (unsupported_media_type).")}),
+    }},
     "/dashboard": {"get": {
         "operationId": "getDashboard", "tags": ["dashboard"], "summary": "The live dashboard page",
         "description": "Static HTML. The page asks for a read token, keeps it in session storage and calls the "
@@ -514,8 +559,8 @@ def document() -> dict:
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events, "
-                               "POST /energy, PUT /appliances/models/{name}) or `read` (every GET, POST "
-                               "/appliances/label). The role names in each operation's security requirement are "
+                               "POST /energy, PUT /appliances/models/{name}, PUT /appliances/{key}) or `read` (every "
+                               "GET, POST /appliances/label). The role names in each operation's security requirement are "
                                "the scope it needs."}},
             "schemas": SCHEMAS,
             "responses": RESPONSES,

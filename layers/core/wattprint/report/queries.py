@@ -31,7 +31,8 @@ from ..ingest.record import FIELDS
 from .cursors import Cursor, decode_cursor, encode_cursor
 from .params import INT64_MAX, EventQuery, iso
 
-EVENT_KEYS = ("id", "seq", "received_at", *FIELDS, "run_id", "label")
+# appliance_key/appliance_name: the label's appliance (wattprint.appliances), the same one from run to run.
+EVENT_KEYS = ("id", "seq", "received_at", *FIELDS, "run_id", "label", "appliance_key", "appliance_name")
 
 # The event columns as PostgreSQL sends them to us. Timestamps come pre-formatted and float arrays as plain
 # comma-separated text: pg8000 parses array and timestamp text character by character in Python (most of a
@@ -54,11 +55,23 @@ _N_EVENT_COLUMNS = 3 + len(FIELDS)
 _ARRAY_INDEXES = tuple(3 + FIELDS.index(name) for name in _ARRAYS)
 
 
-def _event(row, run_id: int | None, label) -> dict:
+def _event(row, run_id: int | None, label, appliance: tuple = (None, None)) -> dict:
     values = list(row[:_N_EVENT_COLUMNS])
     for i in _ARRAY_INDEXES:
         values[i] = [float(x) for x in values[i].split(",")]
-    return dict(zip(EVENT_KEYS, (*values, run_id, label)))
+    return dict(zip(EVENT_KEYS, (*values, run_id, label, *appliance)))
+
+
+# A run's labels → (appliance key, name): a handful of rows, read once per page rather than joined per event, so
+# the page statements below keep the plans they were shaped for.
+_APPLIANCES = ("SELECT s.label, s.appliance_key, a.name FROM cluster_stats s "
+               "LEFT JOIN appliances a ON a.key = s.appliance_key WHERE s.run_id = :run")
+
+
+def _appliances(run_id: int) -> dict[int, tuple]:
+    if not run_id:
+        return {}
+    return {label: (key, name) for label, key, name in db.execute(_APPLIANCES, prepare=True, run=run_id)}
 
 
 # ------------------------------------------------------------------------------------------ the database
@@ -68,13 +81,15 @@ _RUN_COLUMNS = "r.id, r.threshold, r.status, r.events, r.n_clusters, r.bandwidth
 # finished in. Its first two columns are (id, threshold) for the queries that need only those.
 CURRENT_RUN = ("SELECT id, threshold, status, events, n_clusters, bandwidth, finished_at FROM clustering_runs "
                "WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
-_STATS = ("s.label, s.events, s.mean_active_power_w, s.min_active_power_w, s.max_active_power_w, s.centre")
+_STATS = ("s.label, s.events, s.mean_active_power_w, s.min_active_power_w, s.max_active_power_w, s.centre, "
+          "s.appliance_key, a.name")
 
 _SUMMARY_CURRENT = f"""
 SELECT c.total, {_RUN_COLUMNS}, {_STATS}
 FROM event_counter c
 LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
 LEFT JOIN cluster_stats s ON s.run_id = r.id
+LEFT JOIN appliances a ON a.key = s.appliance_key
 ORDER BY s.label
 """
 _SUMMARY_RUN = f"""
@@ -82,6 +97,7 @@ SELECT c.total, {_RUN_COLUMNS}, {_STATS}
 FROM event_counter c
 JOIN clustering_runs r ON r.id = :run
 LEFT JOIN cluster_stats s ON s.run_id = r.id AND r.status = 'done'
+LEFT JOIN appliances a ON a.key = s.appliance_key
 ORDER BY s.label
 """
 
@@ -111,10 +127,11 @@ def summary(run: int | None, cluster_threshold: int) -> dict:
     stats = [row[8:] for row in rows if row[8] is not None]
     events = run_obj["events"] or sum(s[1] for s in stats)
     clusters = [{
-        "label": label, "unclustered": label == -1, "events": count, "share": count / events if events else 0.0,
+        "label": label, "appliance_key": key, "appliance_name": name, "unclustered": label == -1, "events": count,
+        "share": count / events if events else 0.0,
         "mean_active_power_w": mean, "min_active_power_w": low, "max_active_power_w": high,
         "centre": dict(zip(FEATURES, centre)),
-    } for label, count, mean, low, high, centre in stats]
+    } for label, count, mean, low, high, centre, key, name in stats]
     clusters.sort(key=lambda c: (c["unclustered"], c["label"]))  # clusters 0, 1, …, then the unclustered
     return {"run": run_obj, "clusters": clusters}
 
@@ -233,10 +250,12 @@ def _resolve_run(query: EventQuery) -> tuple[int, int]:
 def _items(rows, run_id: int, threshold: int) -> list[dict]:
     """Rows of events_sql's shape as GET /events items: the run's label only for events the run covered."""
     items = []
+    appliances = _appliances(run_id) if rows else {}
     for row in rows:
         label = row[_N_EVENT_COLUMNS]
         labelled = run_id and row[1] <= threshold
-        items.append(_event(row, run_id if labelled else None, label if labelled else None))
+        items.append(_event(row, run_id if labelled else None, label if labelled else None,
+                            appliances.get(label, (None, None)) if labelled else (None, None)))
     return items
 
 
@@ -296,8 +315,10 @@ WHERE e.id = :id
 """
 # Not prepared: run_id is not a constant here, so a custom plan (pruning per joined run) is what we want.
 _EVENT_LABELS = """
-SELECT r.id, r.threshold, l.label
+SELECT r.id, r.threshold, l.label, s.appliance_key, a.name
 FROM clustering_runs r JOIN event_labels l ON l.run_id = r.id AND l.seq = :seq
+LEFT JOIN cluster_stats s ON s.run_id = r.id AND s.label = l.label
+LEFT JOIN appliances a ON a.key = s.appliance_key
 WHERE r.status = 'done' AND r.labels_retired_at IS NULL AND r.threshold >= :seq
 ORDER BY r.threshold DESC
 """
@@ -310,10 +331,12 @@ def event(event_id: int) -> dict:
         raise EventNotFound(f"there is no event {event_id}", id=event_id)
     row = rows[0]
     seq, current_id, current_threshold = row[1], row[_N_EVENT_COLUMNS], row[_N_EVENT_COLUMNS + 1]
-    labels = [{"run_id": run_id, "threshold": threshold, "label": label}
-              for run_id, threshold, label in db.execute(_EVENT_LABELS, seq=seq)]
+    labels = [{"run_id": run_id, "threshold": threshold, "label": label, "appliance_key": key, "appliance_name": name}
+              for run_id, threshold, label, key, name in db.execute(_EVENT_LABELS, seq=seq)]
     current = next((entry for entry in labels if entry["run_id"] == current_id), None)
     labelled = current_id is not None and seq <= current_threshold
-    item = _event(row, current_id if labelled else None, current["label"] if labelled and current else None)
+    known = labelled and current
+    item = _event(row, current_id if labelled else None, current["label"] if known else None,
+                  (current["appliance_key"], current["appliance_name"]) if known else (None, None))
     item["labels"] = labels
     return item
