@@ -160,15 +160,15 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
-    def _run(self, program: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    def _run(self, program: str, *args: str) -> subprocess.CompletedProcess:
         """Run one of PostgreSQL's programs on this data directory; as root, as the server's OS user."""
         options = {}
         if os.geteuid() == 0:
             entry = self._prepare_root()
             # subprocess's `user` alone keeps root's groups; the server gets its user's own and nothing more.
             options = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        return subprocess.run([str(_binaries() / program), "-D", str(self.datadir), *args], check=check,
-                              capture_output=True, text=True, **options)
+        return subprocess.run([str(_binaries() / program), "-D", str(self.datadir), *args], capture_output=True,
+                              text=True, **options)
 
     def _prepare_root(self) -> pwd.struct_passwd:
         """The server's OS user, created if need be, able to reach the binaries and to own the data dir."""
@@ -191,7 +191,9 @@ class EmbeddedPostgres:
         self.datadir.mkdir(parents=True, exist_ok=True)
         if (self.datadir / "PG_VERSION").exists():
             return
-        self._run("initdb", "--auth=trust", "--encoding=utf8", "--no-instructions", "-U", self.user, check=True)
+        result = self._run("initdb", "--auth=trust", "--encoding=utf8", "--no-instructions", "-U", self.user)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb {self.datadir} failed (exit {result.returncode}): {result.stderr.strip()}")
 
     def start(self, timeout: float = 30.0) -> None:
         self.init()
@@ -265,7 +267,10 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         try:
             if (self.datadir / "postmaster.pid").exists():
-                self._run("pg_ctl", "-m", "fast", "-w", "stop")
+                result = self._run("pg_ctl", "-m", "fast", "-w", "stop")
+                if result.returncode != 0:
+                    log.warning("pg_ctl stop %s failed (exit %s): %s", self.datadir, result.returncode,
+                                result.stderr.strip())
         finally:
             self._release_watchdog()
 
