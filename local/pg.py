@@ -113,6 +113,8 @@ def _grant_traversal(path: Path) -> None:
 
 
 def _grant_read(folder: Path, executable: bool) -> None:
+    if not folder.is_dir():
+        return
     extra = stat.S_IRGRP | stat.S_IROTH | ((stat.S_IXGRP | stat.S_IXOTH) if executable else 0)
     for path in [folder, *folder.rglob("*")]:
         if path.is_symlink():
