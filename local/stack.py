@@ -177,7 +177,10 @@ class Stack:
         self.info = {"url": f"http://{self.host}:{self.port}", "pid": os.getpid(), "database_url": database_url,
                      "sqs_endpoint": sqs_endpoint, "queues": queue_urls, "migrations_applied": applied,
                      "routes": [f"{r.method} {r.path}" for r in gateway.routes]}
-        (self.data_dir / "stack.json").write_text(json.dumps(self.info, indent=2))
+        # Whole or not at all: a second start (or a test) may read it while this one is writing it.
+        partial = self.data_dir / "stack.json.tmp"
+        partial.write_text(json.dumps(self.info, indent=2))
+        os.replace(partial, self.data_dir / "stack.json")
         self.info["tokens"] = tokens  # printed once, never written to disk
 
     def stop(self) -> None:

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from local import apigw
-from wattprint import synth, tokens
+from local import synth
+from wattprint import tokens
 
 CHUNK = 64 * 1024
 

@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from local import synth
 from local.pg import alive, postmaster_pid
-from wattprint import db, synth
+from wattprint import db
 
 POSTERS = 6
 PER_REQUEST = 5

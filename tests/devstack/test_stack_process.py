@@ -25,7 +25,7 @@ def start(data_dir: Path, name: str) -> tuple[tool.Launched, str]:
                            data_dir.parent / f"{name}.log")
     state = data_dir / "stack.json"  # a killed stack leaves its own behind: wait for this one's
     deadline = time.monotonic() + 120
-    while not (state.exists() and json.loads(state.read_text())["pid"] == launched.process.pid):
+    while not (state.exists() and json.loads(state.read_text()).get("pid") == launched.process.pid):
         assert launched.process.poll() is None, launched.tail()
         assert time.monotonic() < deadline, f"no {state} after 120 s:\n{launched.tail()}"
         time.sleep(0.1)
