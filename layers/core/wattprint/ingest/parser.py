@@ -1,4 +1,4 @@
-"""Parse (and render) the one-line text form of a sensor event.
+"""Parse the one-line text form of a sensor event (local/synth.py renders records back into it).
 
 A line is a sequence of sections ``Name: body`` separated by ``;``::
 
@@ -8,7 +8,7 @@ A line is a sequence of sections ``Name: body`` separated by ``;``::
 
 Two dialects exist (``documented`` and the ``firmware`` one real sensors send); both,
 and any mix of their spellings, spacing, units and decimal separators, parse to the
-same :class:`~wattprint.record.EventRecord`.
+same :class:`~wattprint.ingest.record.EventRecord`.
 
 Two parsers share the work:
 
@@ -25,18 +25,27 @@ Two parsers share the work:
   optional units, decimal commas and unknown ``key=value`` fields, and it raises the
   precise :class:`InvalidEvent`.
 
+Both refuse values outside the plausible range of their field (:data:`wattprint.ingest.record.RANGES`) and any
+control or invisible character but a tab anywhere in the line (it would reach the stored raw text).
+
 ``_fast`` accepts a strict subset of what ``_parse`` accepts and returns an equal record, so
 callers cannot tell which one ran.  No regular expression runs per line.
+
+Longer than this package's other modules (~500 lines) on purpose: the two parsers must accept the same lines and
+build the same records, so they sit side by side, and a change to one is made with the other in view (the tests
+compare them line for line). Rendering records back into text is local/synth.py's.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from operator import itemgetter
 
-from .record import MIN_FFT, MIN_PEAKS, EventRecord, InvalidEvent, new_record
+from .record import (MAX_FFT, MAX_FIRMWARE, MAX_PEAKS, MIN_FFT, MIN_PEAKS, RANGES, TIME_AHEAD, TIME_MIN, EventRecord,
+                     InvalidEvent, bad_length as _bad_length, check_time, new_record, out_of_range)
 
-__all__ = ["parse_event", "parse_lines", "render", "clear_caches", "DIALECTS", "InvalidEvent"]
+__all__ = ["parse_event", "parse_lines", "DIALECTS", "InvalidEvent"]
 
 UTC = timezone.utc
 DIALECTS = ("documented", "firmware")
@@ -71,7 +80,6 @@ _UNITS = {
 _NUM_CHARS = "0123456789.+-eE"
 _LIST_CHARS = _NUM_CHARS + "; \t"
 _TIME_CHARS = "0123456789-:"
-_INF = float("inf")
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -124,6 +132,11 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 #   * the line is ASCII and has no "_": float()/int() then accept nothing beyond a plain
 #     decimal number except surrounding whitespace (which _parse() strips too) and
 #     nan/inf spellings, which the memo refuses (so _parse() names them);
+#   * each field's memo stores only values inside the field's range (the current's, shared with the peaks, is
+#     checked in _fast() itself) and only keys that are printable: a hit is in range and free of control
+#     characters with no check per line (float() would take "\x1f1" for 1.0). Every other character of the line
+#     is a separator, a key matched exactly, a digit of the time, ON/OFF, or the firmware, which is checked; so
+#     _fast() accepts no line _parse() refuses;
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
 #     or list item, where int()/float() fail; the firmware, the one string value, must hold
@@ -134,14 +147,15 @@ _TAIL_KEYS = itemgetter(0, 4, 6, 8)
 
 def _skeletons():
     head, tail = set(), set()
-    for s in (" ", ""):  # after ";": a space in both dialects; tolerated without
-        for c in (" ", ""):  # after ":"
+    for space in (" ", ""):  # after ";": a space in both dialects; tolerated without
+        for colon_space in (" ", ""):  # after ":"
             for alarm in ("CoilReversed", "CoilRevesed"):
-                for app in ("Apparent", "Appearent"):
-                    head.add((f"Device:{c}ID", f";{s}Fw", f";{s}Evt", f";{s}Alarms:{c}{alarm}", f";{s}Power:{c}Active",
-                              f";{s}Reactive", f";{s}{app}", f";{s}Line:{c}Current", f";{s}Voltage", f";{s}Phase",
-                              f";{s}"))
-        tail.add(("UTC Time", f";{s}hz", f";{s}WiFi Strength", f";{s}Dummy"))
+                for apparent in ("Apparent", "Appearent"):
+                    head.add((f"Device:{colon_space}ID", f";{space}Fw", f";{space}Evt",
+                              f";{space}Alarms:{colon_space}{alarm}", f";{space}Power:{colon_space}Active",
+                              f";{space}Reactive", f";{space}{apparent}", f";{space}Line:{colon_space}Current",
+                              f";{space}Voltage", f";{space}Phase", f";{space}"))
+        tail.add(("UTC Time", f";{space}hz", f";{space}WiFi Strength", f";{space}Dummy"))
     # Joined with "|" (in no key) into one string: one hash, one compare.
     return frozenset(map("|".join, head)), frozenset(map("|".join, tail))
 
@@ -150,21 +164,27 @@ _HEAD_SKELETONS, _TAIL_SKELETONS = _skeletons()
 
 
 class _Floats(dict):
-    """``_FLOATS[s]`` is ``float(s)``, remembered.
+    """``memo[s]`` is ``float(s)``, remembered.
 
     Sensor readings are quantised, so the same number strings come back again and again: in
     the real sample 80% of the peak strings and 92% of the FFT strings of a 1000-line file
-    repeat an earlier one, and a dict hit costs a fraction of a float() call.  Only finite
-    values are stored: NaN and infinities raise ValueError like any other non-number, so
-    every value _fast() gets is finite without a check per line.  A full memo is emptied
-    on the next miss (memory stays bounded however many distinct numbers arrive).
+    repeat an earlier one (and a current's string is often a peak's), and a dict hit costs a
+    fraction of a float() call.  Only values inside ``[low, high]`` (so finite) with printable
+    keys are stored: anything else raises ValueError like any other non-number, so every value
+    _fast() gets from a memo is finite and free of control characters without a check per line.
+    A full memo is emptied on the next miss (memory stays bounded however many distinct numbers
+    arrive).
     """
 
-    __slots__ = ()
+    __slots__ = ("low", "high")
+
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        self.low, self.high = low, high
 
     def __missing__(self, key: str) -> float:
         value = float(key)
-        if value - value != 0.0:
+        if not self.low <= value <= self.high or not key.isprintable():
             raise ValueError(key)
         if len(self) >= _MEMO_LIMIT:
             self.clear()
@@ -172,91 +192,102 @@ class _Floats(dict):
         return value
 
 
-class _Ints(dict):
-    """``_INTS[s]`` is ``int(s)``, remembered (see _Floats)."""
+class _Ints(_Floats):
+    """``memo[s]`` is ``int(s)``, remembered (see _Floats)."""
 
     __slots__ = ()
 
     def __missing__(self, key: str) -> int:
+        value = int(key)
+        if not self.low <= value <= self.high or not key.isprintable():
+            raise ValueError(key)
         if len(self) >= _MEMO_LIMIT:
             self.clear()
-        self[key] = value = int(key)
+        self[key] = value
         return value
 
 
 _MEMO_LIMIT = 1 << 15  # entries per memo
-_FLOATS = _Floats()
-_INTS = _Ints()
+# A memo per field, so that each holds only its field's range; but the real sensors' current is, as a string, nearly
+# always one of the event's peaks, so currents go through the peaks' memo (a hit) and are range-checked in _fast().
+_FLOAT_MEMOS = {field: _Floats(*RANGES[field][:2]) for field in (
+    "peaks", "fft_re", "active_power_w", "reactive_power_var", "apparent_power_va", "voltage_v", "phase_rad",
+    "frequency_hz")}
+_INT_MEMOS = {field: _Ints(*RANGES[field][:2]) for field in ("device_id", "event_type", "wifi_strength_dbm", "dummy")}
 _TIMES: dict[tuple[str, str, str], datetime] = {}
-_float_of = _FLOATS.__getitem__
-_int_of = _INTS.__getitem__
+_peak_of, _fft_of, _active_of, _reactive_of, _apparent_of, _voltage_of, _phase_of, _hz_of = (
+    m.__getitem__ for m in _FLOAT_MEMOS.values())
+_device_of, _evt_of, _wifi_of, _dummy_of = (m.__getitem__ for m in _INT_MEMOS.values())
+_CURRENT_LO, _CURRENT_HI = RANGES["current_a"][:2]
+if RANGES["fft_img"] != RANGES["fft_re"] or not RANGES["peaks"][0] <= _CURRENT_LO <= _CURRENT_HI <= RANGES["peaks"][1]:
+    raise ImportError("_fast() reads fft_img through fft_re's memo and currents through the peaks' one")
 
 
-def clear_caches() -> None:
-    """Forget remembered numbers and times (benchmarks call this to measure a cold start)."""
-    _FLOATS.clear()
-    _INTS.clear()
-    _TIMES.clear()
+_AHEAD_SECONDS = TIME_AHEAD.total_seconds()
 
 
-def _fast_time(dh: str, mi: str, se: str) -> datetime:
+def _fast_time(day_hour: str, minute: str, second: str) -> datetime:
     """" 2016-10-4 16", "47", "50" -> datetime; digits only, else ValueError."""
-    d = dh[1:] if dh[:1] == " " else dh
-    ymd, _, hh = d.partition(" ")
-    y, mo, d = ymd.split("-")
-    if not (y + mo + d + hh + mi + se).isdigit():
-        raise ValueError(dh)
-    t = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(se), tzinfo=UTC)
+    date_hour = day_hour[1:] if day_hour[:1] == " " else day_hour
+    date, _, hour = date_hour.partition(" ")
+    year, month, day = date.split("-")
+    if not (year + month + day + hour + minute + second).isdigit():
+        raise ValueError(day_hour)
+    when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+    # A time once plausible stays so (the upper bound only moves forward): checked on a miss only.
+    if when < TIME_MIN or when.timestamp() > time.time() + _AHEAD_SECONDS:
+        raise ValueError(day_hour)
     if len(_TIMES) >= _MEMO_LIMIT:
         _TIMES.clear()
-    _TIMES[dh, mi, se] = t
-    return t
+    _TIMES[day_hour, minute, second] = when
+    return when
 
 
 def _fast(text: str) -> EventRecord | None:
     if not text.isascii() or "_" in text:
         return None
-    ip = text.find("Peaks:")
-    ir = text.find("FFT Re:", ip)
-    ii = text.find("FFT Img:", ir)
-    iu = text.find("UTC Time:", ii)
-    if ip < 0 or ir < 0 or ii < 0 or iu < 0:
+    peaks_at = text.find("Peaks:")
+    fft_re_at = text.find("FFT Re:", peaks_at)
+    fft_img_at = text.find("FFT Img:", fft_re_at)
+    time_at = text.find("UTC Time:", fft_img_at)
+    if peaks_at < 0 or fft_re_at < 0 or fft_img_at < 0 or time_at < 0:
         return None
-    h = text[:ip].replace(";", "=;").split("=")
-    u = text[iu:].replace(";", ":;").split(":")
-    if len(h) != 21 or len(u) != 10 or "|".join(h[::2]) not in _HEAD_SKELETONS \
-            or "|".join(_TAIL_KEYS(u)) not in _TAIL_SKELETONS or text.count("=", 0, ip) != 10:
+    head = text[:peaks_at].replace(";", "=;").split("=")
+    tail = text[time_at:].replace(";", ":;").split(":")
+    if len(head) != 21 or len(tail) != 10 or "|".join(head[::2]) not in _HEAD_SKELETONS \
+            or "|".join(_TAIL_KEYS(tail)) not in _TAIL_SKELETONS or text.count("=", 0, peaks_at) != 10:
         return None
-    coil = h[7]
+    coil = head[7]
     if coil == "OFF":
         coil_reversed = False
     elif coil == "ON":
         coil_reversed = True
     else:
         return None
-    fw = h[3].strip()
-    if not fw or ":" in fw or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
+    firmware = head[3].strip()
+    if not firmware or ":" in firmware or len(firmware) > MAX_FIRMWARE or not head[3].isprintable() \
+            or text[fft_re_at - 2:fft_re_at] != "; " or text[fft_img_at - 2:fft_img_at] != "; " \
+            or text[time_at - 2:time_at] != "; ":
         return None
-    f = _float_of
-    i = _int_of
     try:
-        peaks = tuple(map(f, text[ip + 6:ir - 2].split(";")))
-        fft_re = tuple(map(f, text[ir + 7:ii - 2].split(";")))
-        fft_img = tuple(map(f, text[ii + 8:iu - 2].split(";")))
-        active = f(h[9].removesuffix("W"))
-        reactive = f(h[11].removesuffix("var"))
-        apparent = f(h[13].removesuffix("VA"))
-        current = f(h[15].removesuffix("A"))
-        voltage = f(h[17].removesuffix("V"))
-        phase = f(h[19].removesuffix("rad").replace(",", "."))
-        hz = f(u[5])
-        if len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
-            return None  # NaN/inf (or a finite sum overflowing: _parse decides), bad lengths
-        when = _TIMES.get((u[1], u[2], u[3])) or _fast_time(u[1], u[2], u[3])
-        return new_record(i(h[1]), fw, i(h[5]), coil_reversed, active, reactive,
+        peaks = tuple(map(_peak_of, text[peaks_at + 6:fft_re_at - 2].split(";")))
+        fft_re = tuple(map(_fft_of, text[fft_re_at + 7:fft_img_at - 2].split(";")))
+        fft_img = tuple(map(_fft_of, text[fft_img_at + 8:time_at - 2].split(";")))
+        active = _active_of(head[9].removesuffix("W"))
+        reactive = _reactive_of(head[11].removesuffix("var"))
+        apparent = _apparent_of(head[13].removesuffix("VA"))
+        current = _peak_of(head[15].removesuffix("A"))
+        voltage = _voltage_of(head[17].removesuffix("V"))
+        phase = _phase_of(head[19].removesuffix("rad").replace(",", "."))
+        hz = _hz_of(tail[5])
+        if not (MIN_PEAKS <= len(peaks) <= MAX_PEAKS and len(fft_re) == len(fft_img) <= MAX_FFT
+                and _CURRENT_LO <= current <= _CURRENT_HI):
+            return None  # a length or the current out of range: _parse says which
+        when = _TIMES.get((tail[1], tail[2], tail[3])) or _fast_time(tail[1], tail[2], tail[3])
+        return new_record(_device_of(head[1]), firmware, _evt_of(head[5]), coil_reversed, active, reactive,
                           apparent, current, voltage, phase, peaks, fft_re, fft_img,
-                          when, hz, i(u[7]), i(u[9]))
-    except (ValueError, OverflowError):  # not a number, impossible date...: _parse says which
+                          when, hz, _wifi_of(tail[7]), _dummy_of(tail[9]))
+    except (ValueError, OverflowError):  # not a number, out of range, impossible date...: _parse says which
         return None
 
 
@@ -264,6 +295,8 @@ def _fast(text: str) -> EventRecord | None:
 
 def _parse(text: str) -> EventRecord:
     """The general parser: any section order, spacing, case, units, unknown keys; precise errors."""
+    if not text.isprintable():
+        _refuse_invisible(text)
     pieces = text.split(":")
     last = len(pieces) - 1
 
@@ -327,6 +360,8 @@ def _parse(text: str) -> EventRecord:
         raise InvalidEvent("missing field", e.args[0]) from None
     if not firmware:
         raise InvalidEvent("must not be empty", "firmware")
+    if len(firmware) > MAX_FIRMWARE:
+        raise InvalidEvent(f"must be at most {MAX_FIRMWARE} characters, got {len(firmware)}", "firmware")
     if coil == "OFF":
         coil_reversed = False
     elif coil == "ON":
@@ -334,9 +369,9 @@ def _parse(text: str) -> EventRecord:
     else:
         raise InvalidEvent(f"must be ON or OFF, not {a['coil_reversed'].strip()!r}", "coil_reversed")
 
-    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS)
-    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT)
-    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT)
+    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS, MAX_PEAKS)
+    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT, MAX_FFT)
+    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT, MAX_FFT)
     if len(fft_re) != len(fft_img):
         raise InvalidEvent(
             f"FFT Img has {len(fft_img)} values but FFT Re has {len(fft_re)}; they must be equally long",
@@ -350,6 +385,12 @@ def _parse(text: str) -> EventRecord:
 
     return new_record(device_id, firmware, event_type, coil_reversed, active, reactive, apparent,
                       current, voltage, phase, peaks, fft_re, fft_img, sensor_time, hz, wifi, dummy)
+
+
+def _refuse_invisible(text: str) -> None:
+    for column, ch in enumerate(text, 1):
+        if ch != "\t" and not ch.isprintable():
+            raise InvalidEvent(f"control or invisible character U+{ord(ch):04X} at column {column}")
 
 
 def _section_name(name: str) -> str | None:
@@ -410,9 +451,13 @@ def _int(s: str, field: str) -> int:
     digits = t[1:] if t[:1] in ("-", "+") else t
     if digits.isdigit() and digits.isascii():
         try:
-            return int(t)
+            value = int(t)
         except ValueError:  # more digits than int() accepts
-            pass
+            raise InvalidEvent(f"{t[:20]}... ({len(digits)} digits) is out of range", field) from None
+        low, high, _ = RANGES[field]
+        if low <= value <= high:
+            return value
+        raise out_of_range(field, value)
     raise InvalidEvent(f"not an integer: {t!r}", field)
 
 
@@ -426,9 +471,11 @@ def _float(s: str, field: str) -> float:
         except ValueError:
             pass
         else:
-            if x - x == 0.0:
+            low, high, _ = RANGES[field]
+            if low <= x <= high:
                 return x
-            raise InvalidEvent(f"number out of range: {s.strip()!r}", field)
+            raise out_of_range(field, x) if x - x == 0.0 else InvalidEvent(
+                f"number out of range: {s.strip()!r}", field)
     raise InvalidEvent(_not_a_number(s), field)
 
 
@@ -454,8 +501,8 @@ def _qty(s: str, field: str, unit: str) -> float:
         raise
 
 
-def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
-    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a finite plain decimal number."""
+def _floats(body: str, field: str, minimum: int, maximum: int) -> tuple[float, ...]:
+    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a plain decimal number in the field's range."""
     if "," in body:
         body = body.replace(",", ".")
     items = body.split(";")
@@ -466,7 +513,8 @@ def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
         except ValueError:  # an empty item, "1-2", "e", ...
             pass
         else:
-            if max(vals) == _INF or min(vals) == -_INF:  # overflow such as 1e400
+            low, high, _ = RANGES[field]
+            if max(vals) > high or min(vals) < low:  # the item-by-item pass below names it
                 vals = None
     if vals is None:
         if not body.strip():
@@ -476,8 +524,8 @@ def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
                 if not item.strip():
                     raise InvalidEvent(f"empty value at position {i}", field)
             vals = tuple(_float(item, field) for item in items)
-    if len(vals) < minimum:
-        raise InvalidEvent(f"needs at least {minimum} values, got {len(vals)}", field)
+    if not minimum <= len(vals) <= maximum:
+        raise _bad_length(field, len(vals), minimum, maximum)
     return vals
 
 
@@ -501,55 +549,10 @@ def _time(s: str) -> datetime:
         try:
             y, mo, d = map(int, ymd)
             h, mi, sec = map(int, hms)
-            return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+            t = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
         except (ValueError, OverflowError) as e:
             if all(ymd) and all(hms):
                 raise InvalidEvent(f"impossible date or time {t!r} ({e})", "sensor_time") from None
+        else:
+            return check_time(t)
     raise InvalidEvent(f"expected a date and time like 2016-10-4 16:47:50, got {t!r}", "sensor_time")
-
-
-# --- rendering --------------------------------------------------------------------------
-
-def _num(x: float) -> str:
-    """``repr`` (exact round trip) without a useless ``.0``: 1753.0 -> ``1753``."""
-    r = repr(x)
-    return r[:-2] if r[-2:] == ".0" else r
-
-
-def _clock(t: datetime) -> str:
-    if t.tzinfo is not None and t.utcoffset():
-        t = t.astimezone(UTC)
-    return f"{t.year}-{t.month}-{t.day} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-
-
-def render(record: EventRecord, dialect: str = "documented") -> str:
-    """The text line for ``record`` in ``"documented"`` or ``"firmware"`` style.
-
-    Floats use ``repr`` (minus a trailing ``.0``) so they parse back to the same value;
-    Phase always uses a decimal comma, as both the documented example and the sensors do;
-    dates are unpadded (``2016-10-4``), times padded.
-    """
-    r = record
-    phase = _num(r.phase_rad).replace(".", ",")
-    coil = "ON" if r.coil_reversed else "OFF"
-    if dialect == "documented":
-        sep = "; "
-        alarm, apparent_key, current_unit = "CoilReversed", "Apparent", "A"
-    elif dialect == "firmware":
-        sep = ";"
-        alarm, apparent_key, current_unit = "CoilRevesed", "Appearent", ""
-    else:
-        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
-    return (
-        f"Device: ID={r.device_id}; Fw={r.firmware}; Evt={r.event_type}; "
-        f"Alarms: {alarm}={coil}; "
-        f"Power: Active={_num(r.active_power_w)}W; Reactive={_num(r.reactive_power_var)}var; "
-        f"{apparent_key}={_num(r.apparent_power_va)}VA; "
-        f"Line: Current={_num(r.current_a)}{current_unit}; Voltage={_num(r.voltage_v)}V; "
-        f"Phase={phase}rad; "
-        f"Peaks: {sep.join(map(_num, r.peaks))}; "
-        f"FFT Re: {sep.join(map(_num, r.fft_re))}; "
-        f"FFT Img: {sep.join(map(_num, r.fft_img))}; "
-        f"UTC Time: {_clock(r.sensor_time)}; hz: {_num(r.frequency_hz)}; "
-        f"WiFi Strength: {r.wifi_strength_dbm}; Dummy: {r.dummy}"
-    )
