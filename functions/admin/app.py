@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 
 from wattprint import admin
 from wattprint.errors import ServiceError
+from wattprint.live import service as live
 
 logger = Logger()
 
@@ -50,6 +51,6 @@ def handler(event, context):
     if "RequestType" in event and "ResponseURL" in event:
         return _custom_resource(event, context)
     try:
-        return admin.handle(event)
+        return admin.handle(event, connections=live)  # a revoked token's live connections close
     except ServiceError as error:
         return {"error": error.to_dict()}

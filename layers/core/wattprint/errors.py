@@ -165,3 +165,17 @@ class NoCompletedRun(Conflict):
 
 class AssetNotFound(NotFound):
     code = "asset_not_found"
+
+
+# --------------------------------------------------------------------------------------------------- live
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyConnections(ServiceError):
+    """A $connect past the token's cap of open live connections (LiveConnectionsPerToken)."""
+
+    status = 429
+    code = "too_many_connections"

@@ -24,6 +24,7 @@ import json
 import logging
 import time
 
+from .. import db
 from ..errors import DatabaseUnavailable
 from ..live import service as live
 from ..settings import Settings
@@ -99,7 +100,7 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         raise
     except Exception as error:
         try:
-            runs.fail(claimed, f"{type(error).__name__}: {error}")
+            runs.fail(claimed, db.describe(error))  # the whole error is in the handler's log
             live.run_changed(run_id)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
