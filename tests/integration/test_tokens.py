@@ -65,7 +65,8 @@ def test_authorize_maps_scope_to_policy(database, conn):
     token, plain = tokens.create(conn, "ingest", "sensor-1")
     answer = auth.authorize(f"Bearer {plain}", ARN, lambda t: tokens.find(conn, t))
     assert answer["policyDocument"]["Statement"][0]["Resource"] == [
-        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/events"]
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/events",
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/PUT/appliances/models/*"]
     assert answer["context"] == {"scope": "ingest", "token_name": "sensor-1", "token_id": token.id}
     with pytest.raises(auth.Unauthorized):
         auth.authorize("Bearer wp_" + "n" * 43, ARN, lambda t: tokens.find(conn, t))

@@ -22,6 +22,11 @@ def _policy(scope):
     ("read", "POST/events", False),
     ("read", "$connect", True),  # the WebSocket API's
     ("ingest", "$connect", False),
+    ("ingest", "PUT/appliances/models/PC%20screen1", True),
+    ("ingest", "POST/appliances/label", False),
+    ("read", "PUT/appliances/models/PC%20screen1", False),
+    ("read", "POST/appliances/label", True),
+    ("read", "POST/appliances/models/x", False),
 ])
 def test_scope_policy(scope, method_path, allowed):
     # The policy is cached per token and reused for other routes, so it must hold for every route.

@@ -17,9 +17,12 @@ from .tokens import Token
 HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
+# Training an appliance model (PUT /appliances/models/*) uploads a recording, as sensors and the people who
+# install them do, and changes everyone's labels: not for a read token, which lives in dashboards' browsers.
+# Labelling a recording (POST only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events",),
-    "read": ("GET/*", "$connect"),
+    "ingest": ("POST/events", "PUT/appliances/models/*"),
+    "read": ("GET/*", "POST/appliances/label", "$connect"),
 }
 
 

@@ -161,6 +161,29 @@ class NoCompletedRun(Conflict):
     code = "no_completed_run"
 
 
+# --------------------------------------------------------------------------------------------- appliances
+
+class InvalidRecording(BadRequest):
+    """A recording (CSV) that cannot be read; `row` as a spreadsheet numbers it (the header is row 1)."""
+
+    code = "invalid_recording"
+
+    def __init__(self, message: str, row: int | None = None, column: str | None = None):
+        super().__init__(message, row=row, column=column)
+
+
+class InvalidModel(BadRequest):
+    code = "invalid_model"
+
+
+class UnknownAppliance(BadRequest):
+    code = "unknown_appliance"
+
+
+class TooMuchWork(BadRequest):
+    code = "too_much_work"
+
+
 # ---------------------------------------------------------------------------------------------- dashboard
 
 class AssetNotFound(NotFound):

@@ -53,6 +53,10 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs TO {role}",
     ),
+    # Appliance models (0011): trained (stored or replaced by name), listed, read to label a mains recording.
+    "appliances": (
+        "GRANT SELECT, INSERT, UPDATE ON appliance_models TO {role}",
+    ),
     "sweep": (
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
         "GRANT SELECT (created_at), DELETE ON idempotency_keys TO {role}",  # expired keys purged
