@@ -14,6 +14,7 @@ from datetime import timedelta
 from pg8000.exceptions import DatabaseError
 
 from .. import db
+from ..energy import service as energy
 from ..errors import (BadRequest, IdempotencyKeyReused, InvalidBody, InvalidEvent, InvalidIdempotencyKey, InvalidValue,
                       PayloadTooLarge, UnsupportedEncoding, UnsupportedMediaType)
 from ..http import GZIP_MAGIC, inflate_gzip
@@ -164,6 +165,8 @@ def accept(raw: bytes, content_type: str | None, settings: Settings, *, content_
                         principal=principal, key=key, digest=digest, ids=stored.ids, total=stored.total,
                         ttl=KEY_TTL.total_seconds()):
                     raise _Answered()
+                # In the same transaction: a device's energy series never lacks an event that was stored.
+                fed = energy.feed_events(conn, [record for _, record in events], settings)
         except _Answered:
             replayed = _replay(principal, key, digest)
             if replayed is not None:
@@ -180,6 +183,7 @@ def accept(raw: bytes, content_type: str | None, settings: Settings, *, content_
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    energy.announce(fed)
     return stored
 
 
