@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
            SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: run test bench nilm-report lint build check token clean
+.PHONY: run test bench nilm-report lint build check token fresh-check clean
 
 $(STAMP): requirements-dev.txt layers/core/requirements.txt layers/sklearn/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wattprint needs Python 3.11 or newer (set PYTHON=...)")'
@@ -49,6 +49,11 @@ check: lint build
 ## Create a token on the running local stack's database: make token SCOPE=ingest NAME=sensor-1
 token: $(STAMP)
 	$(PY) -m local.admin create_token --scope $(SCOPE) --name $(NAME)
+
+## make run from fresh clones of HEAD, as root and as an ordinary OS user it creates (needs no venv; CI runs it).
+## FRESH_ARGS: e.g. --make-test user (also make test in that clone), --as root, --keep
+fresh-check:
+	$(PYTHON) tools/fresh_clone_check.py $(FRESH_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache

@@ -348,6 +348,14 @@ class SocketGateway:
         return 405
 
 
+class _BadFraming(ValueError):
+    """The request body's length cannot be known from its headers and chunk sizes."""
+
+
+_MAX_LINE = 4096  # a chunk size line (with extensions) or a trailer field
+_MAX_TRAILERS = 100
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
     gateway: Gateway
@@ -373,19 +381,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return None
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
+        try:
+            body = self._read_body()
+        except _BadFraming as error:
+            self.close_connection = True
+            self.send_error(400, f"Bad Request: {error}")
+            return None
+        if body is None:  # over the limit: answered without reading the rest, and the connection closed
+            self.close_connection = True
+            reply = self.gateway.gateway_response("REQUEST_TOO_LARGE", str(uuid.uuid4()))
         else:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-        reply = self.gateway.handle(self.command, self.path, list(self.headers.items()), body,
-                                    self.client_address[0])
+            reply = self.gateway.handle(self.command, self.path, list(self.headers.items()), body,
+                                        self.client_address[0])
         self.send_response(reply.status)
         skip = {"content-length", "connection", "transfer-encoding"}
         for name, value in reply.headers:
             if name.lower() not in skip:
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
@@ -425,15 +440,46 @@ class _Handler(BaseHTTPRequestHandler):
             self.gateway.sockets.pop(connection_id, None)
             sockets.disconnect(connection_id)
 
-    def _read_chunked(self) -> bytes:
-        parts = []
+    def _read_body(self) -> bytes | None:
+        """The request body, or None as soon as it is known to exceed API Gateway's limit (the rest is never
+        read: a chunked body has no length to refuse it by, and would otherwise be held whole in memory)."""
+        limit = MAX_PAYLOAD
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked(limit)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _BadFraming("Content-Length is not a number") from None
+        if length < 0:
+            raise _BadFraming("Content-Length is negative")
+        if length > limit:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self, limit: int) -> bytes | None:
+        parts, total = [], 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE or not line.endswith(b"\n"):
+                raise _BadFraming("a chunk size line is too long or cut short")
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadFraming(f"{line[:40]!r} is not a chunk size") from None
+            if size < 0:
+                raise _BadFraming("a chunk size is negative")
             if size == 0:
-                self.rfile.readline()
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
+                for _ in range(_MAX_TRAILERS):  # trailer fields, if any, up to the blank line that ends the body
+                    if self.rfile.readline(_MAX_LINE + 1).strip() == b"":
+                        return b"".join(parts)
+                raise _BadFraming("too many trailer fields")
+            total += size
+            if total > limit:
+                return None
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(_MAX_LINE + 1).strip() != b"":
+                raise _BadFraming("a chunk is shorter than its size says")
+            parts.append(chunk)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "layers" / "core"))
 
 from . import template as template_module  # noqa: E402
 from .apigw import Gateway, serve  # noqa: E402
-from .pg import EmbeddedPostgres, free_port  # noqa: E402
+from .pg import LOOPBACK, EmbeddedPostgres, free_port  # noqa: E402
 from .runtime import Functions  # noqa: E402
 from .sqs import Scheduler, SqsPoller, create_queues  # noqa: E402
 
@@ -108,8 +108,10 @@ class Stack:
             return os.environ["DATABASE_URL"]
         if os.environ.get("PGHOST"):
             return ""  # wattprint.settings reads the PG* variables itself
-        pg = EmbeddedPostgres(self.data_dir / "pgdata", free_port(self.host), host=self.host)
-        if pg.running():  # left behind by a stack that was killed: restart it on our port
+        # Loopback whatever --host says: the server trusts every local login, and only this process talks to it.
+        pg = EmbeddedPostgres(self.data_dir / "pgdata", free_port(LOOPBACK), host=LOOPBACK)
+        # Left behind by a stack that was killed and whose watchdog could not stop it: restart it on our port.
+        if pg.running():
             pg.stop()
         pg.start()
         self.started.append(("postgres", pg))
@@ -119,11 +121,12 @@ class Stack:
         import boto3
         from moto.server import ThreadedMotoServer
 
-        port = free_port(self.host)
-        server = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
+        # Loopback whatever --host says: moto accepts any credentials, so anyone reaching it could use the queues.
+        port = free_port(LOOPBACK)
+        server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
         server.start()
         self.started.append(("moto", server))
-        endpoint = f"http://{self.host}:{port}"
+        endpoint = f"http://{LOOPBACK}:{port}"
         self._setenv("AWS_ENDPOINT_URL_SQS", endpoint)
         return boto3.client("sqs", region_name=REGION, endpoint_url=endpoint), endpoint
 
@@ -176,7 +179,10 @@ class Stack:
         self.info = {"url": f"http://{self.host}:{self.port}", "pid": os.getpid(), "database_url": database_url,
                      "sqs_endpoint": sqs_endpoint, "queues": queue_urls, "migrations_applied": applied,
                      "routes": [f"{r.method} {r.path}" for r in gateway.routes]}
-        (self.data_dir / "stack.json").write_text(json.dumps(self.info, indent=2))
+        # Whole or not at all: a second start (or a test) may read it while this one is writing it.
+        partial = self.data_dir / "stack.json.tmp"
+        partial.write_text(json.dumps(self.info, indent=2))
+        os.replace(partial, self.data_dir / "stack.json")
         self.info["tokens"] = tokens  # printed once, never written to disk
 
     def stop(self) -> None:

@@ -2,14 +2,17 @@
 
 import json
 import os
+import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from local.stack import AlreadyRunning, Stack
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 PINNED_READ = "wp_pinned-read-token-" + "0123456789" * 2 + "abcde"
 
 
@@ -70,3 +73,29 @@ def test_stack_serves_refuses_a_second_start_and_keeps_data_across_restarts(tmp_
     finally:
         restarted.stop()
     assert not restarted.started
+
+
+def listening(port: int) -> set[str]:
+    """The local addresses a TCP port listens on, from /proc/net/tcp (no traffic sent anywhere)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads listening sockets from /proc/net/tcp")
+def test_postgres_and_moto_listen_on_loopback_whatever_host_says(tmp_path, clean_env):
+    stack = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, host="0.0.0.0", port=0)
+    stack.start()
+    try:
+        pg_port = urlsplit(stack.info["database_url"]).port
+        moto_port = urlsplit(stack.info["sqs_endpoint"]).port
+        assert listening(stack.port) == {"0.0.0.0"}  # the API itself is where --host says
+        assert listening(pg_port) == {"127.0.0.1"}
+        assert listening(moto_port) == {"127.0.0.1"}
+        assert request(f"http://127.0.0.1:{stack.port}/health")[0] == 200
+    finally:
+        stack.stop()
