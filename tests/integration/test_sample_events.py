@@ -13,7 +13,8 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "cluster": "ClusterFunction",
                       "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
                       "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction",
-                      "appliances": "ApplianceFunction", "energy": "EnergyFunction"}
+                      "appliances": "ApplianceFunction", "energy": "EnergyFunction", "alerts": "AlertsFunction",
+                      "score": "ScoreFunction", "notify": "NotifyFunction"}
 SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local_012345678"  # the token in authorizer-token.json and the ingest samples
 
 
@@ -41,6 +42,7 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
         monkeypatch.setenv("CLUSTER_QUEUE_URL", queue)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("LIVE_MANAGEMENT_ENDPOINT", "https://abc123.execute-api.us-east-1.amazonaws.com/v1")
+        boto3.client("sns", region_name="us-east-1").create_topic(Name="wattprint-AlertTopic")  # the notify sample
         if function == "ReportFunction":
             # The report samples read what a sensor stored (report-event.json asks for event 1).
             seeded = functions.invoke("IngestFunction", json.loads((EVENTS / "ingest-text.json").read_text()))
@@ -58,7 +60,8 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
     elif function == "AdminFunction":
         assert [t["name"] for t in result["tokens"]] == ["sample-sensor"]
     elif function == "SweepFunction":
-        assert result == {"sent": [], "abandoned": [], "idempotency_keys_purged": 0}
+        assert result == {"sent": [], "abandoned": [], "idempotency_keys_purged": 0,
+                          "alerts": {"notifications_sent": 0, "energy_changes_resent": 0}}
     elif function == "ClusterFunction":
         assert result == {"batchItemFailures": []}
     elif function == "LiveSocketFunction":
@@ -67,4 +70,8 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
     elif function == "LiveFunction":
         assert result == {"batchItemFailures": []}  # nobody connected: nothing to push
     elif function == "PushFunction":
+        assert result == {"batchItemFailures": []}
+    elif function == "ScoreFunction":
+        assert result == {"batchItemFailures": []}  # device 9 changed nothing here: nothing to score
+    elif function == "NotifyFunction":
         assert result == {"batchItemFailures": []}
