@@ -140,13 +140,13 @@ def _child(run_id: int, threshold: int) -> None:
     data = clustering.load(claim.threshold)
     clustering.check_data(data, claim.threshold)
     loaded = time.perf_counter()
-    emit(step="load", seconds=loaded - started, events=len(data))
-    result = clustering.fit(data)
-    stats = clustering.label_stats(data, result.labels)
+    emit(step="load", seconds=loaded - started, events=len(data.data))
+    result = clustering.fit(data.data)
+    stats = clustering.label_stats(data.data, result.labels)
     fitted = time.perf_counter()
     emit(step="fit", seconds=fitted - loaded, bandwidth=result.bandwidth, n_clusters=result.n_clusters,
          unclustered=int((result.labels == -1).sum()))
-    clustering.store(claim, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
+    clustering.store(claim, data, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
     done = time.perf_counter()
     emit(step="store", seconds=done - fitted, total=done - started)
 

@@ -144,7 +144,7 @@ def test_real_file_labels_match_the_spec_event_by_event(database, conn, function
 
     expected_data = independent_features(real_lines)
     assert expected_data.shape == (1000, 8)
-    np.testing.assert_array_equal(clustering.load(1000), expected_data)  # floats round-trip exactly
+    np.testing.assert_array_equal(clustering.load(1000).data, expected_data)  # floats round-trip exactly
     expected, bandwidth, centres = spec_labels(expected_data)
 
     labels = stored_labels(conn, run.id)
@@ -219,7 +219,7 @@ def test_killed_worker_is_taken_over_and_its_leftover_table_replaced(database, c
     assert (row["status"], row["attempts"], row["events"]) == ("done", 2, 1000)
     assert_one_label_set(conn, run)
     assert 7 not in set(stored_labels(conn, run.id).tolist())
-    expected, _, _ = spec_labels(clustering.load(1000))
+    expected, _, _ = spec_labels(clustering.load(1000).data)
     np.testing.assert_array_equal(stored_labels(conn, run.id), expected)
 
 
@@ -337,8 +337,8 @@ def test_out_of_order_completion_keeps_the_highest_threshold_current(database, c
     assert_one_label_set(conn, first)
     assert_one_label_set(conn, second)
     # Each run labels its own events: run 1000 is the spec on events 1..1000, run 2000 on 1..2000.
-    np.testing.assert_array_equal(stored_labels(conn, first.id), spec_labels(clustering.load(1000))[0])
-    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(clustering.load(2000))[0])
+    np.testing.assert_array_equal(stored_labels(conn, first.id), spec_labels(clustering.load(1000).data)[0])
+    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(clustering.load(2000).data)[0])
 
 
 def test_degenerate_data_fails_the_run_once_without_retrying(database, conn, functions):

@@ -1,10 +1,10 @@
-"""Operator actions: migrate, and manage API tokens. Served by the admin Lambda and the local CLI alike."""
+"""Operator actions: migrate, manage API tokens, quarantine events. Served by the admin Lambda and the local CLI."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from . import db, migrate, tokens
+from . import db, migrate, quarantine, tokens
 from .errors import BadRequest
 
 
@@ -30,5 +30,20 @@ def run(request: dict) -> dict:
     if action == "list_tokens":
         with db.transaction() as conn:
             return {"tokens": [_token_json(t) for t in tokens.list_all(conn)]}
-    raise BadRequest(f"unknown action {action!r}; use migrate, create_token, revoke_token or list_tokens",
-                     field="action")
+    if action == "quarantine":
+        if ("ids" in request) == ("filter" in request):
+            raise BadRequest("quarantine takes either ids (a list of event ids) or filter ({field, min, max})",
+                             field="ids")
+        if "ids" in request:
+            return quarantine.by_ids(request["ids"], request.get("reason"))
+        return quarantine.by_filter(request["filter"], request.get("reason"), request.get("dry_run", False),
+                                    request.get("max_events"))
+    if action == "list_quarantine":
+        return quarantine.listing()
+    if action == "release_quarantine":
+        return quarantine.release(request.get("ids"))
+    raise BadRequest(f"unknown action {action!r}; use {', '.join(ACTIONS)}", field="action")
+
+
+ACTIONS = ("migrate", "create_token", "revoke_token", "list_tokens", "quarantine", "list_quarantine",
+           "release_quarantine")

@@ -1,5 +1,11 @@
 """Clustering runs: the events with seq 1..T in, one MeanShift label per event and per-label statistics out.
 
+Quarantined events (wattprint.quarantine) are left out: the run for threshold T clusters exactly the events with
+seq ≤ T that are not quarantined in the snapshot its load reads, in seq order. The run records how many it left
+out (`excluded`; T = events + excluded) and gives those no label, so which ones were left out is exactly the
+seqs ≤ T without a label in the run. A run that is done is never recomputed: quarantining or releasing an event
+changes the runs that load after it, never the labels of one already done.
+
 numpy and scikit-learn are imported here and nowhere else: only the cluster function imports this module.
 
 The computation is exactly the spec's, on the eight features of wattprint.features in that order:
@@ -53,6 +59,8 @@ class InvalidMessage(ValueError):
 class PermanentRunError(Exception):
     """The run cannot succeed with the data as it is: recorded on the run, not retried."""
 
+    excluded: int | None = None  # set once the data was loaded
+
 
 class InsufficientEvents(PermanentRunError):
     pass
@@ -86,25 +94,41 @@ def parse_message(body: str) -> tuple[int, int]:
 
 
 def features_sql(threshold: int) -> str:
-    """The COPY that reads the data matrix: the eight features of events 1..T, in seq order.
+    """The COPY that reads the data matrix: seq and the eight features of the events 1..T that are not
+    quarantined, in seq order.
 
     NULL becomes NaN so one binary row always has eight 8-byte fields; check_data reports it. (COPY takes no
     bind parameters, hence the formatted integer.)"""
     threshold = int(threshold)
-    columns = ", ".join(f"coalesce({expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
-    return (f"COPY (SELECT {columns} FROM events WHERE seq BETWEEN 1 AND {threshold} ORDER BY seq) "
+    columns = ", ".join(f"coalesce(e.{expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
+    return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE e.seq BETWEEN 1 AND {threshold} "
+            "AND NOT EXISTS (SELECT FROM quarantined_events q WHERE q.seq = e.seq) ORDER BY e.seq) "
             "TO STDOUT WITH (FORMAT binary)")
+
+
+def excluded_sql(threshold: int) -> str:
+    return f"SELECT count(*) FROM quarantined_events WHERE seq BETWEEN 1 AND {int(threshold)}"
 
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _TRAILER = b"\xff\xff"
-# One binary COPY row of eight float8 fields: a field count, then (length, value) per field; big-endian.
-_ROW = np.dtype([("fields", ">i2")] + [item for i in range(N_FEATURES)
-                                       for item in ((f"len{i}", ">i4"), (f"f{i}", ">f8"))])
+N_FIELDS = 1 + N_FEATURES
+# One binary COPY row of seq (int8) and eight float8 fields: a field count, then (length, value) per field;
+# big-endian.
+_ROW = np.dtype([("fields", ">i2"), ("len_seq", ">i4"), ("seq", ">i8")]
+                + [item for i in range(N_FEATURES) for item in ((f"len{i}", ">i4"), (f"f{i}", ">f8"))])
 
 
-def parse_copy(buffer) -> np.ndarray:
-    """A binary COPY of rows of eight float8 fields (bytes or memoryview) → float64 array (n, 8), row order kept."""
+@dataclass(frozen=True)
+class Loaded:
+    seqs: np.ndarray  # int64, ascending: the seq of each row
+    data: np.ndarray  # float64 (n, 8)
+    excluded: int = 0  # quarantined events with seq ≤ threshold, left out
+
+
+def parse_copy(buffer) -> tuple[np.ndarray, np.ndarray]:
+    """A binary COPY of rows (seq int8, eight float8) (bytes or memoryview) → (seqs int64 (n,), data float64
+    (n, 8)), row order kept."""
     view = memoryview(buffer)
     if bytes(view[:11]) != _SIGNATURE:
         raise ValueError("not a PostgreSQL binary COPY")
@@ -114,28 +138,33 @@ def parse_copy(buffer) -> np.ndarray:
     start = 19 + extension
     body = len(view) - start - len(_TRAILER)
     if body < 0 or bytes(view[len(view) - 2:]) != _TRAILER or body % _ROW.itemsize:
-        raise ValueError(f"binary COPY of {len(view)} bytes is not rows of {N_FEATURES} float8 fields")
+        raise ValueError(f"binary COPY of {len(view)} bytes is not rows of seq and {N_FEATURES} float8 fields")
     rows = np.frombuffer(view, dtype=_ROW, count=body // _ROW.itemsize, offset=start)
-    if not (rows["fields"] == N_FEATURES).all() or any((rows[f"len{i}"] != 8).any() for i in range(N_FEATURES)):
-        raise ValueError(f"binary COPY rows are not {N_FEATURES} non-null float8 fields")
+    if (not (rows["fields"] == N_FIELDS).all() or (rows["len_seq"] != 8).any()
+            or any((rows[f"len{i}"] != 8).any() for i in range(N_FEATURES))):
+        raise ValueError(f"binary COPY rows are not a seq and {N_FEATURES} non-null float8 fields")
     data = np.empty((len(rows), N_FEATURES), dtype=np.float64)
     for i in range(N_FEATURES):
         data[:, i] = rows[f"f{i}"]
-    return data
+    return rows["seq"].astype(np.int64), data
 
 
-def check_data(data: np.ndarray, threshold: int) -> None:
+def check_data(loaded: Loaded, threshold: int) -> None:
     """Permanent problems of the data matrix itself, found before fitting."""
+    data = loaded.data
     if data.ndim != 2 or data.shape[1] != N_FEATURES:
         raise InvalidData(f"invalid data: expected {N_FEATURES} feature columns, got shape {data.shape}")
-    if len(data) < threshold:
-        raise InsufficientEvents(f"insufficient events: {len(data)} stored with seq ≤ {threshold}, "
+    if len(data) + loaded.excluded < threshold:
+        raise InsufficientEvents(f"insufficient events: {len(data) + loaded.excluded} stored with seq ≤ {threshold}, "
                                  f"the run needs {threshold}")
+    if not len(data):
+        raise InsufficientEvents(f"insufficient events: all {threshold} events with seq ≤ {threshold} are "
+                                 "quarantined")
     bad = ~np.isfinite(data)
     if bad.any():
         row, column = map(int, np.argwhere(bad)[0])
         raise InvalidData(f"invalid data: {int(bad.any(axis=1).sum())} event(s) with a non-finite feature, the "
-                          f"first at seq {row + 1} ({FEATURES[column]} = {float(data[row, column])!r})")
+                          f"first at seq {int(loaded.seqs[row])} ({FEATURES[column]} = {float(data[row, column])!r})")
 
 
 @dataclass(frozen=True)
@@ -152,7 +181,13 @@ class Fit:
 def fit(data: np.ndarray) -> Fit:
     """The spec's MeanShift, verbatim; DegenerateData when it has nothing to work with."""
     bandwidth = estimate_bandwidth(data, quantile=QUANTILE, n_samples=N_SAMPLES)
-    if not (np.isfinite(bandwidth) and bandwidth > 0):
+    if not np.isfinite(bandwidth):
+        row, column = map(int, np.unravel_index(np.argmax(np.abs(data)), data.shape))
+        raise DegenerateData(f"degenerate data: estimate_bandwidth gave {float(bandwidth)!r} for {len(data)} events: "
+                             f"distances between them overflow (the largest value is {FEATURES[column]} = "
+                             f"{float(data[row, column])!r} in row {row + 1}); quarantine implausible events "
+                             "(admin action quarantine) and later runs leave them out")
+    if not bandwidth > 0:
         distinct = len(np.unique(data, axis=0))
         raise DegenerateData(f"degenerate data: estimate_bandwidth gave {float(bandwidth)!r} for {len(data)} events "
                              f"({distinct} distinct feature rows); MeanShift needs a positive bandwidth")
@@ -198,15 +233,15 @@ _LABEL_ROW = np.dtype([("fields", ">i2"), ("len_run", ">i4"), ("run_id", ">i8"),
                        ("seq", ">i8"), ("len_label", ">i4"), ("label", ">i2")])
 
 
-def labels_copy(run_id: int, labels: np.ndarray) -> bytes:
-    """The run's labels as a binary COPY of (run_id, seq, label), seq = row index + 1."""
+def labels_copy(run_id: int, labels: np.ndarray, seqs: np.ndarray | None = None) -> bytes:
+    """The run's labels as a binary COPY of (run_id, seq, label); seq from `seqs` (default: row index + 1)."""
     labels = np.asarray(labels)
     if len(labels) and (labels.min() < -1 or labels.max() > np.iinfo(np.int16).max):
         raise ValueError("labels must fit a smallint and be ≥ -1")
     rows = np.empty(len(labels), dtype=_LABEL_ROW)
     rows["fields"], rows["len_run"], rows["len_seq"], rows["len_label"] = 3, 8, 8, 2
     rows["run_id"] = run_id
-    rows["seq"] = np.arange(1, len(labels) + 1, dtype=np.int64)
+    rows["seq"] = np.arange(1, len(labels) + 1, dtype=np.int64) if seqs is None else seqs
     rows["label"] = labels
     return b"".join((_COPY_HEADER, rows.tobytes(), _TRAILER))
 
@@ -230,16 +265,20 @@ def stats_json(stats: list[LabelStats]) -> str:
 
 # ---------------------------------------------------------------------------------------- the database side
 
-def load(threshold: int) -> np.ndarray:
-    """The data matrix of a run: one binary COPY, parsed by numpy (a read-only transaction: one snapshot)."""
+def load(threshold: int) -> Loaded:
+    """The data of a run: one binary COPY parsed by numpy, and the count of quarantined events it left out, both
+    from one snapshot (a repeatable-read transaction), so events + excluded = T exactly."""
     stream = io.BytesIO()
     with db.transaction() as conn:
+        conn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        excluded = int(conn.run(excluded_sql(threshold))[0][0])
         conn.run(features_sql(threshold), stream=stream)
     buffer = stream.getbuffer()
     try:
-        return parse_copy(buffer)
+        seqs, data = parse_copy(buffer)
     finally:
         buffer.release()
+    return Loaded(seqs, data, excluded)
 
 
 _INSERT_STATS = """
@@ -250,13 +289,14 @@ FROM json_to_recordset(CAST(:stats AS json)) AS s(label int, events bigint, mean
 """
 
 
-def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float, fit_ms: float) -> float:
+def store(run: runs.Claim, loaded: Loaded, result: Fit, stats: list[LabelStats], load_ms: float,
+          fit_ms: float) -> float:
     """Labels, statistics and `done`, in one transaction; returns the store time in ms.
 
     Fenced: the run row is locked first and must still belong to this claim, so a worker that lost its lease
     writes nothing, and two workers can never build the run's table at the same time."""
     started = time.perf_counter()
-    payload = chunks(labels_copy(run.run_id, result.labels))
+    payload = chunks(labels_copy(run.run_id, result.labels, loaded.seqs))
     with db.transaction() as conn:
         runs.lock(conn, run)
         table = conn.run("SELECT clustering_labels_open(:run_id)", run_id=run.run_id)[0][0]
@@ -265,24 +305,30 @@ def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float,
         conn.run("DELETE FROM cluster_stats WHERE run_id = :run_id", run_id=run.run_id)
         conn.run(_INSERT_STATS, run_id=run.run_id, stats=stats_json(stats))
         store_ms = (time.perf_counter() - started) * 1000
-        runs.finish(conn, run, events=len(result.labels), bandwidth=result.bandwidth, n_clusters=result.n_clusters,
-                    centres=centres_literal(result.centres), load_ms=load_ms, fit_ms=fit_ms, store_ms=store_ms)
+        runs.finish(conn, run, events=len(result.labels), excluded=loaded.excluded, bandwidth=result.bandwidth,
+                    n_clusters=result.n_clusters, centres=centres_literal(result.centres), load_ms=load_ms,
+                    fit_ms=fit_ms, store_ms=store_ms)
     return store_ms
 
 
 def compute(run: runs.Claim) -> dict:
     """Load, fit and store a claimed run. Raises PermanentRunError, DatabaseUnavailable, LeaseLost, or a bug."""
     started = time.perf_counter()
-    data = load(run.threshold)
-    check_data(data, run.threshold)
-    loaded = time.perf_counter()
-    result = fit(data)
-    stats = label_stats(data, result.labels)
+    loaded = load(run.threshold)
+    try:
+        check_data(loaded, run.threshold)
+        load_done = time.perf_counter()
+        result = fit(loaded.data)
+    except PermanentRunError as error:
+        error.excluded = loaded.excluded
+        raise
+    stats = label_stats(loaded.data, result.labels)
     fitted = time.perf_counter()
-    load_ms, fit_ms = (loaded - started) * 1000, (fitted - loaded) * 1000
-    store_ms = store(run, result, stats, load_ms, fit_ms)
-    return {"events": len(data), "bandwidth": result.bandwidth, "n_clusters": result.n_clusters,
-            "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1), "store_ms": round(store_ms, 1)}
+    load_ms, fit_ms = (load_done - started) * 1000, (fitted - load_done) * 1000
+    store_ms = store(run, loaded, result, stats, load_ms, fit_ms)
+    return {"events": len(loaded.data), "excluded": loaded.excluded, "bandwidth": result.bandwidth,
+            "n_clusters": result.n_clusters, "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1),
+            "store_ms": round(store_ms, 1)}
 
 
 def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
@@ -305,7 +351,7 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
     try:
         figures = compute(claimed)
     except PermanentRunError as error:
-        runs.fail(claimed, str(error))  # DatabaseUnavailable here: raised, redelivered, recomputed
+        runs.fail(claimed, str(error), excluded=error.excluded)  # DatabaseUnavailable: raised, redelivered
         log.warning("clustering run %s failed permanently: %s", run_id, error)
         announce.run_changed(run_id)
         return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}

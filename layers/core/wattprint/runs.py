@@ -70,7 +70,7 @@ WITH claimed AS (
     SET status = 'running', claimed_by = :token,
         attempts = CASE WHEN status = 'running' AND claimed_by = :token THEN attempts ELSE attempts + 1 END,
         started_at = CASE WHEN status = 'running' AND claimed_by = :token THEN started_at ELSE now() END,
-        finished_at = NULL, error = NULL, lease_until = now() + make_interval(secs => CAST(:lease AS float8))
+        finished_at = NULL, error = NULL, excluded = NULL, lease_until = now() + make_interval(secs => CAST(:lease AS float8))
     WHERE id = :id AND threshold = :threshold
       AND (status IN ('pending', 'failed')
            OR (status = 'running' AND (coalesce(lease_until, '-infinity') < now() OR claimed_by = :token)))
@@ -110,7 +110,7 @@ def lock(conn: Connection, run: Claim) -> None:
 
 _FINISH = """
 UPDATE clustering_runs
-SET status = 'done', finished_at = now(), lease_until = NULL, error = NULL, events = :events,
+SET status = 'done', finished_at = now(), lease_until = NULL, error = NULL, events = :events, excluded = :excluded,
     bandwidth = :bandwidth, n_clusters = :n_clusters, centres = CAST(:centres AS float8[]),
     load_ms = :load_ms, fit_ms = :fit_ms, store_ms = :store_ms
 WHERE id = :id AND status = 'running' AND attempts = :attempt
@@ -118,10 +118,11 @@ RETURNING id
 """
 
 
-def finish(conn: Connection, run: Claim, *, events: int, bandwidth: float, n_clusters: int, centres: str,
-           load_ms: float, fit_ms: float, store_ms: float) -> None:
+def finish(conn: Connection, run: Claim, *, events: int, excluded: int, bandwidth: float, n_clusters: int,
+           centres: str, load_ms: float, fit_ms: float, store_ms: float) -> None:
     """Mark the run done, in the caller's transaction (after lock()). `centres` is a float8[] literal."""
-    rows = conn.run(_FINISH, id=run.run_id, attempt=run.attempt, events=int(events), bandwidth=float(bandwidth),
+    rows = conn.run(_FINISH, id=run.run_id, attempt=run.attempt, events=int(events), excluded=int(excluded),
+                    bandwidth=float(bandwidth),
                     n_clusters=int(n_clusters), centres=centres, load_ms=float(load_ms), fit_ms=float(fit_ms),
                     store_ms=float(store_ms))
     if not rows:
@@ -130,16 +131,17 @@ def finish(conn: Connection, run: Claim, *, events: int, bandwidth: float, n_clu
 
 _FAIL = """
 UPDATE clustering_runs
-SET status = 'failed', finished_at = now(), lease_until = NULL, error = :error, events = :events
+SET status = 'failed', finished_at = now(), lease_until = NULL, error = :error, events = :events,
+    excluded = CAST(:excluded AS bigint)
 WHERE id = :id AND status = 'running' AND attempts = :attempt
 RETURNING id
 """
 
 
-def fail(run: Claim, error: str, events: int | None = None) -> bool:
+def fail(run: Claim, error: str, events: int | None = None, excluded: int | None = None) -> bool:
     """Record the failure on the run (autocommit); False if this worker no longer owns it."""
     text = error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
-    return bool(db.run(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events))
+    return bool(db.run(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events, excluded=excluded))
 
 
 _RELEASE = """
