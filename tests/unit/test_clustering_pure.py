@@ -88,6 +88,11 @@ def test_check_data_separates_permanent_problems():
         clustering.check_data(loaded(bad, [1, 7, 9], excluded=6), 9)  # seqs, not row numbers
     with pytest.raises(clustering.InvalidData, match="8 feature columns"):
         clustering.check_data(loaded(good[:, :7]), 3)
+    huge = good.copy()
+    huge[2, 3] = -2e15
+    with pytest.raises(clustering.InvalidData, match=r"1 event\(s\) with a feature beyond ±1e\+15, too large to "
+                                                     r"cluster, the first at seq 3 \(current_a = -2000000000000000\.0\)"):
+        clustering.check_data(loaded(huge), 3)
     assert issubclass(clustering.DegenerateData, clustering.PermanentRunError)
     assert not issubclass(runs.RunBusy, clustering.PermanentRunError)
 

@@ -20,7 +20,7 @@ A run is loaded with one binary COPY, fitted, and stored in one transaction: its
 their own that is then attached to event_labels as the run's partition, its cluster_stats rows, and the run
 marked done. Failures are of three kinds:
 
-* permanent (PermanentRunError: fewer events than the threshold, non-finite features, degenerate data): the
+* permanent (PermanentRunError: fewer events than the threshold, non-finite or huge features, degenerate data): the
   run is marked `failed` with the reason and the message is acknowledged: retrying cannot help. A message
   for a run that does not exist is acknowledged too (logged as an error: there is no run to record it on);
 * transient (DatabaseUnavailable, RunBusy, LeaseLost): the run is not judged, the message is redelivered;
@@ -48,6 +48,9 @@ from .features import FEATURE_COLUMNS, FEATURES
 log = logging.getLogger(__name__)
 
 N_FEATURES = len(FEATURE_COLUMNS)
+# Far beyond any reading (W, VAR, VA, A, V) and far below what breaks the fit: squared distances overflow
+# float64 near 1e154, and MeanShift's bin seeding casts value / bandwidth to float32 (overflow near 3e38 x bandwidth).
+MAX_ABS_FEATURE = 1e15
 QUANTILE = 0.2
 N_SAMPLES = 200
 
@@ -165,6 +168,13 @@ def check_data(loaded: Loaded, threshold: int) -> None:
         row, column = map(int, np.argwhere(bad)[0])
         raise InvalidData(f"invalid data: {int(bad.any(axis=1).sum())} event(s) with a non-finite feature, the "
                           f"first at seq {int(loaded.seqs[row])} ({FEATURES[column]} = {float(data[row, column])!r})")
+    huge = np.abs(data) > MAX_ABS_FEATURE
+    if huge.any():
+        row, column = map(int, np.argwhere(huge)[0])
+        raise InvalidData(f"invalid data: {int(huge.any(axis=1).sum())} event(s) with a feature beyond ±{MAX_ABS_FEATURE:g}, "
+                          f"too large to cluster, the first at seq {int(loaded.seqs[row])} ({FEATURES[column]} = "
+                          f"{float(data[row, column])!r}); quarantine them (admin action quarantine) and later runs "
+                          "leave them out")
 
 
 @dataclass(frozen=True)
