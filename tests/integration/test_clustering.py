@@ -463,10 +463,12 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
     assert [json.loads(m["Body"]) for m in client.receive_message(QueueUrl=dlq)["Messages"]] == [body(run)]
     assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("running", 3)
 
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [run.threshold]}
+    # Its third attempt (RUN_MAX_ATTEMPTS' default) stopped too: the sweep gives it up rather than send it again.
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": [run.threshold]}
     row = run_row(conn, run.id)
-    assert row["status"] == "failed" and row["error"].startswith("attempt 3 stopped without finishing"), row
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": []}
+    assert row["status"] == "failed" and row["error"].startswith("gave up after 3 attempts: the last stopped "
+                                                                 "without finishing"), row
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": []}
     # A redrive from the dead-letter queue (or a re-sent message) still runs it.
     monkeypatch.undo()
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
@@ -475,8 +477,10 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
 
 
 def test_the_sweep_marks_stopped_runs_even_when_sqs_is_unreachable(database, conn, functions, monkeypatch):
-    (run,) = insert(conn, synthetic(1000, seed=27))
+    run, last = insert(conn, synthetic(2000, seed=27))
     runs.claim(run.id, run.threshold, lease=0.0)
+    runs.claim(last.id, last.threshold, lease=0.0)
+    conn.run("UPDATE clustering_runs SET attempts = 3 WHERE id = :id", id=last.id)
     monkeypatch.setenv("CLUSTER_QUEUE_URL", "http://127.0.0.1:9/000000000000/cluster")  # nothing listens there
     for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test"),
                         ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")):
@@ -484,15 +488,16 @@ def test_the_sweep_marks_stopped_runs_even_when_sqs_is_unreachable(database, con
     conn.run("UPDATE clustering_runs SET enqueued_at = NULL, created_at = now() - interval '1 hour'")
     with pytest.raises(EndpointConnectionError):  # the re-send fails, and the sweep says so
         functions.invoke("SweepFunction", {})
-    assert run_row(conn, run.id)["status"] == "failed"
+    assert run_row(conn, run.id)["status"] == "pending"  # for the next sweep to send
+    assert run_row(conn, last.id)["status"] == "failed"
 
 
 def test_the_sweep_leaves_runs_under_a_live_lease_alone(database, conn):
     first, second = insert(conn, synthetic(2000, seed=26))
     runs.claim(first.id, first.threshold, lease=600.0)
     runs.claim(second.id, second.threshold, lease=0.0)
-    assert runs.abandon() == [(second.id, second.threshold, 1)]
-    assert (run_row(conn, first.id)["status"], run_row(conn, second.id)["status"]) == ("running", "failed")
+    assert runs.expire(3) == [runs.Expired(second.id, second.threshold, 1, "pending")]
+    assert (run_row(conn, first.id)["status"], run_row(conn, second.id)["status"]) == ("running", "pending")
 
 
 def test_a_claim_whose_reply_was_lost_gets_its_own_attempt_back(database, conn, monkeypatch):

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import MeanShift, estimate_bandwidth
 
-from . import announce, db, runs
+from . import announce, db, metrics, runs
 from .errors import DatabaseUnavailable
 from .features import FEATURE_COLUMNS, FEATURES
 
@@ -341,13 +341,14 @@ def compute(run: runs.Claim) -> dict:
             "store_ms": round(store_ms, 1)}
 
 
-def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
+def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int = 3) -> dict:
     """Run one clustering run at least once, safely: what the cluster function calls per SQS record.
 
-    Returns a summary when the message is settled (done now, done before, or failed permanently); raises when
-    the message must be redelivered (see the module docstring)."""
+    Returns a summary when the message is settled (done now, done before, failed permanently, or given up after
+    `max_attempts` attempts stopped without finishing); raises when the message must be redelivered (see the module
+    docstring). Every run this marks failed adds to the RunsFailed metric."""
     try:
-        claimed = runs.claim(run_id, threshold, lease_seconds)
+        claimed = runs.claim(run_id, threshold, lease_seconds, max_attempts)
     except runs.UnknownRun as error:
         # Runs are committed before their message is sent, so this message cannot have come from ingest for this
         # database (a restored database, another environment's queue, a hand-made event): retrying cannot create
@@ -355,13 +356,19 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         log.error("clustering message for no such run, dropped: %s", error)
         return {"run_id": run_id, "threshold": threshold, "status": "unknown", "error": str(error), "retry": False}
     if isinstance(claimed, runs.Skipped):
+        if claimed.status == runs.FAILED:  # this claim gave the run up
+            metrics.runs_failed()
+            log.error("clustering run %s given up: its last allowed attempt stopped without finishing", run_id)
+            announce.run_changed(run_id)
+            return {"run_id": run_id, "threshold": threshold, "status": runs.FAILED, "gave_up": True, "retry": False}
         return {"run_id": run_id, "threshold": threshold, "status": claimed.status, "skipped": True}
     outcome = {"run_id": run_id, "threshold": threshold, "attempt": claimed.attempt}
     announce.run_changed(run_id)  # dashboards: running
     try:
         figures = compute(claimed)
     except PermanentRunError as error:
-        runs.fail(claimed, str(error), excluded=error.excluded)  # DatabaseUnavailable: raised, redelivered
+        if runs.fail(claimed, str(error), excluded=error.excluded):  # DatabaseUnavailable: raised, redelivered
+            metrics.runs_failed()
         log.warning("clustering run %s failed permanently: %s", run_id, error)
         announce.run_changed(run_id)
         return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}
@@ -370,7 +377,8 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         raise
     except Exception as error:
         try:
-            runs.fail(claimed, f"{type(error).__name__}: {error}")
+            if runs.fail(claimed, f"{type(error).__name__}: {error}"):
+                metrics.runs_failed()
             announce.run_changed(run_id)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
@@ -379,7 +387,7 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
     return {**outcome, "status": runs.DONE, **figures}
 
 
-def process_message(body: str, remaining_ms: int | None) -> dict:
+def process_message(body: str, remaining_ms: int | None, max_attempts: int = 3) -> dict:
     """One SQS record: parse it, lease the run for this invocation's remaining time, process it."""
     run_id, threshold = parse_message(body)
-    return process(run_id, threshold, runs.lease_seconds(remaining_ms))
+    return process(run_id, threshold, runs.lease_seconds(remaining_ms), max_attempts)

@@ -30,6 +30,12 @@ class Settings:
     cluster_queue_url: str | None
     cluster_threshold: int
     region: str | None
+    # A clustering run is tried at most this many times when its attempts stop without finishing (a Lambda timeout,
+    # out of memory, a crash): then it is marked failed (wattprint.runs).
+    run_max_attempts: int = 3
+    # The sweep sends a run again when it is still pending this long after its message was sent (the message was
+    # lost, or waits behind others: a duplicate is harmless).
+    run_resend_after_seconds: float = 3600.0
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -76,9 +82,17 @@ def load(env=None) -> Settings:
     threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
     if threshold < 1:
         raise ValueError("CLUSTER_THRESHOLD must be a positive integer")
+    max_attempts = int(env.get("RUN_MAX_ATTEMPTS", "3"))
+    if max_attempts < 1:
+        raise ValueError("RUN_MAX_ATTEMPTS must be a positive integer")
+    resend = float(env.get("RUN_RESEND_AFTER_SECONDS", "3600"))
+    if not resend >= 0:  # also NaN
+        raise ValueError("RUN_RESEND_AFTER_SECONDS must be a number of seconds ≥ 0")
     return Settings(
         database=database_settings(env),
         cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
         cluster_threshold=threshold,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        run_max_attempts=max_attempts,
+        run_resend_after_seconds=resend,
     )

@@ -1,20 +1,34 @@
 """The hourly sweep: what ingest and clustering could not finish themselves.
 
-* Runs whose worker was stopped by Lambda (timeout, out of memory) are marked failed with the reason
-  (wattprint.runs.abandon): otherwise they would stay `running` after their message was dead-lettered. First,
-  so that an SQS outage, which fails the next step, cannot keep it from happening.
-* Runs committed by ingest whose message was never sent are sent (wattprint.outbox).
+* Runs whose attempt stopped without finishing (a Lambda timeout, out of memory, a crash) and whose lease is over
+  go back to pending, to be sent again, or are marked failed once they had settings.run_max_attempts attempts
+  (wattprint.runs.expire; the RunsFailed metric then raises the alarm). First, so that an SQS outage, which fails
+  the next step, cannot keep a run from being given up.
+* Pending runs are sent: those ingest committed but never sent, those whose last message is older than
+  settings.run_resend_after_seconds (lost), and those the first step put back (wattprint.outbox).
+
+The local stack calls after_restart() when it starts, before its first sweep (see wattprint.runs).
 """
 
 from __future__ import annotations
 
-from . import announce, outbox, runs
+from . import announce, metrics, outbox, runs
 from .settings import Settings
 
 
 def run(config: Settings) -> dict:
-    abandoned = runs.abandon()
-    for run_id, _, _ in abandoned:
-        announce.run_changed(run_id)
-    sent = outbox.sweep(outbox.sqs_sender(config.cluster_queue_url, config.region))
-    return {"sent": [r.threshold for r in sent], "abandoned": [threshold for _, threshold, _ in abandoned]}
+    expired = runs.expire(config.run_max_attempts)
+    metrics.runs_failed(sum(1 for e in expired if e.status == runs.FAILED))
+    for e in expired:
+        announce.run_changed(e.run_id)
+    sent = outbox.sweep(outbox.sqs_sender(config.cluster_queue_url, config.region),
+                        resend_after_seconds=config.run_resend_after_seconds)
+    return {"sent": [r.threshold for r in sent],
+            "rerun": [e.threshold for e in expired if e.status == runs.PENDING],
+            "failed": [e.threshold for e in expired if e.status == runs.FAILED]}
+
+
+def after_restart() -> dict:
+    """The local stack (re)started: no attempt or queued message of a previous process survived."""
+    ended, lost = runs.after_restart()
+    return {"leases_ended": ended, "messages_lost": lost}
