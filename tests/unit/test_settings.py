@@ -31,3 +31,14 @@ def test_pg_variables_are_the_fallback():
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
+
+
+def test_run_attempts_and_resend_bound():
+    defaults = settings.load({})
+    assert (defaults.run_max_attempts, defaults.run_resend_after_seconds) == (3, 3600.0)
+    tuned = settings.load({"RUN_MAX_ATTEMPTS": "5", "RUN_RESEND_AFTER_SECONDS": "90.5"})
+    assert (tuned.run_max_attempts, tuned.run_resend_after_seconds) == (5, 90.5)
+    for bad in ({"RUN_MAX_ATTEMPTS": "0"}, {"RUN_MAX_ATTEMPTS": "x"}, {"RUN_RESEND_AFTER_SECONDS": "-1"},
+                {"RUN_RESEND_AFTER_SECONDS": "nan"}):
+        with pytest.raises(ValueError):
+            settings.load(bad)
