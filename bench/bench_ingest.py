@@ -21,7 +21,7 @@ def _lines(n: int) -> list[str]:
     if REAL.exists():
         base = REAL.read_text().splitlines()
     else:
-        from wattprint import synth
+        from local import synth
 
         base = synth.generate(1000, seed=1)
     return [base[i % len(base)] for i in range(n)]

@@ -153,7 +153,7 @@ class Stack:
 
         # Before any poller or the first sweep: every invocation and queued message of a previous process of this
         # stack died with it, so that first sweep (the schedulers run at start) sends its runs again at once.
-        from wattprint import sweep
+        from wattprint.clustering import sweep
 
         recovered = sweep.after_restart()
         if any(recovered.values()):

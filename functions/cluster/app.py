@@ -9,7 +9,8 @@ timeout and moves it to the dead-letter queue after maxReceiveCount receives.
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint import clustering, runs, settings
+from wattprint import settings
+from wattprint.clustering import fit as clustering, runs
 from wattprint.errors import DatabaseUnavailable
 from wattprint.metrics import metrics
 

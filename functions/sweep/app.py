@@ -3,7 +3,8 @@ whose attempt stopped without finishing (see wattprint.sweep)."""
 
 from aws_lambda_powertools import Logger
 
-from wattprint import settings, sweep
+from wattprint import settings
+from wattprint.clustering import sweep
 from wattprint.metrics import metrics
 
 logger = Logger()

@@ -15,7 +15,7 @@ def stack(monkeypatch, request):
 
 
 def lines(n, seed=3):
-    from wattprint import synth
+    from local import synth
 
     return synth.generate(n, seed=seed)
 
@@ -55,14 +55,14 @@ def test_connect_needs_a_read_token(stack):
         websocket.Client(url + "?token=" + stack.info["tokens"]["ingest"])
     assert (missing.value.status, unknown.value.status, wrong_scope.value.status) == (401, 401, 403)
     client = websocket.Client(url + "?token=" + stack.info["tokens"]["read"])
-    from wattprint import live
+    from wattprint.live import live
 
     assert len(live.connections()) == 1
     client.close()
 
 
 def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
-    from wattprint import live
+    from wattprint.live import live
 
     config = json.loads(urllib.request.urlopen(stack.info["url"] + "/dashboard/config.json").read())
     client = websocket.Client(config["websocket_url"] + "?token=" + stack.info["tokens"]["read"])

@@ -28,7 +28,7 @@ THRESHOLD = 200
 STALLED = """
 import sys, threading
 from local import stack
-from wattprint import clustering
+from wattprint.clustering import fit as clustering
 forever = threading.Event()
 if sys.argv[1] == "claim":  # the message was received from the (in-memory) queue; the run is never claimed
     clustering.process_message = lambda *args, **kwargs: forever.wait()
@@ -105,7 +105,7 @@ def kill_group(process: subprocess.Popen) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("stalled, left", [("claim", "pending"), ("fit", "running")])
 def test_a_stack_killed_right_after_a_threshold_finishes_that_run_after_it_is_started_again(tmp_path, stalled, left):
-    from wattprint import synth
+    from local import synth
 
     data_dir, log = tmp_path / "local", tmp_path / "stack.log"
     first = start(data_dir, log, stalled)

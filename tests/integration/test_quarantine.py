@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from test_clustering import body, deliver, insert, run_row, spec_labels, synthetic
-from wattprint import admin, clustering, quarantine
+from wattprint import admin, errors
+from wattprint.clustering import fit as clustering
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -90,7 +91,7 @@ def test_one_implausible_event_fails_every_run_until_it_is_quarantined(database,
 def test_quarantine_by_ids_is_all_or_nothing_and_idempotent(database, conn):
     insert(conn, synthetic(20, seed=35), threshold=1000)
     a, b, c = ids_of(conn, 3, 5, 8)
-    with pytest.raises(quarantine.UnknownEvents) as raised:
+    with pytest.raises(errors.UnknownEvents) as raised:
         admin.run({"action": "quarantine", "ids": [a, 10_000, 10_001]})
     assert raised.value.status == 404 and raised.value.details == {"ids": [10_000, 10_001]}
     assert "10000, 10001" in raised.value.message and "nothing was quarantined" in raised.value.message
@@ -127,7 +128,7 @@ def test_quarantine_by_filter_finds_the_offenders(database, conn, field, values,
 def test_a_filter_matching_too_many_events_quarantines_none(database, conn):
     insert(conn, synthetic(40, seed=37), threshold=1000)
     request = {"action": "quarantine", "filter": {"field": "voltage_v", "max": 0}}  # a slip: every event
-    with pytest.raises(quarantine.TooManyEvents) as raised:
+    with pytest.raises(errors.TooManyEvents) as raised:
         admin.run({**request, "max_events": 39})
     assert raised.value.status == 409 and "matches more than 39 events" in raised.value.message
     assert conn.run("SELECT count(*) FROM quarantined_events") == [[0]]
@@ -162,7 +163,7 @@ def test_bad_quarantine_requests_are_400_naming_the_field(database, conn, reques
 
 
 def test_release_needs_ids(database):
-    with pytest.raises(quarantine.InvalidQuarantine):
+    with pytest.raises(errors.InvalidQuarantine):
         admin.run({"action": "release_quarantine"})
 
 

@@ -10,7 +10,8 @@ from pg8000.exceptions import InterfaceError
 
 from local.sqs import sqs_event
 from test_clustering import Killed, assert_one_label_set, body, deliver, insert, run_row, synthetic
-from wattprint import clustering, db, metrics, runs, sweep
+from wattprint import db, metrics
+from wattprint.clustering import fit as clustering, runs, sweep
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:000000000000:cluster"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from . import db, migrate, quarantine, tokens
+from . import db, migrate, tokens
+from .clustering import quarantine
 from .errors import BadRequest
 
 

@@ -1,4 +1,4 @@
--- Events an operator took out of clustering (wattprint.quarantine): stored, still served by the report API,
+-- Events an operator took out of clustering (wattprint.clustering.quarantine): stored, still served by the report API,
 -- but left out of every run that loads its data while they are here. Releasing an event deletes its row.
 CREATE TABLE quarantined_events (
     seq            bigint      PRIMARY KEY REFERENCES events (seq) ON DELETE CASCADE,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from . import announce, db, outbox, parser, store
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from .record import EventRecord, InvalidEvent
-from .settings import Settings
+from .. import db
+from ..errors import BadRequest, InvalidEvent, PayloadTooLarge, UnsupportedMediaType
+from ..live import announce
+from ..settings import Settings
+from . import outbox, parser, store
+from .record import EventRecord
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_EVENTS = 1000

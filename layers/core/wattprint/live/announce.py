@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
-from . import aws
+from .. import aws, settings
 
 log = logging.getLogger(__name__)
 
 
 def announce(message: dict) -> bool:
     """Put one announcement on the live queue (LIVE_QUEUE_URL); False if it is off or the send failed."""
-    queue = os.environ.get("LIVE_QUEUE_URL")
+    queue = settings.live_settings().queue_url
     if not queue:
         return False
     try:

@@ -16,9 +16,9 @@ Messages, as JSON text frames:
 from __future__ import annotations
 
 import json
-import os
 
-from . import aws, db, report
+from .. import aws, db, settings
+from ..report import service as report
 
 MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
 
@@ -33,12 +33,12 @@ def messages(announcements: list[dict]) -> list[dict]:
         first, last = min(s[0] for s in spans), max(s[1] for s in spans)
         # The batch's own events (the newest MAX_ITEMS of them); first_seq stays the true first, so a dashboard
         # that sees a gap fetches it from the API.
-        items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
-        total = db.run("SELECT total FROM event_counter")[0][0]
-        out.append({"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": items})
+        stored = report.events_between(max(first, last - MAX_ITEMS + 1), last)
+        out.append({"type": "events", "total": stored["total"], "first_seq": first, "last_seq": last,
+                    "items": stored["items"]})
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
-        out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]
+        out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
     return out
 
 
@@ -63,15 +63,19 @@ def connections() -> list[str]:
 CONNECTIONS_PER_PUSH = 500  # connection ids per push message (SQS messages are at most 256 KiB)
 
 
-def deliver(announcements: list[dict], endpoint: str) -> dict:
+def deliver(announcements: list[dict]) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
-    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids. Returns counts."""
+    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids and the endpoint it
+    posts them to (LIVE_MANAGEMENT_ENDPOINT). Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
     payloads = messages(announcements)
     ids = connections()
     if payloads and ids:
-        queue = os.environ["PUSH_QUEUE_URL"]
+        config = settings.live_settings()
+        queue, endpoint = config.push_queue_url, config.management_endpoint
+        if not (queue and endpoint):
+            raise RuntimeError("PUSH_QUEUE_URL and LIVE_MANAGEMENT_ENDPOINT must be set to push live messages")
         for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
             request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,

@@ -25,9 +25,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from . import db
-from .db import Connection
-from .errors import DatabaseUnavailable
+from .. import db
+from ..db import Connection
+from ..errors import DatabaseUnavailable
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
@@ -243,19 +243,3 @@ def after_restart() -> tuple[int, int]:
     """(leases ended, pending runs to send again): see _AFTER_RESTART. For the local stack only."""
     ended, lost = db.run(_AFTER_RESTART)[0]
     return int(ended), int(lost)
-
-
-_CURRENT = """
-SELECT id, threshold, finished_at, bandwidth, n_clusters FROM clustering_runs
-WHERE status = 'done' ORDER BY threshold DESC LIMIT 1
-"""
-
-
-def current(conn: Connection) -> dict | None:
-    """"The current run": the completed run with the highest threshold, whatever order runs finished in."""
-    rows = conn.run(_CURRENT)
-    if not rows:
-        return None
-    run_id, threshold, finished_at, bandwidth, n_clusters = rows[0]
-    return {"id": run_id, "threshold": threshold, "finished_at": finished_at, "bandwidth": bandwidth,
-            "n_clusters": n_clusters}

@@ -1,6 +1,6 @@
 """Clustering runs: the events with seq 1..T in, one MeanShift label per event and per-label statistics out.
 
-Quarantined events (wattprint.quarantine) are left out: the run for threshold T clusters exactly the events with
+Quarantined events (wattprint.clustering.quarantine) are left out: the run for threshold T clusters exactly the events with
 seq ≤ T that are not quarantined in the snapshot its load reads, in seq order. The run records how many it left
 out (`excluded`; T = events + excluded) and gives those no label, so which ones were left out is exactly the
 seqs ≤ T without a label in the run. A run that is done is never recomputed: quarantining or releasing an event
@@ -41,8 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import MeanShift, estimate_bandwidth
 
-from . import announce, db, metrics, runs
-from .errors import DatabaseUnavailable
+from .. import db, metrics
+from ..errors import DatabaseUnavailable
+from ..live import announce
+from . import runs
 from .features import FEATURE_COLUMNS, FEATURES
 
 log = logging.getLogger(__name__)

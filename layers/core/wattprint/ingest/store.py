@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from . import db
-from .db import Connection
+from .. import db
+from ..db import Connection
 from .record import EventRecord, format_time
 
 
@@ -195,7 +195,3 @@ def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], t
         last = max(row[2] for row in rows if not row[0])
     runs = sorted((Run(row[1], row[2]) for row in rows if row[0]), key=lambda run: run.threshold)
     return Stored(ids=ids, total=last, runs=runs)
-
-
-def total(conn: Connection) -> int:
-    return conn.run("SELECT total FROM event_counter")[0][0]

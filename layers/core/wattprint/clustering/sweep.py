@@ -12,8 +12,11 @@ The local stack calls after_restart() when it starts, before its first sweep (se
 
 from __future__ import annotations
 
-from . import announce, metrics, outbox, runs
-from .settings import Settings
+from .. import metrics
+from ..ingest import outbox
+from ..live import announce
+from ..settings import Settings
+from . import runs
 
 
 def run(config: Settings) -> dict:

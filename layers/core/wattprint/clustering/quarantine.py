@@ -4,7 +4,7 @@ An event that was stored before the parsers refused implausible values (one `Act
 estimate_bandwidth return inf, so every later run fails) would otherwise poison every run for good. A quarantined
 event stays stored and served by the report API; every run that loads its data while the event is quarantined
 leaves it out, records how many it left out (`excluded`) and gives it no label. A run already done keeps its
-labels: quarantine changes later runs only. See wattprint.clustering for the exact rule.
+labels: quarantine changes later runs only. See wattprint.clustering.fit for the exact rule.
 
 Events are picked by id, or by a filter on one field: the events whose value (any element, for a list) is below
 `min`, above `max`, NaN or missing. The fields are FILTER_FIELDS. A filter matching more than `max_events`
@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from . import db
-from .errors import BadRequest, NotFound, ServiceError
+from .. import db
+from ..errors import InvalidQuarantine, TooManyEvents, UnknownEvents
 from .features import FEATURE_COLUMNS
 
 MAX_REASON = 500
@@ -33,19 +33,6 @@ _INTEGER = ("device_id", "event_type", "wifi_strength_dbm", "dummy")
 _LISTS = ("peaks", "fft_re", "fft_img")
 _ELEMENTS = {name: expr for name, expr in FEATURE_COLUMNS if name not in _FLOAT}  # peak_1 → peaks[1] …
 FILTER_FIELDS = (*_FLOAT, *_ELEMENTS, *_LISTS, *_INTEGER)
-
-
-class InvalidQuarantine(BadRequest):
-    code = "invalid_quarantine"
-
-
-class UnknownEvents(NotFound):
-    code = "event_not_found"
-
-
-class TooManyEvents(ServiceError):
-    status = 409
-    code = "too_many_events"
 
 
 # --------------------------------------------------------------------------------------- request checking

@@ -1,4 +1,4 @@
-"""The report API's reads: cluster summary, runs, labelled events (keyset pages, JSON or CSV), one event.
+"""The report's reads from the database: cluster summary, runs, labelled events (keyset pages), one event.
 
 Stdlib and pg8000 only (no numpy, no scikit-learn): the report function's cold start stays small.
 
@@ -18,276 +18,18 @@ that run's partition when it plans, even for a cached generic plan. Statements a
 (one round trip per query afterwards; see db.prepared). Queries with a time range are
 planned for their values every time (unnamed statement): whether walking `seq` or `received_at (received_at,
 seq)` is cheaper depends on how wide the range is.
-
-Cursors are opaque: a version, the order, the last seq served, the run whose labels the pages show (pinned on
-the first page, so a run completing mid-walk does not change labels under the reader), a digest of the filters,
-and a checksum (keyed with a constant in this file: it catches edited or damaged cursors, it does not stop
-anyone from forging one). They grant nothing: a cursor only says where to resume a walk the read token may
-already make from the start.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import hmac
-import io
-import re
-import struct
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from urllib.parse import urlencode
 
-from . import db
-from .errors import BadRequest, NotFound, ServiceError
-from .features import FEATURES
-from .record import FIELDS
-
-UTC = timezone.utc
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-INT64_MAX = 2**63 - 1
-INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
-SMALLINT_MAX = 2**15 - 1
-
-SUMMARY_PARAMETERS = ("run",)
-EVENTS_PARAMETERS = ("label", "run", "device_id", "since", "until", "order", "limit", "cursor", "format")
-CSV_TYPE = "text/csv"
-
-
-# ------------------------------------------------------------------------------------------------ errors
-
-class InvalidParameter(BadRequest):
-    code = "invalid_parameter"
-
-
-class UnknownParameter(BadRequest):
-    code = "unknown_parameter"
-
-
-class InvalidCursor(BadRequest):
-    code = "invalid_cursor"
-
-
-class CursorMismatch(BadRequest):
-    code = "cursor_mismatch"
-
-
-class RunNotFound(NotFound):
-    code = "run_not_found"
-
-
-class EventNotFound(NotFound):
-    code = "event_not_found"
-
-
-class Conflict(ServiceError):
-    status = 409
-    code = "conflict"
-
-
-class RunNotDone(Conflict):
-    """?run= names a run that exists but has no labels yet (pending, running) or never will (failed)."""
-
-    code = "run_not_done"
-
-
-class NoCompletedRun(Conflict):
-    """?label= with no run named and no run completed yet: there are no labels to filter on."""
-
-    code = "no_completed_run"
-
-
-# ---------------------------------------------------------------------------------- query string parsing
-
-def query_params(params: dict | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    """The query string as name → value, or 400 on a parameter this route does not take or one given twice.
-
-    `params` is API Gateway's multiValueQueryStringParameters (name → list) or its single-valued form. An unknown
-    name is an error rather than ignored: a misspelt filter (?lable=3) must not silently answer unfiltered."""
-    out: dict[str, str] = {}
-    for name, values in (params or {}).items():
-        values = values if isinstance(values, list) else [values]
-        if name not in allowed:
-            expected = ", ".join(allowed) if allowed else "none"
-            raise UnknownParameter(f"unknown query parameter {name!r} (this route takes: {expected})",
-                                   parameter=name)
-        if len(values) != 1:
-            raise InvalidParameter(f"{name} is given {len(values)} times; give it once", parameter=name)
-        out[name] = values[0]
-    return out
-
-
-_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
-
-
-def parse_int(name: str, text: str, minimum: int, maximum: int) -> int:
-    if not _INTEGER.fullmatch(text):
-        raise InvalidParameter(f"{name} must be an integer, not {text!r}", parameter=name)
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise InvalidParameter(f"{name} must be between {minimum} and {maximum}, not {value}", parameter=name)
-    return value
-
-
-def parse_run(text: str | None) -> int | None:
-    return None if text is None else parse_int("run", text, 1, INT64_MAX)
-
-
-def parse_event_id(text: str) -> int:
-    if not _INTEGER.fullmatch(text or ""):
-        raise InvalidParameter(f"an event id is a positive integer, not {text!r}", parameter="id")
-    return parse_int("id", text, 1, INT64_MAX)
-
-
-# "+02:00" in a query string that was not percent-encoded arrives as " 02:00".
-_SPACED_OFFSET = re.compile(r"(.*[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)")
-
-
-def parse_time(name: str, text: str) -> datetime:
-    """ISO 8601 (2016-10-04, 2016-10-04T16:47:50Z, …T16:47:50.5+02:00); without an offset, UTC."""
-    spaced = _SPACED_OFFSET.fullmatch(text)
-    if spaced:
-        text = f"{spaced.group(1)}+{spaced.group(2)}"
-    try:
-        value = datetime.fromisoformat(text)
-        # Converting 9999-12-31T23:00-05:00 to UTC leaves datetime's range: OverflowError.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidParameter(f"{name} must be an ISO 8601 date or time between years 1 and 9999 in UTC, such as "
-                               f"2016-10-04T16:47:50Z, not {text!r}", parameter=name) from None
-
-
-def wants_csv(format_param: str | None, accept: str | None) -> bool:
-    """?format= wins; else the Accept header: CSV when it ranks text/csv above application/json."""
-    if format_param is not None:
-        if format_param not in ("json", "csv"):
-            raise InvalidParameter(f"format must be json or csv, not {format_param!r}", parameter="format")
-        return format_param == "csv"
-    if not accept:
-        return False
-    found = {}  # media type → (q, position)
-    for position, part in enumerate(accept.split(",")):
-        media, *options = [p.strip() for p in part.split(";")]
-        q = 1.0
-        for option in options:
-            key, _, value = option.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        found.setdefault(media.lower(), (q, position))
-    csv_q, csv_at = found.get(CSV_TYPE, (0.0, 0))
-    json_q, json_at = found.get("application/json", (0.0, 0))
-    return csv_q > 0 and (csv_q > json_q or (csv_q == json_q and csv_at < json_at))
-
-
-@dataclass(frozen=True)
-class EventQuery:
-    label: int | None = None
-    run: int | None = None
-    device_id: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    desc: bool = False
-    limit: int = DEFAULT_LIMIT
-    cursor: str | None = None
-    csv: bool = False
-
-    def digest(self) -> bytes:
-        """What a cursor must have been made for: the order and every filter (not the limit, not the format)."""
-        text = "|".join(str(v) for v in (
-            "desc" if self.desc else "asc", self.label, self.run, self.device_id,
-            _iso(self.since) if self.since else None, _iso(self.until) if self.until else None))
-        return hashlib.sha256(text.encode()).digest()[:8]
-
-
-def parse_events_query(params: dict | None, accept: str | None = None) -> EventQuery:
-    p = query_params(params, EVENTS_PARAMETERS)
-    order = p.get("order", "asc")
-    if order not in ("asc", "desc"):
-        raise InvalidParameter(f"order must be asc or desc, not {order!r}", parameter="order")
-    query = EventQuery(
-        label=parse_int("label", p["label"], -1, SMALLINT_MAX) if "label" in p else None,
-        run=parse_run(p.get("run")),
-        device_id=parse_int("device_id", p["device_id"], INT32_MIN, INT32_MAX) if "device_id" in p else None,
-        since=parse_time("since", p["since"]) if "since" in p else None,
-        until=parse_time("until", p["until"]) if "until" in p else None,
-        desc=order == "desc",
-        limit=parse_int("limit", p["limit"], 1, MAX_LIMIT) if "limit" in p else DEFAULT_LIMIT,
-        cursor=p.get("cursor"),
-        csv=wants_csv(p.get("format"), accept),
-    )
-    if query.since and query.until and query.since >= query.until:
-        raise InvalidParameter(f"since ({_iso(query.since)}) must be before until ({_iso(query.until)})",
-                               parameter="since")
-    if query.cursor is not None and not query.cursor:
-        raise InvalidCursor("cursor is empty", parameter="cursor")
-    return query
-
-
-# ----------------------------------------------------------------------------------------------- cursors
-
-@dataclass(frozen=True)
-class Cursor:
-    desc: bool
-    seq: int  # the last seq served; the next page starts after it
-    run_id: int  # the run whose labels the walk shows (0: none)
-    threshold: int  # that run's threshold (0: none)
-    filters: bytes  # EventQuery.digest() of the first page
-
-
-_CURSOR_VERSION = 1
-_CURSOR = struct.Struct(">BBqqq8s")
-_MAC_BYTES = 10
-# Not a secret (cursors grant nothing): it makes a cursor that was edited or made up fail the check instead of
-# silently starting a walk somewhere else.
-_CURSOR_KEY = b"wattprint report cursor v1"
-
-
-def _mac(payload: bytes) -> bytes:
-    return hmac.new(_CURSOR_KEY, payload, hashlib.sha256).digest()[:_MAC_BYTES]
-
-
-def encode_cursor(cursor: Cursor) -> str:
-    payload = _CURSOR.pack(_CURSOR_VERSION, int(cursor.desc), cursor.seq, cursor.run_id, cursor.threshold,
-                           cursor.filters)
-    return base64.urlsafe_b64encode(payload + _mac(payload)).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(text: str) -> Cursor:
-    invalid = InvalidCursor("cursor is not one this API made; pass the `next` value of a previous page unchanged",
-                            parameter="cursor")
-    if not text or len(text) > 128 or not re.fullmatch(r"[A-Za-z0-9_-]+", text):
-        raise invalid
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError:
-        raise invalid from None
-    if len(raw) != _CURSOR.size + _MAC_BYTES:
-        raise invalid
-    payload, mac = raw[:_CURSOR.size], raw[_CURSOR.size:]
-    if not hmac.compare_digest(mac, _mac(payload)):
-        raise invalid
-    version, desc, seq, run_id, threshold, filters = _CURSOR.unpack(payload)
-    if version != _CURSOR_VERSION or desc not in (0, 1) or min(seq, run_id, threshold) < 0:
-        raise invalid
-    return Cursor(bool(desc), seq, run_id, threshold, filters)
-
-
-# ------------------------------------------------------------------------------------------------ shaping
-
-def _iso(t: datetime | None) -> str | None:
-    """2026-11-23T01:13:00.123456Z (always microseconds, so values sort and compare as text too)."""
-    if t is None:
-        return None
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC)
-    return t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
+from .. import db
+from ..clustering.features import FEATURES
+from ..errors import CursorMismatch, EventNotFound, NoCompletedRun, RunNotDone, RunNotFound
+from ..ingest.record import FIELDS
+from .cursors import Cursor, decode_cursor, encode_cursor
+from .params import INT64_MAX, EventQuery, iso
 
 EVENT_KEYS = ("id", "seq", "received_at", *FIELDS, "run_id", "label")
 
@@ -319,50 +61,13 @@ def _event(row, run_id: int | None, label) -> dict:
     return dict(zip(EVENT_KEYS, (*values, run_id, label)))
 
 
-def _csv_cell(value) -> str:
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, list):
-        return ";".join(map(repr, value))
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if isinstance(value, str) and text[:1] in _FORMULA_STARTS:
-        return "'" + text  # a spreadsheet would run it as a formula (CSV injection); the JSON form is verbatim
-    return text
-
-
-_FORMULA_STARTS = frozenset("=+-@\t\r")
-
-
-def to_csv(items: list[dict]) -> str:
-    """A header line, then one line per event, in EVENT_KEYS order; lists as `;`-joined numbers, null as an empty
-    cell, booleans as true/false, numbers exactly as in the JSON form."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(EVENT_KEYS)
-    for item in items:
-        writer.writerow([_csv_cell(item[key]) for key in EVENT_KEYS])
-    return out.getvalue()
-
-
-def next_link(params: dict[str, str], cursor: str) -> str:
-    """A Link header for the next page: a relative reference (`?query`), so it resolves against whatever base
-    path (stage, custom domain) the client called."""
-    query = {k: v for k, v in params.items() if k != "cursor"}
-    query["cursor"] = cursor
-    return f'<?{urlencode(query)}>; rel="next"'
-
-
 # ------------------------------------------------------------------------------------------ the database
 
 _RUN_COLUMNS = "r.id, r.threshold, r.status, r.events, r.excluded, r.n_clusters, r.bandwidth, r.finished_at"
-_CURRENT_RUN = ("SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at "
-                "FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
+# "The current run", the one definition: the completed run with the highest threshold, whatever order runs
+# finished in. Its first two columns are (id, threshold) for the queries that need only those.
+CURRENT_RUN = ("SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at "
+               "FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
 # The newest run whatever its status: before any run is done, it tells "in progress" from "failed".
 _LATEST_RUN = ("SELECT id, threshold, status, attempts, error FROM clustering_runs ORDER BY threshold DESC "
                "LIMIT 1")
@@ -375,7 +80,7 @@ _STATS_AT = _LATEST_AT + 5
 _SUMMARY_CURRENT = f"""
 SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
 FROM event_counter c
-LEFT JOIN LATERAL ({_CURRENT_RUN}) r ON true
+LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
 LEFT JOIN LATERAL ({_LATEST_RUN}) n ON true
 LEFT JOIN cluster_stats s ON s.run_id = r.id
 ORDER BY s.label
@@ -393,7 +98,7 @@ ORDER BY s.label
 def _run_object(row) -> dict:
     run_id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at = row
     return {"id": run_id, "threshold": threshold, "status": status, "events": events, "excluded": excluded,
-            "clusters": n_clusters, "bandwidth": bandwidth, "finished_at": _iso(finished_at)}
+            "clusters": n_clusters, "bandwidth": bandwidth, "finished_at": iso(finished_at)}
 
 
 def _latest_object(row) -> dict | None:
@@ -439,19 +144,23 @@ FROM clustering_runs ORDER BY threshold DESC
 """
 
 
+def events_total() -> int:
+    """Events stored so far (the counter ingest numbers them with)."""
+    return db.run("SELECT total FROM event_counter", prepare=True)[0][0]
+
+
 def runs() -> dict:
     return {"runs": [{
         "id": run_id, "threshold": threshold, "status": status, "events": events, "excluded": excluded,
         "clusters": n_clusters, "bandwidth": bandwidth, "attempts": attempts, "error": error,
-        "created_at": _iso(created_at),
-        "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": _iso(started_at),
-                    "finished_at": _iso(finished_at)},
+        "created_at": iso(created_at),
+        "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
+                    "finished_at": iso(finished_at)},
     } for (run_id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at, load_ms,
            fit_ms, store_ms, started_at, finished_at) in db.run(_RUNS, prepare=True)]}
 
 
 _RUN_BY_ID = "SELECT id, threshold, status FROM clustering_runs WHERE id = :run"
-_CURRENT_ID = "SELECT id, threshold FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1"
 
 
 def events_sql(query: EventQuery, run_id: int, threshold: int) -> str:
@@ -513,7 +222,7 @@ def _resolve_run(query: EventQuery) -> tuple[int, int]:
         if status != "done":
             raise _not_done(run_id, status)
         return run_id, threshold
-    rows = db.run(_CURRENT_ID, prepare=True)
+    rows = db.run(CURRENT_RUN, prepare=True)
     if rows:
         return rows[0][0], rows[0][1]
     if query.label is not None:
@@ -570,7 +279,7 @@ def events(query: EventQuery) -> Page:
 
 _EVENT = f"""
 SELECT {_EVENT_COLUMNS}, r.id, r.threshold
-FROM events e LEFT JOIN LATERAL ({_CURRENT_ID}) r ON true
+FROM events e LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
 WHERE e.id = :id
 """
 # Not prepared: run_id is not a constant here, so a custom plan (pruning per joined run) is what we want.
