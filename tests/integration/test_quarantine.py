@@ -49,8 +49,8 @@ def test_one_implausible_event_fails_every_run_until_it_is_quarantined(database,
     found = admin.run({"action": "quarantine", "filter": {"field": "active_power_w", "min": -1e5, "max": 1e5},
                        "reason": "Active=1e160W: a broken sensor"})
     (bad_id,) = ids_of(conn, 417)
-    assert found == {"filter": "active_power_w outside [-100000.0, 100000.0]", "reason": "Active=1e160W: a broken sensor",
-                     "quarantined": [bad_id], "already_quarantined": []}
+    assert found == {"filter": "active_power_w outside [-100000.0, 100000.0]",
+                     "reason": "Active=1e160W: a broken sensor", "quarantined": [bad_id], "already_quarantined": []}
 
     (third,) = insert(conn, synthetic(1000, seed=33))
     assert deliver(functions, body(third))[0] == {"batchItemFailures": []}

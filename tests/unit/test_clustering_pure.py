@@ -91,7 +91,8 @@ def test_check_data_separates_permanent_problems():
     huge = good.copy()
     huge[2, 3] = -2e15
     with pytest.raises(clustering.InvalidData, match=r"1 event\(s\) with a feature beyond ±1e\+15, too large to "
-                                                     r"cluster, the first at seq 3 \(current_a = -2000000000000000\.0\)"):
+                                                     r"cluster, the first at seq 3 "
+                                                     r"\(current_a = -2000000000000000\.0\)"):
         clustering.check_data(loaded(huge), 3)
     assert issubclass(clustering.DegenerateData, clustering.PermanentRunError)
     assert not issubclass(runs.RunBusy, clustering.PermanentRunError)

@@ -1,9 +1,9 @@
 """Clustering runs: the events with seq 1..T in, one MeanShift label per event and per-label statistics out.
 
-Quarantined events (wattprint.clustering.quarantine) are left out: the run for threshold T clusters exactly the events with
-seq ≤ T that are not quarantined in the snapshot its load reads, in seq order. The run records how many it left
-out (`excluded`; T = events + excluded) and gives those no label, so which ones were left out is exactly the
-seqs ≤ T without a label in the run. A run that is done is never recomputed: quarantining or releasing an event
+Quarantined events (wattprint.clustering.quarantine) are left out: the run for threshold T clusters exactly the
+events with seq ≤ T that are not quarantined in the snapshot its load reads, in seq order. The run records how many
+it left out (`excluded`; T = events + excluded) and gives those no label, so which ones were left out is exactly
+the seqs ≤ T without a label in the run. A run that is done is never recomputed: quarantining or releasing an event
 changes the runs that load after it, never the labels of one already done.
 
 numpy and scikit-learn are imported here and nowhere else: only the cluster function imports this module.
@@ -173,9 +173,9 @@ def check_data(loaded: Loaded, threshold: int) -> None:
     huge = np.abs(data) > MAX_ABS_FEATURE
     if huge.any():
         row, column = map(int, np.argwhere(huge)[0])
-        raise InvalidData(f"invalid data: {int(huge.any(axis=1).sum())} event(s) with a feature beyond ±{MAX_ABS_FEATURE:g}, "
-                          f"too large to cluster, the first at seq {int(loaded.seqs[row])} ({FEATURES[column]} = "
-                          f"{float(data[row, column])!r}); quarantine them (admin action quarantine) and later runs "
+        raise InvalidData(f"invalid data: {int(huge.any(axis=1).sum())} event(s) with a feature beyond "
+                          f"±{MAX_ABS_FEATURE:g}, too large to cluster, the first at seq {int(loaded.seqs[row])} "
+                          f"({FEATURES[column]} = {float(data[row, column])!r}); quarantine them (admin action quarantine) and later runs "
                           "leave them out")
 
 
