@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DATABASE_URL"] = json.loads(state.read_text())["database_url"]
 
     from wattprint import admin
+    from wattprint.clustering import service as clustering
     from wattprint.errors import ServiceError
 
     request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name),
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        if v is not None}}
         request["dry_run"] = args.dry_run
     try:
-        print(json.dumps(admin.run(request), indent=2))
+        print(json.dumps(admin.handle(request, clustering.OPERATOR_ACTIONS), indent=2))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

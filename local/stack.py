@@ -145,17 +145,17 @@ class Stack:
         from wattprint import admin, db
 
         db.reset()
-        applied = admin.run({"action": "migrate"})["applied"]
+        applied = admin.handle({"action": "migrate"})["applied"]
         tokens = {}
         for scope, (name, variable) in DEV_TOKENS.items():
-            tokens[scope] = admin.run({"action": "create_token", "scope": scope, "name": name,
+            tokens[scope] = admin.handle({"action": "create_token", "scope": scope, "name": name,
                                        "token": os.environ.get(variable)})["token"]
 
         # Before any poller or the first sweep: every invocation and queued message of a previous process of this
         # stack died with it, so that first sweep (the schedulers run at start) sends its runs again at once.
-        from wattprint.clustering import sweep
+        from wattprint.clustering import service as clustering
 
-        recovered = sweep.after_restart()
+        recovered = clustering.after_restart()
         if any(recovered.values()):
             log.warning("clustering runs left by the previous run of the stack, sent again by the sweep: %s", recovered)
 

@@ -28,12 +28,12 @@ THRESHOLD = 200
 STALLED = """
 import sys, threading
 from local import stack
-from wattprint.clustering import fit as clustering
+from wattprint.clustering import fit, service
 forever = threading.Event()
 if sys.argv[1] == "claim":  # the message was received from the (in-memory) queue; the run is never claimed
-    clustering.process_message = lambda *args, **kwargs: forever.wait()
+    service.process_message = lambda *args, **kwargs: forever.wait()
 else:  # claimed (running, leased for the function's 900 s and more), stalled in the fit
-    clustering.fit = lambda data: forever.wait()
+    fit.fit = lambda data: forever.wait()
 sys.exit(stack.main(sys.argv[2:]))
 """
 

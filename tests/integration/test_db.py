@@ -22,7 +22,7 @@ def test_dead_connection_is_reopened(database, conn):
         assert c.run("SELECT 1") == [[1]]
     assert db.connection() is not first
     conn.run("SELECT pg_terminate_backend(:pid)", pid=db.connection().run("SELECT pg_backend_pid()")[0][0])
-    assert db.run("SELECT 2") == [[2]]
+    assert db.execute("SELECT 2") == [[2]]
 
 
 def test_failed_transaction_rolls_back(database, conn):
@@ -44,7 +44,7 @@ def test_unreachable_database_is_unavailable_not_a_crash(monkeypatch):
             pass
     assert caught.value.status == 503 and caught.value.headers() == {"Retry-After": "5"}
     with pytest.raises(DatabaseUnavailable):
-        db.run("SELECT 1")
+        db.execute("SELECT 1")
     db.reset()
 
 

@@ -11,9 +11,14 @@ import pytest
 
 from test_clustering import body, deliver, insert, run_row, spec_labels, synthetic
 from wattprint import admin, errors
-from wattprint.clustering import fit as clustering
+from wattprint.clustering import labels as label_store, service
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def operate(request):
+    """An operator request as the admin function and the CLI make it."""
+    return admin.handle(request, service.OPERATOR_ACTIONS)
 
 
 def poisoned(n, seed, at, **values):
@@ -46,7 +51,7 @@ def test_one_implausible_event_fails_every_run_until_it_is_quarantined(database,
                                 "first at seq 417 (active_power_w = 1e+160); quarantine them (admin action quarantine) "
                                 "and later runs leave them out")
 
-    found = admin.run({"action": "quarantine", "filter": {"field": "active_power_w", "min": -1e5, "max": 1e5},
+    found = operate({"action": "quarantine", "filter": {"field": "active_power_w", "min": -1e5, "max": 1e5},
                        "reason": "Active=1e160W: a broken sensor"})
     (bad_id,) = ids_of(conn, 417)
     assert found == {"filter": "active_power_w outside [-100000.0, 100000.0]",
@@ -59,7 +64,7 @@ def test_one_implausible_event_fails_every_run_until_it_is_quarantined(database,
     assert conn.run("SELECT excluded FROM clustering_runs WHERE id = :id", id=third.id) == [[1]]
     # Exactly the events with seq ≤ 3000 but the quarantined one, labelled as the spec labels them.
     assert labelled_seqs(conn, third.id) == [s for s in range(1, 3001) if s != 417]
-    loaded = clustering.load(3000)
+    loaded = label_store.load(3000)
     assert loaded.excluded == 1 and 417 not in loaded.seqs.tolist() and len(loaded.data) == 2999
     labels = np.array([r[0] for r in conn.run("SELECT label FROM event_labels WHERE run_id = :id ORDER BY seq",
                                               id=third.id)])
@@ -70,7 +75,7 @@ def test_one_implausible_event_fails_every_run_until_it_is_quarantined(database,
     assert deliver(functions, body(second))[0] == {"batchItemFailures": []}
     assert (run_row(conn, second.id)["status"], run_row(conn, second.id)["events"]) == ("done", 1999)
 
-    listed = admin.run({"action": "list_quarantine"})
+    listed = operate({"action": "list_quarantine"})
     assert listed["count"] == 1
     (entry,) = listed["events"]
     assert (entry["id"], entry["seq"], entry["reason"], entry["raw"]) == (
@@ -78,9 +83,9 @@ def test_one_implausible_event_fails_every_run_until_it_is_quarantined(database,
     assert entry["quarantined_at"] and entry["received_at"] and entry["device_id"] == 1
 
     # Released, it is in the next run again (which fails again: the value is still there); runs done keep theirs.
-    assert admin.run({"action": "release_quarantine", "ids": [bad_id, bad_id + 1]}) == {
+    assert operate({"action": "release_quarantine", "ids": [bad_id, bad_id + 1]}) == {
         "released": [bad_id], "not_quarantined": [bad_id + 1]}
-    assert admin.run({"action": "list_quarantine"}) == {"count": 0, "events": []}
+    assert operate({"action": "list_quarantine"}) == {"count": 0, "events": []}
     (fourth,) = insert(conn, synthetic(1000, seed=34))
     deliver(functions, body(fourth))
     assert run_row(conn, fourth.id)["status"] == "failed"
@@ -92,17 +97,17 @@ def test_quarantine_by_ids_is_all_or_nothing_and_idempotent(database, conn):
     insert(conn, synthetic(20, seed=35), threshold=1000)
     a, b, c = ids_of(conn, 3, 5, 8)
     with pytest.raises(errors.UnknownEvents) as raised:
-        admin.run({"action": "quarantine", "ids": [a, 10_000, 10_001]})
+        operate({"action": "quarantine", "ids": [a, 10_000, 10_001]})
     assert raised.value.status == 404 and raised.value.details == {"ids": [10_000, 10_001]}
     assert "10000, 10001" in raised.value.message and "nothing was quarantined" in raised.value.message
     assert conn.run("SELECT count(*) FROM quarantined_events") == [[0]]
 
-    assert admin.run({"action": "quarantine", "ids": [b, a]}) == {
+    assert operate({"action": "quarantine", "ids": [b, a]}) == {
         "reason": "quarantined by id", "quarantined": [a, b], "already_quarantined": []}
-    assert admin.run({"action": "quarantine", "ids": [a, c], "reason": "again"}) == {
+    assert operate({"action": "quarantine", "ids": [a, c], "reason": "again"}) == {
         "reason": "again", "quarantined": [c], "already_quarantined": [a]}
-    assert [e["seq"] for e in admin.run({"action": "list_quarantine"})["events"]] == [3, 5, 8]
-    assert [e["reason"] for e in admin.run({"action": "list_quarantine"})["events"]] == [
+    assert [e["seq"] for e in operate({"action": "list_quarantine"})["events"]] == [3, 5, 8]
+    assert [e["reason"] for e in operate({"action": "list_quarantine"})["events"]] == [
         "quarantined by id", "quarantined by id", "again"]
 
 
@@ -118,10 +123,10 @@ def test_quarantine_by_ids_is_all_or_nothing_and_idempotent(database, conn):
 def test_quarantine_by_filter_finds_the_offenders(database, conn, field, values, bounds, picked):
     insert(conn, poisoned(30, seed=36, at=11, **values), threshold=1000)
     (target,) = ids_of(conn, 12)
-    preview = admin.run({"action": "quarantine", "filter": {"field": field, **bounds}, "dry_run": True})
+    preview = operate({"action": "quarantine", "filter": {"field": field, **bounds}, "dry_run": True})
     assert preview["dry_run"] is True and preview["matched"] == ([target] if picked else [])
     assert conn.run("SELECT count(*) FROM quarantined_events") == [[0]]  # a dry run stores nothing
-    done = admin.run({"action": "quarantine", "filter": {"field": field, **bounds}})
+    done = operate({"action": "quarantine", "filter": {"field": field, **bounds}})
     assert done["quarantined"] == ([target] if picked else []) and done["reason"] == done["filter"]
 
 
@@ -129,10 +134,10 @@ def test_a_filter_matching_too_many_events_quarantines_none(database, conn):
     insert(conn, synthetic(40, seed=37), threshold=1000)
     request = {"action": "quarantine", "filter": {"field": "voltage_v", "max": 0}}  # a slip: every event
     with pytest.raises(errors.TooManyEvents) as raised:
-        admin.run({**request, "max_events": 39})
+        operate({**request, "max_events": 39})
     assert raised.value.status == 409 and "matches more than 39 events" in raised.value.message
     assert conn.run("SELECT count(*) FROM quarantined_events") == [[0]]
-    assert len(admin.run({**request, "max_events": 40})["quarantined"]) == 40
+    assert len(operate({**request, "max_events": 40})["quarantined"]) == 40
 
 
 @pytest.mark.parametrize("request_, field", [
@@ -157,14 +162,14 @@ def test_a_filter_matching_too_many_events_quarantines_none(database, conn):
 def test_bad_quarantine_requests_are_400_naming_the_field(database, conn, request_, field):
     insert(conn, synthetic(3, seed=38), threshold=1000)
     with pytest.raises(Exception) as raised:
-        admin.run({"action": "quarantine", **request_})
+        operate({"action": "quarantine", **request_})
     assert (raised.value.status, raised.value.details["field"]) == (400, field), raised.value.message
     assert conn.run("SELECT count(*) FROM quarantined_events") == [[0]]
 
 
 def test_release_needs_ids(database):
     with pytest.raises(errors.InvalidQuarantine):
-        admin.run({"action": "release_quarantine"})
+        operate({"action": "release_quarantine"})
 
 
 def test_the_admin_function_answers_errors_in_the_error_shape(database, conn, functions):

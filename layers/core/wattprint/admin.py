@@ -1,11 +1,15 @@
-"""Operator actions: migrate, manage API tokens, quarantine events. Served by the admin Lambda and the local CLI."""
+"""Operator actions: migrate, and manage API tokens. Served by the admin Lambda and the local CLI alike.
+
+A capability's own operator actions (clustering's quarantine) are passed in by the caller, as `more`: the base
+imports no capability."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
+from typing import Callable
+
 from . import db, migrate, tokens
-from .clustering import quarantine
 from .errors import BadRequest
 
 
@@ -16,8 +20,16 @@ def _token_json(token: tokens.Token) -> dict:
     return data
 
 
-def run(request: dict) -> dict:
+ACTIONS = ("migrate", "create_token", "revoke_token", "list_tokens")
+
+
+def handle(request: dict, more: dict[str, Callable[[dict], dict]] | None = None) -> dict:
+    """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action. `more`: further
+    actions by name (each takes the request), e.g. clustering.service.OPERATOR_ACTIONS."""
     action = request.get("action")
+    more = more or {}
+    if action in more and action not in ACTIONS:
+        return more[action](request)
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}
     if action == "create_token":
@@ -31,20 +43,4 @@ def run(request: dict) -> dict:
     if action == "list_tokens":
         with db.transaction() as conn:
             return {"tokens": [_token_json(t) for t in tokens.list_all(conn)]}
-    if action == "quarantine":
-        if ("ids" in request) == ("filter" in request):
-            raise BadRequest("quarantine takes either ids (a list of event ids) or filter ({field, min, max})",
-                             field="ids")
-        if "ids" in request:
-            return quarantine.by_ids(request["ids"], request.get("reason"))
-        return quarantine.by_filter(request["filter"], request.get("reason"), request.get("dry_run", False),
-                                    request.get("max_events"))
-    if action == "list_quarantine":
-        return quarantine.listing()
-    if action == "release_quarantine":
-        return quarantine.release(request.get("ids"))
-    raise BadRequest(f"unknown action {action!r}; use {', '.join(ACTIONS)}", field="action")
-
-
-ACTIONS = ("migrate", "create_token", "revoke_token", "list_tokens", "quarantine", "list_quarantine",
-           "release_quarantine")
+    raise BadRequest(f"unknown action {action!r}; use {', '.join((*ACTIONS, *more))}", field="action")

@@ -175,7 +175,7 @@ def transaction() -> Iterator[Connection]:
         raise
 
 
-def run(sql: str, *, prepare: bool = False, **params):
+def execute(sql: str, *, prepare: bool = False, **params):
     """One statement in autocommit (reads, and single-row updates that are safe to repeat).
 
     A connection that died while the instance was frozen fails on first use: it is re-opened and the statement

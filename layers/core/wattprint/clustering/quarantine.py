@@ -19,7 +19,7 @@ import math
 from datetime import datetime
 
 from .. import db
-from ..errors import InvalidQuarantine, TooManyEvents, UnknownEvents
+from ..errors import BadRequest, InvalidQuarantine, TooManyEvents, UnknownEvents
 from .features import FEATURE_COLUMNS
 
 MAX_REASON = 500
@@ -102,6 +102,18 @@ def _add(conn, found: list[tuple[int, int]], reason: str) -> dict:
             "already_quarantined": [event_id for event_id, seq in found if seq not in added]}
 
 
+def quarantine(request: dict) -> dict:
+    """{"ids": [...]} or {"filter": {field, min, max}}, with optional reason (and dry_run, max_events for a
+    filter)."""
+    if ("ids" in request) == ("filter" in request):
+        raise BadRequest("quarantine takes either ids (a list of event ids) or filter ({field, min, max})",
+                         field="ids")
+    if "ids" in request:
+        return by_ids(request["ids"], request.get("reason"))
+    return by_filter(request["filter"], request.get("reason"), request.get("dry_run", False),
+                     request.get("max_events"))
+
+
 def by_ids(ids, reason=None) -> dict:
     """Quarantine these events (all or nothing: an unknown id is 404 and quarantines none)."""
     wanted = _ids(ids)
@@ -179,5 +191,5 @@ WHERE e.seq = q.seq AND e.id = ANY(CAST(:ids AS bigint[])) RETURNING e.id
 def release(ids) -> dict:
     """Let these events into later runs again; ids that were not quarantined are named, not an error."""
     wanted = _ids(ids)
-    released = sorted(int(row[0]) for row in db.run(_RELEASE, ids=wanted))
+    released = sorted(int(row[0]) for row in db.execute(_RELEASE, ids=wanted))
     return {"released": released, "not_quarantined": sorted(set(wanted) - set(released))}

@@ -49,6 +49,13 @@ class UnknownRun(Exception):
     """The message names a run that does not exist, or gives another threshold than the run's."""
 
 
+class PermanentRunError(Exception):
+    """The run cannot succeed with the data as it is: recorded on the run, not retried (the fit's checks raise
+    its kinds: wattprint.clustering.fit)."""
+
+    excluded: int | None = None  # set once the data was loaded
+
+
 @dataclass(frozen=True)
 class Claim:
     run_id: int
@@ -77,7 +84,7 @@ def _gave_up(attempts: str) -> str:
 
 # One statement: the claim, or giving the run up when its expired attempt was the last one allowed, and when it
 # did neither, why (the run's status as this statement saw it). `:token` is new for every claim() call; the same
-# statement re-sent by db.run after a lost reply carries the same token, finds the run running (or given up)
+# statement re-sent by db.execute after a lost reply carries the same token, finds the run running (or given up)
 # under it, and returns the same answer (nothing else can hold that token).
 _CLAIM = f"""
 WITH claimed AS (
@@ -111,7 +118,7 @@ FROM clustering_runs WHERE id = :id AND NOT EXISTS (SELECT FROM claimed) AND NOT
 def claim(run_id: int, threshold: int, lease: float, max_attempts: int = 3) -> Claim | Skipped:
     """Take the run for `lease` seconds; Skipped if it is done, or if this claim gave it up (status failed: its
     last allowed attempt stopped without finishing); RunBusy if another worker holds it."""
-    rows = db.run(_CLAIM, id=int(run_id), threshold=int(threshold), lease=float(lease), max=int(max_attempts),
+    rows = db.execute(_CLAIM, id=int(run_id), threshold=int(threshold), lease=float(lease), max=int(max_attempts),
                   token=secrets.token_hex(16))
     if not rows:
         raise UnknownRun(f"clustering run {run_id} does not exist")
@@ -171,7 +178,7 @@ RETURNING id
 def fail(run: Claim, error: str, events: int | None = None, excluded: int | None = None) -> bool:
     """Record the failure on the run (autocommit); False if this worker no longer owns it."""
     text = error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
-    return bool(db.run(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events, excluded=excluded))
+    return bool(db.execute(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events, excluded=excluded))
 
 
 _RELEASE = """
@@ -184,7 +191,7 @@ def release(run: Claim) -> bool:
     """Give the lease up without judging the run (a transient failure): the next delivery may take it at once.
     Best effort: False when the database cannot be reached either (the lease then simply expires)."""
     try:
-        db.run(_RELEASE, id=run.run_id, attempt=run.attempt)
+        db.execute(_RELEASE, id=run.run_id, attempt=run.attempt)
         return True
     except DatabaseUnavailable:
         return False
@@ -222,7 +229,7 @@ class Expired:
 def expire(max_attempts: int) -> list[Expired]:
     """Every running run whose lease is over: back to pending (to be sent again) or, after `max_attempts`
     attempts, failed."""
-    return [Expired(int(i), int(t), int(a), s) for i, t, a, s in db.run(_EXPIRE, max=int(max_attempts))]
+    return [Expired(int(i), int(t), int(a), s) for i, t, a, s in db.execute(_EXPIRE, max=int(max_attempts))]
 
 
 # The local stack runs every invocation in its own process: when it starts, no attempt of a previous process is
@@ -241,5 +248,5 @@ SELECT (SELECT count(*) FROM leases), (SELECT count(*) FROM messages)
 
 def after_restart() -> tuple[int, int]:
     """(leases ended, pending runs to send again): see _AFTER_RESTART. For the local stack only."""
-    ended, lost = db.run(_AFTER_RESTART)[0]
+    ended, lost = db.execute(_AFTER_RESTART)[0]
     return int(ended), int(lost)

@@ -2,30 +2,29 @@
 
 * Runs whose attempt stopped without finishing (a Lambda timeout, out of memory, a crash) and whose lease is over
   go back to pending, to be sent again, or are marked failed once they had settings.run_max_attempts attempts
-  (wattprint.runs.expire; the RunsFailed metric then raises the alarm). First, so that an SQS outage, which fails
-  the next step, cannot keep a run from being given up.
-* Pending runs are sent: those ingest committed but never sent, those whose last message is older than
-  settings.run_resend_after_seconds (lost), and those the first step put back (wattprint.outbox).
+  (wattprint.clustering.runs.expire; the RunsFailed metric then raises the alarm). First, so that an SQS outage,
+  which fails the next step, cannot keep a run from being given up.
+* Pending runs are sent (ingest's outbox): those ingest committed but never sent, those whose last message is
+  older than settings.run_resend_after_seconds (lost), and those the first step put back.
 
-The local stack calls after_restart() when it starts, before its first sweep (see wattprint.runs).
+The local stack calls after_restart() when it starts, before its first sweep (see wattprint.clustering.runs).
 """
 
 from __future__ import annotations
 
 from .. import metrics
-from ..ingest import outbox
-from ..live import announce
+from ..ingest import service as ingest
+from ..live import service as live
 from ..settings import Settings
 from . import runs
 
 
-def run(config: Settings) -> dict:
+def sweep_runs(config: Settings) -> dict:
     expired = runs.expire(config.run_max_attempts)
     metrics.runs_failed(sum(1 for e in expired if e.status == runs.FAILED))
     for e in expired:
-        announce.run_changed(e.run_id)
-    sent = outbox.sweep(outbox.sqs_sender(config.cluster_queue_url, config.region),
-                        resend_after_seconds=config.run_resend_after_seconds)
+        live.run_changed(e.run_id)
+    sent = ingest.resend_unsent(config)
     return {"sent": [r.threshold for r in sent],
             "rerun": [e.threshold for e in expired if e.status == runs.PENDING],
             "failed": [e.threshold for e in expired if e.status == runs.FAILED]}

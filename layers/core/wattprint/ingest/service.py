@@ -6,7 +6,7 @@ import json
 
 from .. import db
 from ..errors import BadRequest, InvalidEvent, PayloadTooLarge, UnsupportedMediaType
-from ..live import announce
+from ..live import service as live
 from ..settings import Settings
 from . import outbox, parser, store
 from .record import EventRecord
@@ -64,10 +64,17 @@ def parse_body(body: str, content_type: str | None) -> list[tuple[str, EventReco
 
 
 def accept(body: str, content_type: str | None, settings: Settings) -> store.Stored:
+    """POST /events (the ingest function): parse, store in one transaction, send the runs it opened, announce."""
     events = parse_body(body, content_type)
     with db.transaction() as conn:
         stored = store.insert_events(conn, events, settings.cluster_threshold)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
-    announce.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
     return stored
+
+
+def resend_unsent(settings: Settings) -> list[store.Run]:
+    """For the hourly sweep: send the pending runs whose message was never sent or was lost (see outbox)."""
+    return outbox.sweep(outbox.sqs_sender(settings.cluster_queue_url, settings.region),
+                        resend_after_seconds=settings.run_resend_after_seconds)
