@@ -130,7 +130,7 @@ def test_a_stack_killed_right_after_a_threshold_finishes_that_run_after_it_is_st
         assert status == 200 and summary["run"]["id"] == run["id"] and summary["clusters"]
         assert summary["latest_run"]["status"] == "done"
         second.send_signal(signal.SIGINT)  # an orderly stop, as Ctrl-C: it stops the embedded PostgreSQL too
-        assert second.wait(60) == 0
+        assert second.wait(240) == 0  # generous: on a loaded machine its threads take a while to wind down
     finally:
         kill_group(first)
         if second is not None:
