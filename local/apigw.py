@@ -20,6 +20,9 @@ from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from wattprint.errors import InvalidBody, PayloadTooLarge
+from wattprint.http import inflate_gzip
+
 from . import websocket
 from .runtime import Functions
 from .template import App, Route
@@ -28,6 +31,7 @@ log = logging.getLogger("local.apigw")
 
 ACCOUNT, REGION, API_ID = "000000000000", "us-east-1", "local"
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway REST's request limit
+MAX_SOCKET_MESSAGE = 128 * 1024  # API Gateway WebSocket's message limit (@connections POST: 413 above it)
 
 # API Gateway's own answers when the template does not override them (GatewayResponses).
 _DEFAULT_RESPONSES = {
@@ -36,6 +40,7 @@ _DEFAULT_RESPONSES = {
     "MISSING_AUTHENTICATION_TOKEN": (403, '{"message":$context.error.messageString}'),
     "AUTHORIZER_FAILURE": (500, '{"message":$context.error.messageString}'),
     "REQUEST_TOO_LARGE": (413, '{"message":$context.error.messageString}'),
+    "UNSUPPORTED_MEDIA_TYPE": (415, '{"message":$context.error.messageString}'),
     "DEFAULT_5XX": (502, '{"message":$context.error.messageString}'),
 }
 _MESSAGES = {
@@ -44,9 +49,11 @@ _MESSAGES = {
     "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
     "AUTHORIZER_FAILURE": None,
     "REQUEST_TOO_LARGE": "Request Too Long",
+    "UNSUPPORTED_MEDIA_TYPE": "Unsupported Media Type",
     "DEFAULT_5XX": "Internal server error",
 }
 _FAMILY = {"UNAUTHORIZED": "DEFAULT_4XX", "ACCESS_DENIED": "DEFAULT_4XX", "REQUEST_TOO_LARGE": "DEFAULT_4XX",
+           "UNSUPPORTED_MEDIA_TYPE": "DEFAULT_4XX",
            "MISSING_AUTHENTICATION_TOKEN": "DEFAULT_4XX", "AUTHORIZER_FAILURE": "DEFAULT_5XX"}
 
 
@@ -162,13 +169,22 @@ class Gateway:
         if route.authorized:
             lower = {k.lower(): v for k, v in single.items()}
             token = lower.get(self.app.authorizer.header.lower())
-            if not token:
+            if not token or self.app.authorizer.refuses(token):
                 return self.gateway_response("UNAUTHORIZED", request_id)
             answer = self.authorize(token, self.method_arn(method, path))
             if isinstance(answer, str):
                 return self.gateway_response(answer, request_id)
             authorizer_context = {"principalId": answer.get("principalId"), **(answer.get("context") or {})}
 
+        # API Gateway inflates a gzip request before the integration sees it and passes the header on; a body that is
+        # not the gzip it claims is its 415 (api-gateway-make-request-with-compressed-payload).
+        if any(n.lower() == "content-encoding" and v.strip().lower() == "gzip" for n, v in headers):
+            try:
+                body = inflate_gzip(body, MAX_PAYLOAD)
+            except PayloadTooLarge:
+                return self.gateway_response("REQUEST_TOO_LARGE", request_id)
+            except InvalidBody:
+                return self.gateway_response("UNSUPPORTED_MEDIA_TYPE", request_id)
         query = parse_qsl(url.query, keep_blank_values=True)
         q_single, q_multi = {}, {}
         for name, value in query:
@@ -220,13 +236,21 @@ class Gateway:
 class _Socket:
     """One WebSocket connection's sending side (frames from the management API and from the reader's pongs)."""
 
-    def __init__(self, wfile):
-        self.wfile, self.lock = wfile, threading.Lock()
+    def __init__(self, wfile, connection: socket.socket):
+        self.wfile, self.connection, self.lock = wfile, connection, threading.Lock()
 
     def send(self, opcode: int, payload: bytes) -> None:
         with self.lock:
             self.wfile.write(websocket.encode(opcode, payload, mask=False))
             self.wfile.flush()
+
+    def close(self) -> None:
+        """As API Gateway's DELETE @connections does: a close frame, then the connection ends whatever the client
+        does (its reader sees the end and runs $disconnect)."""
+        try:
+            self.send(websocket.CLOSE, websocket.close_payload(1000))
+        finally:
+            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 class SocketGateway:
@@ -280,8 +304,13 @@ class SocketGateway:
         return (200, "") if 200 <= status < 300 else (status, (result or {}).get("body") or "")
 
     def message(self, connection_id: str, data: str | bytes) -> None:
-        route = self.routes.get("$default")
+        route = self.routes.get("$default")  # the template's only other keys are $connect and $disconnect
         if route is None:
+            # What API Gateway answers a message no route takes, without invoking anything.
+            sock = self.gw.sockets.get(connection_id)
+            if sock is not None:
+                sock.send(websocket.TEXT, json.dumps({"message": "Forbidden", "connectionId": connection_id,
+                                                      "requestId": str(uuid.uuid4())}).encode())
             return
         event = {"requestContext": self._context("$default", "MESSAGE", connection_id),
                  "body": data if isinstance(data, str) else base64.b64encode(data).decode(),
@@ -307,10 +336,12 @@ class SocketGateway:
             return 410
         try:
             if method == "POST":
+                if len(body) > MAX_SOCKET_MESSAGE:
+                    return 413  # PayloadTooLargeException: nothing is sent
                 sock.send(websocket.TEXT, body)
                 return 200
             if method == "DELETE":
-                sock.send(websocket.CLOSE, websocket.close_payload(1000))
+                sock.close()
                 return 204
         except OSError:
             return 410
@@ -333,10 +364,11 @@ class _Handler(BaseHTTPRequestHandler):
         if sockets and self.path.startswith("/@connections/"):
             length = int(self.headers.get("Content-Length") or 0)
             status = sockets.manage(self.command, self.path.split("/", 2)[2], self.rfile.read(length) if length else b"")
-            body = b"" if status < 300 else b'{"message":"Gone"}'
+            error = {410: "GoneException", 413: "PayloadTooLargeException"}.get(status)
+            body = b"" if status < 300 else json.dumps({"message": error or "error"}).encode()
             self.send_response(status)
-            if status == 410:
-                self.send_header("x-amzn-ErrorType", "GoneException")  # what boto3 maps to GoneException
+            if error:
+                self.send_header("x-amzn-ErrorType", error)  # what boto3 maps to its exception classes
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -378,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Sec-WebSocket-Accept", websocket.accept_key(self.headers.get("Sec-WebSocket-Key", "")))
         self.end_headers()
         self.wfile.flush()
-        sock = self.gateway.sockets[connection_id] = _Socket(self.wfile)
+        sock = self.gateway.sockets[connection_id] = _Socket(self.wfile, self.connection)
         try:
             while True:
                 sockets.message(connection_id, websocket.read_message(self.rfile, True, sock.send))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from test_clustering import body, deliver, insert, run_row, spec_labels, synthetic
-from wattprint import admin, errors
+from wattprint import admin, db, errors
 from wattprint.clustering import labels as label_store, service
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 def operate(request):
     """An operator request as the admin function and the CLI make it."""
-    return admin.handle(request, service.OPERATOR_ACTIONS)
+    return admin.handle(request, more=service.OPERATOR_ACTIONS)
 
 
 def poisoned(n, seed, at, **values):
@@ -199,3 +199,16 @@ def test_the_local_cli_quarantines_lists_and_releases(database, conn, pg_url):
     assert code == 2 and "no event has id 99999" in err
     assert cli("release_quarantine", "--id", str(bad))[1] == {"released": [bad], "not_quarantined": []}
     assert cli("list_quarantine")[1]["count"] == 0
+
+
+def test_the_cluster_functions_role_reads_the_quarantine_and_cannot_change_it(database, conn, functions, login_as):
+    (run,) = insert(conn, poisoned(1000, seed=41, at=9, voltage_v=5e20))
+    conn.run("INSERT INTO quarantined_events (seq, reason) VALUES (10, 'by hand')")
+    login_as("cluster")
+    for statement in ("DELETE FROM quarantined_events", "INSERT INTO quarantined_events (seq, reason) VALUES (1, 'x')"):
+        with pytest.raises(Exception, match="permission denied"):
+            db.execute(statement)
+    assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
+    row = run_row(conn, run.id)
+    assert (row["status"], row["events"]) == ("done", 999)
+    assert conn.run("SELECT excluded FROM clustering_runs WHERE id = :id", id=run.id) == [[1]]

@@ -46,6 +46,13 @@ def queue(monkeypatch):
         yield client, url
 
 
+def sweep_outcome(functions) -> dict:
+    """The sweep function's answer without the idempotency keys it purged (ingest's business, tested there)."""
+    outcome = functions.invoke("SweepFunction", {})
+    assert outcome.pop("idempotency_keys_purged") == 0
+    return outcome
+
+
 def drain(client, url) -> list[dict]:
     """Every message waiting in the queue (received and deleted)."""
     bodies = []
@@ -76,7 +83,7 @@ def test_a_transient_crash_heals_by_itself(database, conn, functions, queue, mon
     assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("running", 1)
     monkeypatch.setattr(clustering, "fit", real_fit)  # the cause was transient
 
-    assert functions.invoke("SweepFunction", {}) == {"sent": [1000], "rerun": [1000], "failed": []}
+    assert sweep_outcome(functions) == {"sent": [1000], "rerun": [1000], "failed": []}
     row = run_row(conn, run.id)
     assert row["status"] == "pending" and row["error"] == ("attempt 1 stopped without finishing (a Lambda timeout, "
                                                            "out of memory or a crash); sent again by the sweep")
@@ -86,7 +93,7 @@ def test_a_transient_crash_heals_by_itself(database, conn, functions, queue, mon
     row = run_row(conn, run.id)
     assert (row["status"], row["attempts"], row["error"]) == ("done", 2, None)
     assert_one_label_set(conn, run)
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": []}
+    assert sweep_outcome(functions) == {"sent": [], "rerun": [], "failed": []}
 
 
 def test_a_poisonous_run_is_tried_a_bounded_number_of_times_then_failed_with_the_metric(
@@ -101,7 +108,7 @@ def test_a_poisonous_run_is_tried_a_bounded_number_of_times_then_failed_with_the
         for message in pending:
             with pytest.raises(Killed):
                 deliver(functions, message)
-        sweeps.append(functions.invoke("SweepFunction", {}))
+        sweeps.append(sweep_outcome(functions))
         pending = drain(client, url)
         if not pending:
             break
@@ -177,16 +184,16 @@ def test_a_run_left_pending_is_sent_again_after_the_bound_only(database, conn, f
              id=first.id)
     conn.run("UPDATE clustering_runs SET enqueued_at = now() - interval '10 minutes', sends = 1 WHERE id = :id",
              id=second.id)
-    assert functions.invoke("SweepFunction", {})["sent"] == [1000]  # lost an hour ago; 2000 may still be queued
+    assert sweep_outcome(functions)["sent"] == [1000]  # lost an hour ago; 2000 may still be queued
     assert drain(client, url) == [body(first)]
-    assert functions.invoke("SweepFunction", {})["sent"] == []  # sent just now: not again at once
+    assert sweep_outcome(functions)["sent"] == []  # sent just now: not again at once
     assert conn.run("SELECT sends FROM clustering_runs ORDER BY threshold") == [[2], [1]]
 
     monkeypatch.setenv("RUN_RESEND_AFTER_SECONDS", "300")
-    assert functions.invoke("SweepFunction", {})["sent"] == [2000]
+    assert sweep_outcome(functions)["sent"] == [2000]
     assert deliver(functions, body(second))[0] == {"batchItemFailures": []}  # done: never sent again
     monkeypatch.setenv("RUN_RESEND_AFTER_SECONDS", "0")
-    assert functions.invoke("SweepFunction", {})["sent"] == [1000]
+    assert sweep_outcome(functions)["sent"] == [1000]
 
 
 def test_after_a_local_restart_the_first_sweep_runs_every_stranded_run(database, conn, functions, queue):
@@ -198,9 +205,9 @@ def test_after_a_local_restart_the_first_sweep_runs_every_stranded_run(database,
              b=running.id)  # the message went to the in-memory queue, which died with the process
     conn.run("UPDATE clustering_runs SET enqueued_at = NULL WHERE id = :id", id=sent.id)  # ingest died before sending
 
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": []}  # nothing looks lost
+    assert sweep_outcome(functions) == {"sent": [], "rerun": [], "failed": []}  # nothing looks lost
     assert sweep.after_restart() == {"leases_ended": 1, "messages_lost": 2}
-    assert functions.invoke("SweepFunction", {}) == {"sent": [2000, 3000, 4000], "rerun": [2000], "failed": []}
+    assert sweep_outcome(functions) == {"sent": [2000, 3000, 4000], "rerun": [2000], "failed": []}
     for message in drain(client, url):
         assert deliver(functions, message)[0] == {"batchItemFailures": []}
     assert [r[0] for r in conn.run("SELECT status FROM clustering_runs ORDER BY threshold")] == ["done"] * 4
@@ -223,3 +230,15 @@ def test_the_failed_run_alarm_watches_the_metric_the_code_emits(app):
     # The same topic and shape as the dead-letter queue's alarm.
     dlq = resources["DeadLetterQueueAlarm"]["Properties"]
     assert [a.value for a in dlq["AlarmActions"]] == ["AlarmTopic"]
+
+
+def test_the_sweep_functions_role_re_runs_and_gives_up(database, conn, functions, queue, login_as):
+    client, url = queue
+    first, second = insert(conn, synthetic(2000, seed=49))
+    for run in (first, second):
+        runs.claim(run.id, run.threshold, lease=0.0)  # each attempt stopped
+    conn.run("UPDATE clustering_runs SET attempts = 3 WHERE id = :id", id=second.id)
+    login_as("sweep")
+    assert sweep_outcome(functions) == {"sent": [1000], "rerun": [1000], "failed": [2000]}
+    assert drain(client, url) == [body(first)]
+    assert [r[0] for r in conn.run("SELECT status FROM clustering_runs ORDER BY threshold")] == ["pending", "failed"]

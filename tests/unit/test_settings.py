@@ -27,7 +27,9 @@ def test_pg_variables_are_the_fallback():
 
 
 @pytest.mark.parametrize("env", [{"DATABASE_URL": "mysql://x"}, {"DB_AUTH": "kerberos"},
-                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"}])
+                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"},
+                                 {"LIVE_CONNECTIONS_PER_TOKEN": "0"}, {"LIVE_CONNECTIONS_PER_TOKEN": "lots"},
+                                 {"DB_STATEMENT_TIMEOUT": "0"}, {"DB_STATEMENT_TIMEOUT": "soon"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
@@ -39,6 +41,8 @@ def test_live_settings_and_empty_values():
     assert s.live == settings.LiveSettings(queue_url="https://q/live", push_queue_url="https://q/push",
                                            management_endpoint="https://api/v1", websocket_url=None)
     assert settings.live_settings({}) == settings.LiveSettings(None, None, None, None)
+    assert settings.live_settings({"LIVE_CONNECTIONS_PER_TOKEN": "3"}).connections_per_token == 3
+    assert settings.live_settings({}).connections_per_token == 5
 
 
 def test_aws_settings_keep_every_endpoint_override():
@@ -48,6 +52,13 @@ def test_aws_settings_keep_every_endpoint_override():
     assert a.endpoint_key("sqs") == ("http://127.0.0.1:1", "http://x")
     assert a.endpoint_key("rds") == (None, "http://x")  # an empty variable is no override
     assert settings.aws_settings({"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "eu-west-1"}).region == "us-east-1"
+
+
+def test_the_statement_timeout_is_optional_and_in_seconds():
+    assert settings.load({}).database.statement_timeout is None
+    assert settings.load({"DB_STATEMENT_TIMEOUT": "5"}).database.statement_timeout == 5.0
+    assert settings.load({"DATABASE_URL": "postgresql://u@h/d", "DB_STATEMENT_TIMEOUT": "2.5"}).database \
+        .statement_timeout == 2.5
 
 
 def test_run_attempts_and_resend_bound():

@@ -1,13 +1,13 @@
 """Operator actions: migrate, and manage API tokens. Served by the admin Lambda and the local CLI alike.
 
-A capability's own operator actions (clustering's quarantine) are passed in by the caller, as `more`: the base
-imports no capability."""
+The base imports no capability: what a capability adds is handed in by the caller (the admin handler, the local
+CLI): live's connections, closed when their token stops being valid, and clustering's own operator actions
+(quarantine) as `more`."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-
-from typing import Callable
+from typing import Callable, Protocol
 
 from . import db, migrate, tokens
 from .errors import BadRequest
@@ -20,26 +20,53 @@ def _token_json(token: tokens.Token) -> dict:
     return data
 
 
+class Connections(Protocol):
+    """What the live capability does when a token stops being valid (wattprint.live.service is one). The base
+    imports no capability: the admin handler and the local CLI hand it in."""
+
+    def forget_token(self, conn: db.Connection, token_id: int) -> list[str]: ...
+
+    def close_connections(self, connection_ids: list[str]) -> bool: ...
+
+
+class _NoConnections:
+    def forget_token(self, conn, token_id):
+        return []
+
+    def close_connections(self, connection_ids):
+        return True
+
+
 ACTIONS = ("migrate", "create_token", "revoke_token", "list_tokens")
 
 
-def handle(request: dict, more: dict[str, Callable[[dict], dict]] | None = None) -> dict:
+def handle(request: dict, connections: Connections = _NoConnections(),
+           more: dict[str, Callable[[dict], dict]] | None = None) -> dict:
     """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action. `more`: further
     actions by name (each takes the request), e.g. clustering.service.OPERATOR_ACTIONS."""
+    live = connections
     action = request.get("action")
     more = more or {}
     if action in more and action not in ACTIONS:
         return more[action](request)
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}
+    # A token that stops being valid (revoked, or replaced by a new one of its name) loses its live connections
+    # too: forgotten in the same transaction (nothing more is pushed to them), then closed by the push function.
     if action == "create_token":
         with db.transaction() as conn:
+            replaced = tokens.live_id(conn, request.get("name", ""))
             token, plain = tokens.create(conn, request.get("scope", ""), request.get("name", ""),
                                          request.get("token"))
+            gone = live.forget_token(conn, replaced) if replaced not in (None, token.id) else []
+        live.close_connections(gone)
         return {**_token_json(token), "token": plain}
     if action == "revoke_token":
         with db.transaction() as conn:
-            return _token_json(tokens.revoke(conn, request.get("name", "")))
+            token = tokens.revoke(conn, request.get("name", ""))
+            gone = live.forget_token(conn, token.id)
+        live.close_connections(gone)
+        return {**_token_json(token), "live_connections_closed": len(gone)}
     if action == "list_tokens":
         with db.transaction() as conn:
             return {"tokens": [_token_json(t) for t in tokens.list_all(conn)]}

@@ -7,7 +7,9 @@ for one warm instance, and tests run concurrent writers in threads.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import socket
 import ssl
 import threading
@@ -28,7 +30,8 @@ Connection = pg8000.native.Connection
 RDS_CA_BUNDLE = Path(__file__).parent / "certs" / "rds-global-bundle.pem"
 
 # SQLSTATEs that mean "the server is there but cannot take us now" (Aurora resuming, restarting, failing over).
-_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"}
+# 57014: a statement cancelled, which here means it ran into DB_STATEMENT_TIMEOUT (the database is too busy).
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300", "57014"}
 
 # Statements prepared per connection, least recently used dropped first: the report's filters combine into
 # many distinct statements, and each one holds a plan on the server.
@@ -44,6 +47,37 @@ _open_lock = threading.Lock()
 def sqlstate(error: DatabaseError) -> str | None:
     detail = error.args[0] if error.args else None
     return detail.get("C") if isinstance(detail, dict) else None
+
+
+# pg8000 raises a DatabaseError whose text is the server's whole error: besides the message (M) and SQLSTATE (C),
+# the server's source file (F), line (L) and routine (R), the detail (D, which can quote row values), the context
+# (W, which quotes SQL) and more. Clients are shown M and C; the rest stays in the logs.
+_PG_FIELDS = re.compile(r"""\{'S': (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+                        r"""(?:, '\w': (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))*\}""")
+
+
+def _brief(fields: dict) -> str:
+    return f"{fields.get('M') or 'database error'} (SQLSTATE {fields.get('C') or 'unknown'})"
+
+
+def scrub(text: str) -> str:
+    """`text` with every pg8000 error field dump in it reduced to its message and SQLSTATE."""
+    def brief(match: re.Match) -> str:
+        try:
+            fields = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return "database error"
+        return _brief(fields) if isinstance(fields, dict) else "database error"
+
+    return _PG_FIELDS.sub(brief, text)
+
+
+def describe(error: BaseException) -> str:
+    """What a client may read about an error (a failed run's `error`): no driver or server internals."""
+    detail = error.args[0] if isinstance(error, DatabaseError) and error.args else None
+    if isinstance(detail, dict):
+        return f"{type(error).__name__}: {_brief(detail)}"
+    return scrub(f"{type(error).__name__}: {error}")
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -74,6 +108,15 @@ def _password(db: settings_module.DatabaseSettings, region: str | None) -> str |
     return json.loads(secret["SecretString"])["password"]
 
 
+def _startup_params(db: settings_module.DatabaseSettings) -> dict | None:
+    params = {}
+    if db.schema:
+        params["search_path"] = db.schema
+    if db.statement_timeout:
+        params["statement_timeout"] = str(int(db.statement_timeout * 1000))  # milliseconds
+    return params or None
+
+
 def connect(db: settings_module.DatabaseSettings | None = None, region: str | None = None) -> Connection:
     if db is None:
         loaded = settings_module.load()
@@ -82,7 +125,7 @@ def connect(db: settings_module.DatabaseSettings | None = None, region: str | No
         conn = pg8000.native.Connection(
             user=db.user, host=db.host, port=db.port, database=db.name, password=_password(db, region),
             ssl_context=_ssl_context(db), timeout=db.connect_timeout, application_name="wattprint",
-            startup_params={"search_path": db.schema} if db.schema else None,
+            startup_params=_startup_params(db),
         )
     except (InterfaceError, OSError, DatabaseError) as error:
         if is_unavailable(error):

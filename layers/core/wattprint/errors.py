@@ -58,6 +58,16 @@ class DatabaseUnavailable(ServiceError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class InvalidBody(BadRequest):
+    """A body that is not what its headers say: bad base64, bad gzip, not UTF-8."""
+
+    code = "invalid_body"
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    code = "unsupported_content_encoding"
+
+
 class InvalidParameter(BadRequest):
     """A query parameter (or path parameter) whose value does not fit; `parameter` names it."""
 
@@ -104,6 +114,23 @@ class InvalidEvent(BadRequest, ValueError):
         return {"code": self.code, "message": self.message, "line": self.line, "field": self.field}
 
 
+class InvalidValue(BadRequest):
+    """A value the parsers let through but the database refuses (a SQLSTATE class 22 data exception)."""
+
+    code = "invalid_value"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The same Idempotency-Key came back with another body: a client bug, never a retry."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
 # ------------------------------------------------------------------------------------------------- report
 
 class InvalidCursor(BadRequest):
@@ -134,10 +161,65 @@ class NoCompletedRun(Conflict):
     code = "no_completed_run"
 
 
+# --------------------------------------------------------------------------------------------- appliances
+
+class InvalidRecording(BadRequest):
+    """A recording (CSV) that cannot be read; `row` as a spreadsheet numbers it (the header is row 1)."""
+
+    code = "invalid_recording"
+
+    def __init__(self, message: str, row: int | None = None, column: str | None = None):
+        super().__init__(message, row=row, column=column)
+
+
+class InvalidModel(BadRequest):
+    code = "invalid_model"
+
+
+class UnknownAppliance(BadRequest):
+    code = "unknown_appliance"
+
+
+class TooMuchWork(BadRequest):
+    code = "too_much_work"
+
+
+# ------------------------------------------------------------------------------------------------- energy
+
+class InvalidReading(BadRequest):
+    """POST /energy: the body, or one of its readings, is not acceptable. `index` is the reading's 0-based
+    position in `data` (None for the body's own fields), `field` the key at fault."""
+
+    code = "invalid_reading"
+
+    def __init__(self, message: str, index: int | None = None, field: str | None = None):
+        super().__init__(message, index=index, field=field)
+
+
+class InsufficientHistory(Conflict):
+    """A forecast needs weeks of the device's own history; it says how many there are instead of guessing."""
+
+    code = "insufficient_history"
+
+
 # ---------------------------------------------------------------------------------------------- dashboard
 
 class AssetNotFound(NotFound):
     code = "asset_not_found"
+
+
+# --------------------------------------------------------------------------------------------------- live
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyConnections(ServiceError):
+    """A $connect past the token's cap of open live connections (LiveConnectionsPerToken)."""
+
+    status = 429
+    code = "too_many_connections"
 
 
 # ----------------------------------------------------------------------------------------- quarantine (admin)

@@ -28,6 +28,9 @@ class DatabaseSettings:
     sslmode: str = "disable"
     schema: str | None = None  # search_path; tests give each test its own schema
     connect_timeout: float = 10.0
+    # Seconds any one statement may run (DB_STATEMENT_TIMEOUT), or None for no limit. The ingest function sets it
+    # below its own timeout, so that a blocked statement ends as a 503 the client retries, not as a killed Lambda.
+    statement_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class LiveSettings:
     push_queue_url: str | None  # PushQueue: the live function's push requests
     management_endpoint: str | None  # the WebSocket API's @connections endpoint, for the push function
     websocket_url: str | None  # what the dashboard connects to (none: no live updates)
+    connections_per_token: int = 5  # open live connections one token may hold (the next $connect: 429)
 
 
 # boto3 reads these itself; a cached client is only valid for the values it was made with.
@@ -61,12 +65,24 @@ class Settings:
     region: str | None
     live: LiveSettings
     aws: AwsSettings
+    # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
+    energy_max_gap_s: int = 7200
     # A clustering run is tried at most this many times when its attempts stop without finishing (a Lambda timeout,
     # out of memory, a crash): then it is marked failed (wattprint.runs).
     run_max_attempts: int = 3
     # The sweep sends a run again when it is still pending this long after its message was sent (the message was
     # lost, or waits behind others: a duplicate is harmless).
     run_resend_after_seconds: float = 3600.0
+
+
+def _statement_timeout(env) -> float | None:
+    value = env.get("DB_STATEMENT_TIMEOUT")
+    if not value:
+        return None
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("DB_STATEMENT_TIMEOUT must be a positive number of seconds")
+    return seconds
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -83,6 +99,7 @@ def _database_from_url(url: str, env) -> DatabaseSettings:
         sslmode=query.get("sslmode", "disable"),
         schema=env.get("DB_SCHEMA") or None,
         connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+        statement_timeout=_statement_timeout(env),
     )
 
 
@@ -105,16 +122,21 @@ def database_settings(env=None) -> DatabaseSettings:
         sslmode=env.get("DB_SSLMODE") or env.get("PGSSLMODE") or ("disable" if auth == "password" else "verify-full"),
         schema=env.get("DB_SCHEMA") or None,
         connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+        statement_timeout=_statement_timeout(env),
     )
 
 
 def live_settings(env=None) -> LiveSettings:
     env = os.environ if env is None else env
+    per_token = int(env.get("LIVE_CONNECTIONS_PER_TOKEN", "5"))
+    if per_token < 1:
+        raise ValueError("LIVE_CONNECTIONS_PER_TOKEN must be a positive integer")
     return LiveSettings(
         queue_url=env.get("LIVE_QUEUE_URL") or None,
         push_queue_url=env.get("PUSH_QUEUE_URL") or None,
         management_endpoint=env.get("LIVE_MANAGEMENT_ENDPOINT") or None,
         websocket_url=env.get("LIVE_WEBSOCKET_URL") or None,
+        connections_per_token=per_token,
     )
 
 
@@ -134,6 +156,9 @@ def load(env=None) -> Settings:
     threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
     if threshold < 1:
         raise ValueError("CLUSTER_THRESHOLD must be a positive integer")
+    max_gap = int(env.get("ENERGY_MAX_GAP_SECONDS", "7200"))
+    if max_gap < 1:
+        raise ValueError("ENERGY_MAX_GAP_SECONDS must be a positive integer")
     max_attempts = int(env.get("RUN_MAX_ATTEMPTS", "3"))
     if max_attempts < 1:
         raise ValueError("RUN_MAX_ATTEMPTS must be a positive integer")
@@ -142,6 +167,7 @@ def load(env=None) -> Settings:
         raise ValueError("RUN_RESEND_AFTER_SECONDS must be a number of seconds ≥ 0")
     return Settings(
         database=database_settings(env),
+        energy_max_gap_s=max_gap,
         cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
         cluster_threshold=threshold,
         region=_region(env),

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 
-from .. import metrics
+from .. import db, metrics
 from ..errors import DatabaseUnavailable
 from ..live import service as live
 from ..settings import Settings
@@ -112,7 +112,7 @@ def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int
         raise
     except Exception as error:
         try:
-            if runs.fail(claimed, f"{type(error).__name__}: {error}"):
+            if runs.fail(claimed, db.describe(error)):  # the whole error is in the handler's log
                 metrics.runs_failed()
             live.run_changed(run_id)
         except DatabaseUnavailable:

@@ -4,6 +4,7 @@
   go back to pending, to be sent again, or are marked failed once they had settings.run_max_attempts attempts
   (wattprint.clustering.runs.expire; the RunsFailed metric then raises the alarm). First, so that an SQS outage,
   which fails the next step, cannot keep a run from being given up.
+* Idempotency keys past their time are deleted (ingest's KEY_TTL). Before the resend, for the same reason.
 * Pending runs are sent (ingest's outbox): those ingest committed but never sent, those whose last message is
   older than settings.run_resend_after_seconds (lost), and those the first step put back.
 
@@ -24,10 +25,12 @@ def sweep_runs(config: Settings) -> dict:
     metrics.runs_failed(sum(1 for e in expired if e.status == runs.FAILED))
     for e in expired:
         live.run_changed(e.run_id)
+    purged = ingest.purge_idempotency_keys()
     sent = ingest.resend_unsent(config)
     return {"sent": [r.threshold for r in sent],
             "rerun": [e.threshold for e in expired if e.status == runs.PENDING],
-            "failed": [e.threshold for e in expired if e.status == runs.FAILED]}
+            "failed": [e.threshold for e in expired if e.status == runs.FAILED],
+            "idempotency_keys_purged": purged}
 
 
 def after_restart() -> dict:

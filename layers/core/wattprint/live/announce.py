@@ -8,6 +8,7 @@ the ingest function imports it on every cold start. See wattprint.live.live for 
     {"kind": "events", "first_seq": a, "last_seq": b}
     {"kind": "run", "run_id": r}
     {"kind": "gone", "connection_ids": [...]}
+    {"kind": "energy", "items": [{"device_id", "datetime", "value", "coverage", "flags"}, ...], "truncated": bool}
 """
 
 from __future__ import annotations
@@ -41,6 +42,24 @@ def run_changed(run_id: int) -> bool:
     return announce({"kind": "run", "run_id": int(run_id)})
 
 
+MAX_ENERGY_ITEMS = 200  # buckets per announcement (SQS takes 256 KiB); beyond, dashboards re-read the API
+
+
+def energy_changed(items: list[dict]) -> bool:
+    return announce({"kind": "energy", "items": items[:MAX_ENERGY_ITEMS], "truncated": len(items) > MAX_ENERGY_ITEMS})
+
+
+_ENERGY_ITEM = {"device_id": int, "datetime": str, "value": (int, float), "coverage": (int, float), "flags": list}
+
+
+def _energy(doc: dict) -> bool:
+    items = doc.get("items")
+    return isinstance(doc.get("truncated"), bool) and isinstance(items, list) and all(
+        isinstance(item, dict) and set(item) == set(_ENERGY_ITEM)
+        and all(isinstance(item[k], t) and not isinstance(item[k], bool) for k, t in _ENERGY_ITEM.items())
+        for item in items)
+
+
 def connections_gone(connection_ids: list[str]) -> bool:
     return announce({"kind": "gone", "connection_ids": list(connection_ids)})
 
@@ -58,6 +77,8 @@ def parse(body: str) -> dict:
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if kind == "gone" and isinstance(doc.get("connection_ids"), list) \
             and all(isinstance(c, str) for c in doc["connection_ids"]):
+        return doc
+    if kind == "energy" and _energy(doc):
         return doc
     keys = {"events": ("first_seq", "last_seq"), "run": ("run_id",)}.get(kind)
     if keys is None or not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in keys):
