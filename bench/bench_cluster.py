@@ -140,13 +140,13 @@ def _child(run_id: int, threshold: int) -> None:
     data = label_store.load(claim.threshold)
     fit.check_data(data, claim.threshold)
     loaded = time.perf_counter()
-    emit(step="load", seconds=loaded - started, events=len(data))
-    result = fit.fit(data)
-    stats = fit.label_stats(data, result.labels)
+    emit(step="load", seconds=loaded - started, events=len(data.data))
+    result = fit.fit(data.data)
+    stats = fit.label_stats(data.data, result.labels)
     fitted = time.perf_counter()
     emit(step="fit", seconds=fitted - loaded, bandwidth=result.bandwidth, n_clusters=result.n_clusters,
          unclustered=int((result.labels == -1).sum()))
-    label_store.store(claim, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
+    label_store.store(claim, data, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
     done = time.perf_counter()
     emit(step="store", seconds=done - fitted, total=done - started)
 

@@ -4,6 +4,14 @@
     python -m local.admin revoke_token --name sensor-1
     python -m local.admin list_tokens
     python -m local.admin migrate
+    python -m local.admin quarantine --id 17 --id 18 --reason "Active=1e160W from a broken sensor"
+    python -m local.admin quarantine --field active_power_w --min -100000 --max 100000 [--dry-run] [--max-events N]
+    python -m local.admin list_quarantine
+    python -m local.admin release_quarantine --id 17
+
+Quarantine filters take one field (an event's number, or any element of peaks/fft_re/fft_img) and pick the events
+whose value is below --min, above --max, NaN or missing. Quarantined events are left out of every later
+clustering run; the report API still serves them.
 """
 
 from __future__ import annotations
@@ -21,9 +29,17 @@ sys.path.insert(0, str(ROOT / "layers" / "core"))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.admin", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["create_token", "revoke_token", "list_tokens", "migrate"])
+    parser.add_argument("action", choices=["create_token", "revoke_token", "list_tokens", "migrate", "quarantine",
+                                           "list_quarantine", "release_quarantine"])
     parser.add_argument("--scope", choices=["ingest", "read"])
     parser.add_argument("--name")
+    parser.add_argument("--id", type=int, action="append", dest="ids", help="an event id (repeat for more)")
+    parser.add_argument("--field", help="quarantine by filter: the field to test")
+    parser.add_argument("--min", type=float, help="quarantine by filter: values below this are outside")
+    parser.add_argument("--max", type=float, help="quarantine by filter: values above this are outside")
+    parser.add_argument("--reason")
+    parser.add_argument("--dry-run", action="store_true", help="quarantine by filter: only list what matches")
+    parser.add_argument("--max-events", type=int, help="quarantine by filter: refuse above this many (1000)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".local")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL") and not os.environ.get("PGHOST"):
@@ -41,12 +57,19 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ.setdefault(name, value)
 
     from wattprint import admin
+    from wattprint.clustering import service as clustering
     from wattprint.live import service as live
     from wattprint.errors import ServiceError
 
-    request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name)) if v}}
+    request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name),
+                                                            ("ids", args.ids), ("reason", args.reason),
+                                                            ("max_events", args.max_events)) if v is not None}}
+    if args.field is not None:
+        request["filter"] = {"field": args.field, **{k: v for k, v in (("min", args.min), ("max", args.max))
+                                                       if v is not None}}
+        request["dry_run"] = args.dry_run
     try:
-        print(json.dumps(admin.handle(request, connections=live), indent=2))
+        print(json.dumps(admin.handle(request, connections=live, more=clustering.OPERATOR_ACTIONS), indent=2))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

@@ -156,6 +156,14 @@ class Stack:
             tokens[scope] = admin.handle({"action": "create_token", "scope": scope, "name": name,
                                        "token": os.environ.get(variable)})["token"]
 
+        # Before any poller or the first sweep: every invocation and queued message of a previous process of this
+        # stack died with it, so that first sweep (the schedulers run at start) sends its runs again at once.
+        from wattprint.clustering import service as clustering
+
+        recovered = clustering.after_restart()
+        if any(recovered.values()):
+            log.warning("clustering runs left by the previous run of the stack, sent again by the sweep: %s", recovered)
+
         functions = Functions(app.functions)
         gateway = Gateway(app, functions, workers=self.workers)
         self.started.append(("gateway", gateway))
@@ -178,6 +186,7 @@ class Stack:
 
         self.info = {"url": f"http://{self.host}:{self.port}", "pid": os.getpid(), "database_url": database_url,
                      "sqs_endpoint": sqs_endpoint, "queues": queue_urls, "migrations_applied": applied,
+                     "recovered": recovered,
                      "routes": [f"{r.method} {r.path}" for r in gateway.routes]}
         # Whole or not at all: a second start (or a test) may read it while this one is writing it.
         partial = self.data_dir / "stack.json.tmp"

@@ -9,6 +9,7 @@ import urllib.request
 from aws_lambda_powertools import Logger
 
 from wattprint import admin
+from wattprint.clustering import service as clustering
 from wattprint.errors import ServiceError
 from wattprint.live import service as live
 
@@ -51,6 +52,7 @@ def handler(event, context):
     if "RequestType" in event and "ResponseURL" in event:
         return _custom_resource(event, context)
     try:
-        return admin.handle(event, connections=live)  # a revoked token's live connections close
+        # A revoked token's live connections close; clustering adds its operator actions (quarantine).
+        return admin.handle(event, connections=live, more=clustering.OPERATOR_ACTIONS)
     except ServiceError as error:
         return {"error": error.to_dict()}

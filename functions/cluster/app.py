@@ -9,7 +9,9 @@ timeout and moves it to the dead-letter queue after maxReceiveCount receives.
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from wattprint import settings
 from wattprint.clustering import service as clustering
+from wattprint.metrics import metrics
 
 logger = Logger()
 # With BatchSize 1 a failed record is the whole batch, for which Powertools would raise by default; report it
@@ -20,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def record_handler(record, lambda_context=None):
     remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
     try:
-        outcome = clustering.process_message(record.body, remaining)
+        outcome = clustering.process_message(record.body, remaining, settings.load().run_max_attempts)
     except Exception as error:
         logger.warning("clustering message left for redelivery", extra={
             "message_id": record.message_id, "body": record.body, "error": f"{type(error).__name__}: {error}"},
@@ -30,6 +32,7 @@ def record_handler(record, lambda_context=None):
     return outcome
 
 
+@metrics.log_metrics  # RunsFailed, when a run was marked failed (alarmed)
 @logger.inject_lambda_context(log_event=False)
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,

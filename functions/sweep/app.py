@@ -1,27 +1,32 @@
 """Scheduled (hourly): each capability's housekeeping, in one wake of the database. Clustering: send the runs whose
-message was never sent, record the runs whose worker Lambda stopped, purge expired idempotency keys (see
-wattprint.clustering.sweep). Alerts: hand over notifications whose hand-over failed, and re-announce energy
-changes whose message was lost (see wattprint.alerts.service.sweep). One schedule for both: every wake keeps a
-paused Aurora awake for minutes."""
+message was never sent or was lost, send again (or give up) the runs whose attempt stopped without finishing, purge
+expired idempotency keys (see wattprint.clustering.sweep). Alerts: hand over notifications whose hand-over failed,
+and re-announce energy changes whose message was lost (see wattprint.alerts.service.sweep). One schedule for both:
+every wake keeps a paused Aurora awake for minutes."""
 
 from aws_lambda_powertools import Logger
 
 from wattprint import settings
 from wattprint.alerts import service as alerts
 from wattprint.clustering import service as clustering
+from wattprint.metrics import metrics
 
 logger = Logger()
 
 
+@metrics.log_metrics  # RunsFailed, when runs were given up (alarmed)
 @logger.inject_lambda_context(log_event=False)
 def handler(event, context):
     config = settings.load()
     outcome = clustering.sweep_runs(config)
     if outcome["sent"]:
-        logger.warning("re-sent clustering runs", extra={"thresholds": outcome["sent"]})
-    if outcome["abandoned"]:
-        logger.error("clustering runs whose worker was stopped marked failed",
-                     extra={"thresholds": outcome["abandoned"]})
+        logger.warning("sent clustering runs (again)", extra={"thresholds": outcome["sent"]})
+    if outcome["rerun"]:
+        logger.warning("clustering runs whose attempt stopped without finishing sent again",
+                       extra={"thresholds": outcome["rerun"]})
+    if outcome["failed"]:
+        logger.error("clustering runs given up: their last allowed attempt stopped without finishing",
+                     extra={"thresholds": outcome["failed"]})
     outcome["alerts"] = alerts.sweep(alerts.config(config.alerts))
     if any(outcome["alerts"].values()):
         logger.warning("alerts housekeeping handed over what was left", extra=outcome["alerts"])

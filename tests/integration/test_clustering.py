@@ -151,7 +151,7 @@ def test_real_file_labels_match_the_spec_event_by_event(database, conn, function
 
     expected_data = independent_features(real_lines)
     assert expected_data.shape == (1000, 8)
-    np.testing.assert_array_equal(label_store.load(1000), expected_data)  # floats round-trip exactly
+    np.testing.assert_array_equal(label_store.load(1000).data, expected_data)  # floats round-trip exactly
     expected, bandwidth, centres = spec_labels(expected_data)
 
     labels = stored_labels(conn, run.id)
@@ -226,7 +226,7 @@ def test_killed_worker_is_taken_over_and_its_leftover_table_replaced(database, c
     assert (row["status"], row["attempts"], row["events"]) == ("done", 2, 1000)
     assert_one_label_set(conn, run)
     assert 7 not in set(stored_labels(conn, run.id).tolist())
-    expected, _, _ = spec_labels(label_store.load(1000))
+    expected, _, _ = spec_labels(label_store.load(1000).data)
     np.testing.assert_array_equal(stored_labels(conn, run.id), expected)
 
 
@@ -346,8 +346,8 @@ def test_out_of_order_completion_keeps_the_highest_threshold_current(database, c
     assert_one_label_set(conn, first)
     assert_one_label_set(conn, second)
     # Each run labels its own events: run 1000 is the spec on events 1..1000, run 2000 on 1..2000.
-    np.testing.assert_array_equal(stored_labels(conn, first.id), spec_labels(label_store.load(1000))[0])
-    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(label_store.load(2000))[0])
+    np.testing.assert_array_equal(stored_labels(conn, first.id), spec_labels(label_store.load(1000).data)[0])
+    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(label_store.load(2000).data)[0])
 
 
 def test_degenerate_data_fails_the_run_once_without_retrying(database, conn, functions):
@@ -476,12 +476,16 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
     assert [json.loads(m["Body"]) for m in client.receive_message(QueueUrl=dlq)["Messages"]] == [body(run)]
     assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("running", 3)
 
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [run.threshold],
-                                                     "idempotency_keys_purged": 0}
+    # Its third attempt (RUN_MAX_ATTEMPTS' default) stopped too: the sweep gives it up rather than send it again.
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": [run.threshold],
+                                                     "idempotency_keys_purged": 0,
+                                                     "alerts": {"notifications_sent": 0, "energy_changes_resent": 0}}
     row = run_row(conn, run.id)
-    assert row["status"] == "failed" and row["error"].startswith("attempt 3 stopped without finishing"), row
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [],
-                                                     "idempotency_keys_purged": 0}
+    assert row["status"] == "failed" and row["error"].startswith("gave up after 3 attempts: the last stopped "
+                                                                 "without finishing"), row
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": [],
+                                                     "idempotency_keys_purged": 0,
+                                                     "alerts": {"notifications_sent": 0, "energy_changes_resent": 0}}
     # A redrive from the dead-letter queue (or a re-sent message) still runs it.
     monkeypatch.undo()
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
@@ -490,8 +494,10 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
 
 
 def test_the_sweep_marks_stopped_runs_even_when_sqs_is_unreachable(database, conn, functions, monkeypatch):
-    (run,) = insert(conn, synthetic(1000, seed=27))
+    run, last = insert(conn, synthetic(2000, seed=27))
     runs.claim(run.id, run.threshold, lease=0.0)
+    runs.claim(last.id, last.threshold, lease=0.0)
+    conn.run("UPDATE clustering_runs SET attempts = 3 WHERE id = :id", id=last.id)
     monkeypatch.setenv("CLUSTER_QUEUE_URL", "http://127.0.0.1:9/000000000000/cluster")  # nothing listens there
     for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test"),
                         ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")):
@@ -499,15 +505,16 @@ def test_the_sweep_marks_stopped_runs_even_when_sqs_is_unreachable(database, con
     conn.run("UPDATE clustering_runs SET enqueued_at = NULL, created_at = now() - interval '1 hour'")
     with pytest.raises(EndpointConnectionError):  # the re-send fails, and the sweep says so
         functions.invoke("SweepFunction", {})
-    assert run_row(conn, run.id)["status"] == "failed"
+    assert run_row(conn, run.id)["status"] == "pending"  # for the next sweep to send
+    assert run_row(conn, last.id)["status"] == "failed"
 
 
 def test_the_sweep_leaves_runs_under_a_live_lease_alone(database, conn):
     first, second = insert(conn, synthetic(2000, seed=26))
     runs.claim(first.id, first.threshold, lease=600.0)
     runs.claim(second.id, second.threshold, lease=0.0)
-    assert runs.abandon() == [(second.id, second.threshold, 1)]
-    assert (run_row(conn, first.id)["status"], run_row(conn, second.id)["status"]) == ("running", "failed")
+    assert runs.expire(3) == [runs.Expired(second.id, second.threshold, 1, "pending")]
+    assert (run_row(conn, first.id)["status"], run_row(conn, second.id)["status"]) == ("running", "pending")
 
 
 def test_a_claim_whose_reply_was_lost_gets_its_own_attempt_back(database, conn, monkeypatch):

@@ -96,8 +96,12 @@ def test_schemas_are_strict_enough_to_fail():
     """A wrong body fails validation (the checks below would pass vacuously otherwise)."""
     schema = {"$ref": f"{URI}#/components/schemas/Summary"}
     validator = Draft202012Validator(schema, registry=REGISTRY)
-    validator.validate({"run": None, "clusters": [], "events_until_first_run": 3})
-    for bad in ({"run": None}, {"run": None, "clusters": [], "extra": 1},
+    validator.validate({"run": None, "clusters": [], "events_until_first_run": 3, "latest_run": None})
+    validator.validate({"run": None, "clusters": [], "events_until_first_run": 0, "latest_run": {
+        "id": 1, "threshold": 1000, "status": "failed", "attempts": 3, "error": "gave up"}})
+    for bad in ({"run": None}, {"run": None, "clusters": [], "latest_run": None, "extra": 1},
+                {"run": None, "clusters": [], "latest_run": {"id": 1, "threshold": 1, "status": "lost",
+                                                             "attempts": 0, "error": None}},
                 {"run": None, "clusters": [{"label": 0}]}, {"run": None, "clusters": [], "events_until_first_run": -1}):
         with pytest.raises(ValidationError):
             validator.validate(bad)

@@ -136,10 +136,22 @@ def walk(client, params: dict, limit: int, between=None) -> list[dict]:
 
 def test_summary_before_any_run(client, conn, monkeypatch):
     insert(conn, 5)
-    assert client.ok("/clusters/summary") == {"run": None, "clusters": [], "events_until_first_run": 995}
+    assert client.ok("/clusters/summary") == {"run": None, "clusters": [], "events_until_first_run": 995,
+                                              "latest_run": None}
     monkeypatch.setenv("CLUSTER_THRESHOLD", "4")  # the first run is under way (pending): nothing left to wait for
-    other_run(conn, 4, "pending")
-    assert client.ok("/clusters/summary") == {"run": None, "clusters": [], "events_until_first_run": 0}
+    first = other_run(conn, 4, "pending")
+    assert client.ok("/clusters/summary") == {"run": None, "clusters": [], "events_until_first_run": 0, "latest_run": {
+        "id": first, "threshold": 4, "status": "pending", "attempts": 0, "error": None}}
+
+
+def test_summary_after_a_failed_first_run_says_so(client, conn, monkeypatch):
+    insert(conn, 5)
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "4")
+    failed = other_run(conn, 4, "failed", "degenerate data: estimate_bandwidth gave inf for 4 events")
+    body = client.ok("/clusters/summary")
+    assert body == {"run": None, "clusters": [], "events_until_first_run": 0, "latest_run": {
+        "id": failed, "threshold": 4, "status": "failed", "attempts": 1,
+        "error": "degenerate data: estimate_bandwidth gave inf for 4 events"}}
 
 
 def test_summary_of_the_current_run_with_runs_done_out_of_order(client, conn):
@@ -153,7 +165,10 @@ def test_summary_of_the_current_run_with_runs_done_out_of_order(client, conn):
     body = client.ok("/clusters/summary")
     assert body["run"]["id"] == high
     assert {k: v for k, v in body["run"].items() if k != "finished_at"} == {
-        "id": high, "threshold": 20, "status": "done", "events": 20, "clusters": 3, "bandwidth": 2.5}
+        "id": high, "threshold": 20, "status": "done", "events": 20, "excluded": None, "clusters": 3,
+        "bandwidth": 2.5}
+    assert body["latest_run"] == {"id": body["latest_run"]["id"], "threshold": 30, "status": "pending", "attempts": 0,
+                                  "error": None}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body["run"]["finished_at"])
     assert "events_until_first_run" not in body
 
@@ -208,8 +223,8 @@ def test_runs_newest_first_with_every_field(client, conn):
     assert [r["threshold"] for r in body["runs"]] == [40, 30, 20, 10]
     assert [r["status"] for r in body["runs"]] == ["pending", "failed", "done", "done"]
     pending, failed, done, _ = body["runs"]
-    assert set(done) == {"id", "threshold", "status", "events", "clusters", "bandwidth", "attempts", "error",
-                         "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by"}
+    assert set(done) == {"id", "threshold", "status", "events", "excluded", "clusters", "bandwidth", "attempts",
+                         "error", "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by"}
     assert [r["keeps_labels"] for r in body["runs"]] == [False, False, True, True]
     assert {(r["labels_retired_at"], r["superseded_by"]) for r in body["runs"]} == {(None, None)}
     assert (done["events"], done["clusters"], done["bandwidth"], done["attempts"], done["error"]) == (20, 2, 3.0, 1,

@@ -77,7 +77,7 @@ def test_a_run_completing_out_of_order_beyond_the_newest_k_is_retired_at_once(da
     assert partitions(conn) == labelled([second])
     assert run_row(conn, first.id)["status"] == "done" and retired_at(conn, first.id) is not None
     assert queries.events(queries.EventQuery())  # the current run (the second) still serves its labels
-    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(label_store.load(400))[0])
+    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(label_store.load(400).data)[0])
 
 
 def test_retention_runs_with_the_cluster_functions_rights_and_no_more(conn, functions, login_as, monkeypatch):
@@ -202,7 +202,7 @@ def test_thresholds_opened_while_a_run_works_are_superseded_by_the_newest(databa
     assert deliver(functions, body(fourth))[0] == {"batchItemFailures": []}
     assert statuses(conn) == {200: ("done", 1, None), 400: ("superseded", 0, 600), 600: ("superseded", 0, 800),
                               800: ("done", 1, None)}
-    np.testing.assert_array_equal(stored_labels(conn, fourth.id), spec_labels(label_store.load(800))[0])
+    np.testing.assert_array_equal(stored_labels(conn, fourth.id), spec_labels(label_store.load(800).data)[0])
     assert deliver(functions, body(second))[0] == {"batchItemFailures": []}  # a duplicate: still superseded
     assert statuses(conn)[400] == ("superseded", 0, 600)
     served = {r["threshold"]: (r["status"], r["superseded_by"]) for r in queries.runs()["runs"]}

@@ -12,11 +12,12 @@ from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def binary_copy(rows, extension: bytes = b"") -> bytes:
-    """What PostgreSQL sends for COPY ... TO STDOUT (FORMAT binary); None is a NULL field."""
+def binary_copy(rows, extension: bytes = b"", seqs=None) -> bytes:
+    """What PostgreSQL sends for COPY (SELECT seq, features …) TO STDOUT (FORMAT binary); None is a NULL field.
+    seq is row index + 1 unless `seqs` says otherwise."""
     out = [SIGNATURE, struct.pack(">iI", 0, len(extension)), extension]
-    for row in rows:
-        out.append(struct.pack(">h", len(row)))
+    for i, row in enumerate(rows):
+        out.append(struct.pack(">hiq", len(row) + 1, 8, i + 1 if seqs is None else seqs[i]))
         for value in row:
             out.append(struct.pack(">i", -1) if value is None else struct.pack(">id", 8, value))
     out.append(b"\xff\xff")
@@ -29,10 +30,12 @@ def test_features_sql_selects_the_eight_features_in_spec_order():
         "active_power_w", "reactive_power_var", "apparent_power_va", "current_a", "voltage_v",
         "peak_1", "peak_2", "peak_3"]
     selected = sql.split("SELECT ", 1)[1].split(" FROM ", 1)[0]
-    assert selected == ("coalesce(active_power_w, 'NaN'), coalesce(reactive_power_var, 'NaN'), "
-                        "coalesce(apparent_power_va, 'NaN'), coalesce(current_a, 'NaN'), coalesce(voltage_v, 'NaN'), "
-                        "coalesce(peaks[1], 'NaN'), coalesce(peaks[2], 'NaN'), coalesce(peaks[3], 'NaN')")
-    assert "WHERE seq BETWEEN 1 AND 2000 ORDER BY seq" in sql and sql.endswith("TO STDOUT WITH (FORMAT binary)")
+    assert selected == ("e.seq, coalesce(e.active_power_w, 'NaN'), coalesce(e.reactive_power_var, 'NaN'), "
+                        "coalesce(e.apparent_power_va, 'NaN'), coalesce(e.current_a, 'NaN'), "
+                        "coalesce(e.voltage_v, 'NaN'), coalesce(e.peaks[1], 'NaN'), coalesce(e.peaks[2], 'NaN'), "
+                        "coalesce(e.peaks[3], 'NaN')")
+    assert ("WHERE e.seq BETWEEN 1 AND 2000 AND NOT EXISTS (SELECT FROM quarantined_events q WHERE q.seq = e.seq) "
+            "ORDER BY e.seq") in sql and sql.endswith("TO STDOUT WITH (FORMAT binary)")
     assert "2000" in label_store.features_sql("2000")  # an int, never text pasted in
     with pytest.raises(ValueError):
         label_store.features_sql("1; DROP TABLE events")
@@ -42,11 +45,12 @@ def test_parse_copy_gives_rows_in_order_and_columns_in_order():
     rows = [[1753.0, 279.0, 403.0, 7.35900021, 230.08, 7.33199978, 7.311999799999999, 7.53000021],
             [-0.0, 1e-300, 5e300, 0.1, 0.2, 0.30000000000000004, -1.5, 2.0],
             [float(i) for i in range(8)]]
-    data = fit.parse_copy(binary_copy(rows))
+    seqs, data = fit.parse_copy(binary_copy(rows, seqs=[2, 5, 2**40]))
     assert data.shape == (3, 8) and data.dtype == np.float64 and data.flags.c_contiguous
     assert data.tolist() == rows  # exact: no text round trip
-    assert fit.parse_copy(binary_copy(rows, extension=b"abcd")).tolist() == rows
-    assert fit.parse_copy(binary_copy([])).shape == (0, 8)
+    assert seqs.dtype == np.int64 and seqs.tolist() == [2, 5, 2**40]
+    assert fit.parse_copy(binary_copy(rows, extension=b"abcd"))[1].tolist() == rows
+    assert fit.parse_copy(binary_copy([]))[1].shape == (0, 8)
 
 
 @pytest.mark.parametrize("payload", [
@@ -61,17 +65,35 @@ def test_parse_copy_rejects_anything_but_rows_of_eight_float8(payload):
         fit.parse_copy(payload)
 
 
+def loaded(data, seqs=None, excluded=0):
+    seqs = np.arange(1, len(data) + 1) if seqs is None else np.array(seqs)
+    return fit.Loaded(seqs, data, excluded)
+
+
 def test_check_data_separates_permanent_problems():
     good = np.arange(24, dtype=np.float64).reshape(3, 8)
-    fit.check_data(good, 3)
+    fit.check_data(loaded(good), 3)
     with pytest.raises(fit.InsufficientEvents, match=r"insufficient events: 3 stored with seq ≤ 4"):
-        fit.check_data(good, 4)
+        fit.check_data(loaded(good), 4)
+    fit.check_data(loaded(good, [1, 3, 4], excluded=1), 4)  # seq 2 quarantined: still all of 1..4
+    with pytest.raises(fit.InsufficientEvents, match=r"insufficient events: 4 stored with seq ≤ 5"):
+        fit.check_data(loaded(good, [1, 3, 4], excluded=1), 5)
+    with pytest.raises(fit.InsufficientEvents, match=r"all 2 events with seq ≤ 2 are quarantined"):
+        fit.check_data(loaded(good[:0], excluded=2), 2)
     bad = good.copy()
     bad[1, 6], bad[2, 0] = np.inf, np.nan
     with pytest.raises(fit.InvalidData, match=r"2 event\(s\) .* the first at seq 2 \(peak_2 = inf\)"):
-        fit.check_data(bad, 3)
+        fit.check_data(loaded(bad), 3)
+    with pytest.raises(fit.InvalidData, match=r"the first at seq 7 \(peak_2 = inf\)"):
+        fit.check_data(loaded(bad, [1, 7, 9], excluded=6), 9)  # seqs, not row numbers
     with pytest.raises(fit.InvalidData, match="8 feature columns"):
-        fit.check_data(good[:, :7], 3)
+        fit.check_data(loaded(good[:, :7]), 3)
+    huge = good.copy()
+    huge[2, 3] = -2e15
+    with pytest.raises(fit.InvalidData, match=r"1 event\(s\) with a feature beyond ±1e\+15, too large to "
+                                                     r"cluster, the first at seq 3 "
+                                                     r"\(current_a = -2000000000000000\.0\)"):
+        fit.check_data(loaded(huge), 3)
     assert issubclass(fit.DegenerateData, runs.PermanentRunError)
     assert not issubclass(runs.RunBusy, runs.PermanentRunError)
 
@@ -83,6 +105,15 @@ def test_identical_rows_are_degenerate():
         fit.fit(data)
     with pytest.raises(fit.DegenerateData):
         fit.fit(data[:1])  # a single event
+
+
+def test_one_huge_value_makes_the_bandwidth_inf_and_the_error_names_it():
+    rng = np.random.default_rng(2)
+    data = 100 + rng.normal(0, 5, (300, 8))
+    data[41, 0] = 1e160  # squared, it overflows: estimate_bandwidth returns inf
+    with pytest.raises(fit.DegenerateData, match=r"gave inf for 300 events: .* active_power_w = 1e\+160 in "
+                                                         r"row 42\); quarantine implausible events"):
+        fit.fit(data)
 
 
 def test_fit_is_the_spec_and_deterministic():
@@ -135,6 +166,8 @@ def test_labels_copy_is_binary_rows_of_run_seq_label():
     rows = [struct.unpack_from(">hiqiqih", body, offset) for offset in range(0, len(body), 32)]
     assert rows == [(3, 8, 42, 8, 1, 2, 0), (3, 8, 42, 8, 2, 2, -1), (3, 8, 42, 8, 3, 2, 3)]
     assert b"".join(bytes(c) for c in fit.chunks(payload, size=10)) == payload
+    gapped = fit.labels_copy(42, np.array([0, -1, 3]), np.array([1, 3, 9]))[19:-2]
+    assert [struct.unpack_from(">hiqiqih", gapped, offset)[4] for offset in range(0, len(gapped), 32)] == [1, 3, 9]
     with pytest.raises(ValueError):
         fit.labels_copy(1, np.array([40000]))
 

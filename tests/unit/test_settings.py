@@ -68,3 +68,14 @@ def test_clustering_settings():
     assert settings.clustering_settings({}).supersede is True
     every = settings.load({"LABEL_RETENTION": "0", "CLUSTER_RUNS": "every"}).clustering
     assert (every.label_retention, every.runs, every.supersede) == (0, "every", False)
+
+
+def test_run_attempts_and_resend_bound():
+    defaults = settings.load({})
+    assert (defaults.run_max_attempts, defaults.run_resend_after_seconds) == (3, 3600.0)
+    tuned = settings.load({"RUN_MAX_ATTEMPTS": "5", "RUN_RESEND_AFTER_SECONDS": "90.5"})
+    assert (tuned.run_max_attempts, tuned.run_resend_after_seconds) == (5, 90.5)
+    for bad in ({"RUN_MAX_ATTEMPTS": "0"}, {"RUN_MAX_ATTEMPTS": "x"}, {"RUN_RESEND_AFTER_SECONDS": "-1"},
+                {"RUN_RESEND_AFTER_SECONDS": "nan"}):
+        with pytest.raises(ValueError):
+            settings.load(bad)

@@ -1,10 +1,13 @@
-"""Operator actions: migrate, and manage API tokens. Served by the admin Lambda and the local CLI alike."""
+"""Operator actions: migrate, and manage API tokens. Served by the admin Lambda and the local CLI alike.
+
+The base imports no capability: what a capability adds is handed in by the caller (the admin handler, the local
+CLI): live's connections, closed when their token stops being valid, and clustering's own operator actions
+(quarantine) as `more`."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-
-from typing import Protocol
+from typing import Callable, Protocol
 
 from . import db, migrate, tokens
 from .errors import BadRequest
@@ -34,10 +37,18 @@ class _NoConnections:
         return True
 
 
-def handle(request: dict, connections: Connections = _NoConnections()) -> dict:
-    """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action."""
+ACTIONS = ("migrate", "create_token", "revoke_token", "list_tokens")
+
+
+def handle(request: dict, connections: Connections = _NoConnections(),
+           more: dict[str, Callable[[dict], dict]] | None = None) -> dict:
+    """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action. `more`: further
+    actions by name (each takes the request), e.g. clustering.service.OPERATOR_ACTIONS."""
     live = connections
     action = request.get("action")
+    more = more or {}
+    if action in more and action not in ACTIONS:
+        return more[action](request)
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}
     # A token that stops being valid (revoked, or replaced by a new one of its name) loses its live connections
@@ -59,5 +70,4 @@ def handle(request: dict, connections: Connections = _NoConnections()) -> dict:
     if action == "list_tokens":
         with db.transaction() as conn:
             return {"tokens": [_token_json(t) for t in tokens.list_all(conn)]}
-    raise BadRequest(f"unknown action {action!r}; use migrate, create_token, revoke_token or list_tokens",
-                     field="action")
+    raise BadRequest(f"unknown action {action!r}; use {', '.join((*ACTIONS, *more))}", field="action")

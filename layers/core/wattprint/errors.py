@@ -242,3 +242,22 @@ class TooManyConnections(ServiceError):
 
     status = 429
     code = "too_many_connections"
+
+
+# ----------------------------------------------------------------------------------------- quarantine (admin)
+
+class InvalidQuarantine(BadRequest):
+    code = "invalid_quarantine"
+
+
+class UnknownEvents(NotFound):
+    """A quarantine by id named events that do not exist (nothing was quarantined)."""
+
+    code = "event_not_found"
+
+
+class TooManyEvents(ServiceError):
+    """A quarantine filter matched more events than its max_events (nothing was quarantined)."""
+
+    status = 409
+    code = "too_many_events"

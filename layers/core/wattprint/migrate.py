@@ -53,6 +53,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     ),
     "cluster": (
         "GRANT SELECT ON events TO {role}",
+        "GRANT SELECT ON quarantined_events TO {role}",  # left out of the run's load (0008)
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
         "GRANT SELECT, INSERT, DELETE ON cluster_stats TO {role}",
         # Appliance keys (0015): each run's clusters matched to the known keys, new ones added; never their names.

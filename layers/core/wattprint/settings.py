@@ -102,6 +102,12 @@ class Settings:
     # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
     energy_max_gap_s: int = 7200
     energy_changes_queue_url: str | None = None  # ENERGY_CHANGES_QUEUE_URL: devices whose energy changed
+    # A clustering run is tried at most this many times when its attempts stop without finishing (a Lambda timeout,
+    # out of memory, a crash): then it is marked failed (wattprint.clustering.runs).
+    run_max_attempts: int = 3
+    # The sweep sends a run again when it is still pending this long after its message was sent (the message was
+    # lost, or waits behind others: a duplicate is harmless).
+    run_resend_after_seconds: float = 3600.0
 
 
 def _statement_timeout(env) -> float | None:
@@ -233,6 +239,12 @@ def load(env=None) -> Settings:
     max_gap = int(env.get("ENERGY_MAX_GAP_SECONDS", "7200"))
     if max_gap < 1:
         raise ValueError("ENERGY_MAX_GAP_SECONDS must be a positive integer")
+    max_attempts = int(env.get("RUN_MAX_ATTEMPTS", "3"))
+    if max_attempts < 1:
+        raise ValueError("RUN_MAX_ATTEMPTS must be a positive integer")
+    resend = float(env.get("RUN_RESEND_AFTER_SECONDS", "3600"))
+    if not resend >= 0:  # also NaN
+        raise ValueError("RUN_RESEND_AFTER_SECONDS must be a number of seconds ≥ 0")
     return Settings(
         database=database_settings(env),
         energy_max_gap_s=max_gap,
@@ -244,4 +256,6 @@ def load(env=None) -> Settings:
         alerts=alert_settings(env),
         energy_changes_queue_url=env.get("ENERGY_CHANGES_QUEUE_URL") or None,
         clustering=clustering_settings(env),
+        run_max_attempts=max_attempts,
+        run_resend_after_seconds=resend,
     )

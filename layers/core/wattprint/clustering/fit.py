@@ -28,6 +28,9 @@ from .features import FEATURE_COLUMNS, FEATURES
 from .runs import PermanentRunError
 
 N_FEATURES = len(FEATURE_COLUMNS)
+# Far beyond any reading (W, VAR, VA, A, V) and far below what breaks the fit: squared distances overflow
+# float64 near 1e154, and MeanShift's bin seeding casts value / bandwidth to float32 (overflow near 3e38 x bandwidth).
+MAX_ABS_FEATURE = 1e15
 QUANTILE = 0.2
 N_SAMPLES = 200
 
@@ -46,13 +49,25 @@ class DegenerateData(PermanentRunError):
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _TRAILER = b"\xff\xff"
-# One binary COPY row of eight float8 fields: a field count, then (length, value) per field; big-endian.
-_ROW = np.dtype([("fields", ">i2")] + [item for i in range(N_FEATURES)
-                                       for item in ((f"len{i}", ">i4"), (f"f{i}", ">f8"))])
+N_FIELDS = 1 + N_FEATURES
+# One binary COPY row of seq (int8) and eight float8 fields: a field count, then (length, value) per field;
+# big-endian.
+_ROW = np.dtype([("fields", ">i2"), ("len_seq", ">i4"), ("seq", ">i8")]
+                + [item for i in range(N_FEATURES) for item in ((f"len{i}", ">i4"), (f"f{i}", ">f8"))])
 
 
-def parse_copy(buffer) -> np.ndarray:
-    """A binary COPY of rows of eight float8 fields (bytes or memoryview) → float64 array (n, 8), row order kept."""
+@dataclass(frozen=True)
+class Loaded:
+    """A run's data as loaded (wattprint.clustering.labels.load)."""
+
+    seqs: np.ndarray  # int64, ascending: the seq of each row
+    data: np.ndarray  # float64 (n, 8)
+    excluded: int = 0  # quarantined events with seq ≤ threshold, left out
+
+
+def parse_copy(buffer) -> tuple[np.ndarray, np.ndarray]:
+    """A binary COPY of rows (seq int8, eight float8) (bytes or memoryview) → (seqs int64 (n,), data float64
+    (n, 8)), row order kept."""
     view = memoryview(buffer)
     if bytes(view[:11]) != _SIGNATURE:
         raise ValueError("not a PostgreSQL binary COPY")
@@ -62,28 +77,40 @@ def parse_copy(buffer) -> np.ndarray:
     start = 19 + extension
     body = len(view) - start - len(_TRAILER)
     if body < 0 or bytes(view[len(view) - 2:]) != _TRAILER or body % _ROW.itemsize:
-        raise ValueError(f"binary COPY of {len(view)} bytes is not rows of {N_FEATURES} float8 fields")
+        raise ValueError(f"binary COPY of {len(view)} bytes is not rows of seq and {N_FEATURES} float8 fields")
     rows = np.frombuffer(view, dtype=_ROW, count=body // _ROW.itemsize, offset=start)
-    if not (rows["fields"] == N_FEATURES).all() or any((rows[f"len{i}"] != 8).any() for i in range(N_FEATURES)):
-        raise ValueError(f"binary COPY rows are not {N_FEATURES} non-null float8 fields")
+    if (not (rows["fields"] == N_FIELDS).all() or (rows["len_seq"] != 8).any()
+            or any((rows[f"len{i}"] != 8).any() for i in range(N_FEATURES))):
+        raise ValueError(f"binary COPY rows are not a seq and {N_FEATURES} non-null float8 fields")
     data = np.empty((len(rows), N_FEATURES), dtype=np.float64)
     for i in range(N_FEATURES):
         data[:, i] = rows[f"f{i}"]
-    return data
+    return rows["seq"].astype(np.int64), data
 
 
-def check_data(data: np.ndarray, threshold: int) -> None:
+def check_data(loaded: Loaded, threshold: int) -> None:
     """Permanent problems of the data matrix itself, found before fitting."""
+    data = loaded.data
     if data.ndim != 2 or data.shape[1] != N_FEATURES:
         raise InvalidData(f"invalid data: expected {N_FEATURES} feature columns, got shape {data.shape}")
-    if len(data) < threshold:
-        raise InsufficientEvents(f"insufficient events: {len(data)} stored with seq ≤ {threshold}, "
+    if len(data) + loaded.excluded < threshold:
+        raise InsufficientEvents(f"insufficient events: {len(data) + loaded.excluded} stored with seq ≤ {threshold}, "
                                  f"the run needs {threshold}")
+    if not len(data):
+        raise InsufficientEvents(f"insufficient events: all {threshold} events with seq ≤ {threshold} are "
+                                 "quarantined")
     bad = ~np.isfinite(data)
     if bad.any():
         row, column = map(int, np.argwhere(bad)[0])
         raise InvalidData(f"invalid data: {int(bad.any(axis=1).sum())} event(s) with a non-finite feature, the "
-                          f"first at seq {row + 1} ({FEATURES[column]} = {float(data[row, column])!r})")
+                          f"first at seq {int(loaded.seqs[row])} ({FEATURES[column]} = {float(data[row, column])!r})")
+    huge = np.abs(data) > MAX_ABS_FEATURE
+    if huge.any():
+        row, column = map(int, np.argwhere(huge)[0])
+        raise InvalidData(f"invalid data: {int(huge.any(axis=1).sum())} event(s) with a feature beyond "
+                          f"±{MAX_ABS_FEATURE:g}, too large to cluster, the first at seq {int(loaded.seqs[row])} "
+                          f"({FEATURES[column]} = {float(data[row, column])!r}); quarantine them (admin action "
+                          "quarantine) and later runs leave them out")
 
 
 @dataclass(frozen=True)
@@ -101,7 +128,13 @@ class Fit:
 def fit(data: np.ndarray) -> Fit:
     """The spec's MeanShift, verbatim; DegenerateData when it has nothing to work with."""
     bandwidth = estimate_bandwidth(data, quantile=QUANTILE, n_samples=N_SAMPLES)
-    if not (np.isfinite(bandwidth) and bandwidth > 0):
+    if not np.isfinite(bandwidth):
+        row, column = map(int, np.unravel_index(np.argmax(np.abs(data)), data.shape))
+        raise DegenerateData(f"degenerate data: estimate_bandwidth gave {float(bandwidth)!r} for {len(data)} events: "
+                             f"distances between them overflow (the largest value is {FEATURES[column]} = "
+                             f"{float(data[row, column])!r} in row {row + 1}); quarantine implausible events "
+                             "(admin action quarantine) and later runs leave them out")
+    if not bandwidth > 0:
         distinct = len(np.unique(data, axis=0))
         raise DegenerateData(f"degenerate data: estimate_bandwidth gave {float(bandwidth)!r} for {len(data)} events "
                              f"({distinct} distinct feature rows); MeanShift needs a positive bandwidth")
@@ -147,15 +180,15 @@ _LABEL_ROW = np.dtype([("fields", ">i2"), ("len_run", ">i4"), ("run_id", ">i8"),
                        ("seq", ">i8"), ("len_label", ">i4"), ("label", ">i2")])
 
 
-def labels_copy(run_id: int, labels: np.ndarray) -> bytes:
-    """The run's labels as a binary COPY of (run_id, seq, label), seq = row index + 1."""
+def labels_copy(run_id: int, labels: np.ndarray, seqs: np.ndarray | None = None) -> bytes:
+    """The run's labels as a binary COPY of (run_id, seq, label); seq from `seqs` (default: row index + 1)."""
     labels = np.asarray(labels)
     if len(labels) and (labels.min() < -1 or labels.max() > np.iinfo(np.int16).max):
         raise ValueError("labels must fit a smallint and be ≥ -1")
     rows = np.empty(len(labels), dtype=_LABEL_ROW)
     rows["fields"], rows["len_run"], rows["len_seq"], rows["len_label"] = 3, 8, 8, 2
     rows["run_id"] = run_id
-    rows["seq"] = np.arange(1, len(labels) + 1, dtype=np.int64)
+    rows["seq"] = np.arange(1, len(labels) + 1, dtype=np.int64) if seqs is None else seqs
     rows["label"] = labels
     return b"".join((_COPY_HEADER, rows.tobytes(), _TRAILER))
 

@@ -1,5 +1,11 @@
 """A run's data in and its results out: the data matrix by one binary COPY, and the labels (COPYed into a table
 of their own that becomes the run's partition of event_labels), cluster_stats and `done` in one transaction.
+
+Quarantined events (wattprint.clustering.quarantine) are left out: the run for threshold T clusters exactly the
+events with seq ≤ T that are not quarantined in the snapshot its load reads, in seq order. The run records how many
+it left out (`excluded`; T = events + excluded) and gives those no label, so which ones were left out is exactly
+the seqs ≤ T without a label in the run (while the run keeps its labels: LABEL_RETENTION). A run that is done is never recomputed: quarantining or releasing an event
+changes the runs that load after it, never the labels of one already done.
 """
 
 from __future__ import annotations
@@ -12,30 +18,40 @@ from .. import db
 from ..appliances import service as appliances
 from . import runs
 from .features import FEATURE_COLUMNS
-from .fit import Fit, LabelStats, centres_literal, chunks, labels_copy, parse_copy, stats_json
+from .fit import Fit, LabelStats, Loaded, centres_literal, chunks, labels_copy, parse_copy, stats_json
 
 
 def features_sql(threshold: int) -> str:
-    """The COPY that reads the data matrix: the eight features of events 1..T, in seq order.
+    """The COPY that reads the data matrix: seq and the eight features of the events 1..T that are not
+    quarantined, in seq order.
 
     NULL becomes NaN so one binary row always has eight 8-byte fields; check_data reports it. (COPY takes no
     bind parameters, hence the formatted integer.)"""
     threshold = int(threshold)
-    columns = ", ".join(f"coalesce({expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
-    return (f"COPY (SELECT {columns} FROM events WHERE seq BETWEEN 1 AND {threshold} ORDER BY seq) "
+    columns = ", ".join(f"coalesce(e.{expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
+    return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE e.seq BETWEEN 1 AND {threshold} "
+            "AND NOT EXISTS (SELECT FROM quarantined_events q WHERE q.seq = e.seq) ORDER BY e.seq) "
             "TO STDOUT WITH (FORMAT binary)")
 
 
-def load(threshold: int) -> np.ndarray:
-    """The data matrix of a run: one binary COPY, parsed by numpy (a read-only transaction: one snapshot)."""
+def excluded_sql(threshold: int) -> str:
+    return f"SELECT count(*) FROM quarantined_events WHERE seq BETWEEN 1 AND {int(threshold)}"
+
+
+def load(threshold: int) -> Loaded:
+    """The data of a run: one binary COPY parsed by numpy, and the count of quarantined events it left out, both
+    from one snapshot (a repeatable-read transaction), so events + excluded = T exactly."""
     stream = io.BytesIO()
     with db.transaction() as conn:
+        conn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        excluded = int(conn.run(excluded_sql(threshold))[0][0])
         conn.run(features_sql(threshold), stream=stream)
     buffer = stream.getbuffer()
     try:
-        return parse_copy(buffer)
+        seqs, data = parse_copy(buffer)
     finally:
         buffer.release()
+    return Loaded(seqs, data, excluded)
 
 
 _INSERT_STATS = """
@@ -48,14 +64,15 @@ FROM json_to_recordset(CAST(:stats AS json)) AS s(label int, events bigint, mean
 """
 
 
-def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float, fit_ms: float) -> float:
+def store(run: runs.Claim, loaded: Loaded, result: Fit, stats: list[LabelStats], load_ms: float,
+          fit_ms: float) -> float:
     """Labels, statistics with each cluster's appliance key, and `done`, in one transaction; returns the store time
     in ms.
 
     Fenced: the run row is locked first and must still belong to this claim, so a worker that lost its lease
     writes nothing, and two workers can never build the run's table at the same time."""
     started = time.perf_counter()
-    payload = chunks(labels_copy(run.run_id, result.labels))
+    payload = chunks(labels_copy(run.run_id, result.labels, loaded.seqs))
     with db.transaction() as conn:
         runs.lock(conn, run)
         table = conn.run("SELECT clustering_labels_open(:run_id)", run_id=run.run_id)[0][0]
@@ -67,8 +84,9 @@ def store(run: runs.Claim, result: Fit, stats: list[LabelStats], load_ms: float,
                                       result.spread.tolist())
         conn.run(_INSERT_STATS, run_id=run.run_id, stats=stats_json(stats), keys=json.dumps(keys))
         store_ms = (time.perf_counter() - started) * 1000
-        runs.finish(conn, run, events=len(result.labels), bandwidth=result.bandwidth, n_clusters=result.n_clusters,
-                    centres=centres_literal(result.centres), load_ms=load_ms, fit_ms=fit_ms, store_ms=store_ms)
+        runs.finish(conn, run, events=len(result.labels), excluded=loaded.excluded, bandwidth=result.bandwidth,
+                    n_clusters=result.n_clusters, centres=centres_literal(result.centres), load_ms=load_ms,
+                    fit_ms=fit_ms, store_ms=store_ms)
     return store_ms
 
 

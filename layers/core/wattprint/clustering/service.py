@@ -8,14 +8,16 @@ with this module: the sweep function imports it too, and has no scikit-learn lay
 A run is loaded with one binary COPY, fitted, and stored in one transaction: its labels COPYed into a table of
 their own that is then attached to event_labels as the run's partition, its cluster_stats rows, and the run
 marked done. Right after, the labels of completed runs beyond the newest LABEL_RETENTION are dropped (their
-summaries and statistics stay). Failures are of three kinds:
+summaries and statistics stay). A message settles in one of these ways:
 
-* permanent (PermanentRunError: fewer events than the threshold, non-finite features, degenerate data): the
+* permanent (PermanentRunError: fewer events than the threshold, non-finite or huge features, degenerate data): the
   run is marked `failed` with the reason and the message is acknowledged: retrying cannot help. A message
   for a run that does not exist is acknowledged too (logged as an error: there is no run to record it on);
 * transient (DatabaseUnavailable, RunBusy, LeaseLost): the run is not judged, the message is redelivered;
 * superseded (CLUSTER_RUNS=latest, the default): a run that has not started when a later threshold's run is
   pending, running or done is recorded `superseded` and its message acknowledged; the later run does the work;
+* given up: a run whose last allowed attempt (settings.run_max_attempts) stopped without finishing is marked
+  `failed` by the claim that finds it so (or by the sweep), and the message acknowledged;
 * anything else (a bug, an exhausted resource): the run is marked `failed` with the error and the error is
   raised, so SQS retries the message and, after maxReceiveCount, moves it to the dead-letter queue. A body
   that is not {"run_id", "threshold"} is raised too: the dead-letter queue is where it can be inspected.
@@ -27,11 +29,11 @@ import json
 import logging
 import time
 
-from .. import db
+from .. import db, metrics
 from ..errors import DatabaseUnavailable
 from ..live import service as live
 from ..settings import ClusteringSettings, Settings, clustering_settings
-from . import runs, sweep
+from . import quarantine, runs, sweep
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +64,21 @@ def compute(run: runs.Claim) -> dict:
     from . import fit, labels  # numpy and scikit-learn: see the module docstring
 
     started = time.perf_counter()
-    data = labels.load(run.threshold)
-    fit.check_data(data, run.threshold)
-    loaded = time.perf_counter()
-    result = fit.fit(data)
-    stats = fit.label_stats(data, result.labels)
+    loaded = labels.load(run.threshold)
+    try:
+        fit.check_data(loaded, run.threshold)
+        load_done = time.perf_counter()
+        result = fit.fit(loaded.data)
+    except runs.PermanentRunError as error:
+        error.excluded = loaded.excluded
+        raise
+    stats = fit.label_stats(loaded.data, result.labels)
     fitted = time.perf_counter()
-    load_ms, fit_ms = (loaded - started) * 1000, (fitted - loaded) * 1000
-    store_ms = labels.store(run, result, stats, load_ms, fit_ms)
-    return {"events": len(data), "bandwidth": result.bandwidth, "n_clusters": result.n_clusters,
-            "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1), "store_ms": round(store_ms, 1)}
+    load_ms, fit_ms = (load_done - started) * 1000, (fitted - load_done) * 1000
+    store_ms = labels.store(run, loaded, result, stats, load_ms, fit_ms)
+    return {"events": len(loaded.data), "excluded": loaded.excluded, "bandwidth": result.bandwidth,
+            "n_clusters": result.n_clusters, "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1),
+            "store_ms": round(store_ms, 1)}
 
 
 def retire_labels(keep: int) -> list[int] | None:
@@ -91,11 +98,13 @@ def retire_labels(keep: int) -> list[int] | None:
     return retired
 
 
-def process(run_id: int, threshold: int, lease_seconds: float, config: ClusteringSettings | None = None) -> dict:
+def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int = 3,
+            config: ClusteringSettings | None = None) -> dict:
     """Run one clustering run at least once, safely: what the cluster function calls per SQS record.
 
-    Returns a summary when the message is settled (done now, done before, superseded, or failed permanently);
-    raises when the message must be redelivered (see the module docstring)."""
+    Returns a summary when the message is settled (done now, done before, superseded, failed permanently, or given
+    up after `max_attempts` attempts stopped without finishing); raises when the message must be redelivered (see
+    the module docstring). Every run this marks failed adds to the RunsFailed metric."""
     config = clustering_settings() if config is None else config
     try:
         superseded = runs.supersede(run_id, threshold) if config.supersede else None
@@ -104,7 +113,7 @@ def process(run_id: int, threshold: int, lease_seconds: float, config: Clusterin
             live.run_changed(run_id)
             return {"run_id": run_id, "threshold": threshold, "status": runs.SUPERSEDED,
                     "superseded_by": superseded.superseded_by, "skipped": True}
-        claimed = runs.claim(run_id, threshold, lease_seconds)
+        claimed = runs.claim(run_id, threshold, lease_seconds, max_attempts)
     except runs.UnknownRun as error:
         # Runs are committed before their message is sent, so this message cannot have come from ingest for this
         # database (a restored database, another environment's queue, a hand-made event): retrying cannot create
@@ -112,13 +121,19 @@ def process(run_id: int, threshold: int, lease_seconds: float, config: Clusterin
         log.error("clustering message for no such run, dropped: %s", error)
         return {"run_id": run_id, "threshold": threshold, "status": "unknown", "error": str(error), "retry": False}
     if isinstance(claimed, runs.Skipped):
+        if claimed.status == runs.FAILED:  # this claim gave the run up
+            metrics.runs_failed()
+            log.error("clustering run %s given up: its last allowed attempt stopped without finishing", run_id)
+            live.run_changed(run_id)
+            return {"run_id": run_id, "threshold": threshold, "status": runs.FAILED, "gave_up": True, "retry": False}
         return {"run_id": run_id, "threshold": threshold, "status": claimed.status, "skipped": True}
     outcome = {"run_id": run_id, "threshold": threshold, "attempt": claimed.attempt}
     live.run_changed(run_id)  # dashboards: running
     try:
         figures = compute(claimed)
     except runs.PermanentRunError as error:
-        runs.fail(claimed, str(error))  # DatabaseUnavailable here: raised, redelivered, recomputed
+        if runs.fail(claimed, str(error), excluded=error.excluded):  # DatabaseUnavailable: raised, redelivered
+            metrics.runs_failed()
         log.warning("clustering run %s failed permanently: %s", run_id, error)
         live.run_changed(run_id)
         return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}
@@ -127,7 +142,8 @@ def process(run_id: int, threshold: int, lease_seconds: float, config: Clusterin
         raise
     except Exception as error:
         try:
-            runs.fail(claimed, db.describe(error))  # the whole error is in the handler's log
+            if runs.fail(claimed, db.describe(error)):  # the whole error is in the handler's log
+                metrics.runs_failed()
             live.run_changed(run_id)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
@@ -137,10 +153,11 @@ def process(run_id: int, threshold: int, lease_seconds: float, config: Clusterin
     return {**outcome, "status": runs.DONE, **figures, "labels_retired": retired}
 
 
-def process_message(body: str, remaining_ms: int | None) -> dict:
-    """One SQS record: parse it, lease the run for this invocation's remaining time, process it."""
+def process_message(body: str, remaining_ms: int | None, max_attempts: int = 3) -> dict:
+    """One SQS record: parse it, lease the run for this invocation's remaining time, process it (at most
+    `max_attempts` attempts: settings.run_max_attempts)."""
     run_id, threshold = parse_message(body)
-    return process(run_id, threshold, runs.lease_seconds(remaining_ms))
+    return process(run_id, threshold, runs.lease_seconds(remaining_ms), max_attempts)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -152,3 +169,28 @@ def is_transient(error: BaseException) -> bool:
 def sweep_runs(config: Settings) -> dict:
     """The hourly sweep (the sweep function): see wattprint.clustering.sweep."""
     return sweep.sweep_runs(config)
+
+
+def after_restart() -> dict:
+    """The local stack (re)started: see wattprint.clustering.sweep.after_restart."""
+    return sweep.after_restart()
+
+
+def quarantine_events(request: dict) -> dict:
+    """The admin action `quarantine`: by `ids`, or by `filter` {field, min, max} (see .quarantine)."""
+    return quarantine.quarantine(request)
+
+
+def list_quarantine(request: dict) -> dict:
+    """The admin action `list_quarantine`."""
+    return quarantine.listing()
+
+
+def release_quarantine(request: dict) -> dict:
+    """The admin action `release_quarantine`: {"ids": [...]}."""
+    return quarantine.release(request.get("ids"))
+
+
+# Clustering's operator actions, for wattprint.admin.handle(request, OPERATOR_ACTIONS) (the admin function, the CLI).
+OPERATOR_ACTIONS = {"quarantine": quarantine_events, "list_quarantine": list_quarantine,
+                    "release_quarantine": release_quarantine}

@@ -2,8 +2,12 @@
 
 A run row is committed with the events that reached its threshold; only then is its message sent, and
 `enqueued_at` set. If the send fails (or the Lambda dies in between), the sweep finds the row still unsent
-after a grace period longer than any ingest invocation and sends it. In the rare case where a message went
-out but `enqueued_at` was not written, the run is sent twice; the clustering side skips a run already done.
+after a grace period longer than any ingest invocation and sends it. A message can also be lost after it was
+sent (the local stack's queue lives in its process; a queue purged by hand): a run still `pending` long after
+its last send is sent again. In the rare case where a message went out but `enqueued_at` was not written, or
+the first message was only slow, the run is sent twice; the clustering side skips a run already done.
+`enqueued_at = '-infinity'` marks a run whose message is known to be gone (its attempt stopped without finishing,
+or the local stack restarted): the next sweep sends it whatever the bounds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ Sender = Callable[[Run], None]
 
 # Longer than the ingest function's timeout: a run unsent after this long was not going to be sent.
 SWEEP_GRACE_SECONDS = 120
+RESEND_AFTER_SECONDS = 3600.0  # the default of settings.run_resend_after_seconds
 
 _MARK_SENT = "UPDATE clustering_runs SET enqueued_at = now(), sends = sends + 1 WHERE id = :id"
 
@@ -68,17 +73,21 @@ def publish(runs: list[Run], make_sender: Callable[[], Sender]) -> list[Run]:
 
 _UNSENT = """
 SELECT id, threshold FROM clustering_runs
-WHERE enqueued_at IS NULL AND created_at < now() - make_interval(secs => :grace)
+WHERE status = 'pending'
+  AND ((enqueued_at IS NULL AND created_at < now() - make_interval(secs => :grace))
+       OR enqueued_at < now() - make_interval(secs => :resend))
 ORDER BY threshold
 FOR UPDATE SKIP LOCKED
 """
 
 
-def sweep(send: Sender, grace_seconds: float = SWEEP_GRACE_SECONDS) -> list[Run]:
-    """Send every run that ingest committed but did not send; return those sent."""
+def sweep(send: Sender, grace_seconds: float = SWEEP_GRACE_SECONDS,
+          resend_after_seconds: float = RESEND_AFTER_SECONDS) -> list[Run]:
+    """Send every pending run that ingest committed but did not send, or whose last message is older than
+    `resend_after_seconds`; return those sent."""
     sent = []
     with db.transaction() as conn:
-        for row in conn.run(_UNSENT, grace=float(grace_seconds)):
+        for row in conn.run(_UNSENT, grace=float(grace_seconds), resend=float(resend_after_seconds)):
             run = Run(*row)
             send(run)
             conn.run(_MARK_SENT, id=run.id)

@@ -188,8 +188,9 @@ def accept(raw: bytes, content_type: str | None, settings: Settings, *, content_
 
 
 def resend_unsent(settings: Settings) -> list[store.Run]:
-    """For the hourly sweep: send the runs ingest committed but whose message was never sent (see outbox)."""
-    return outbox.sweep(outbox.sqs_sender(settings.cluster_queue_url, settings.region))
+    """For the hourly sweep: send the pending runs whose message was never sent or was lost (see outbox)."""
+    return outbox.sweep(outbox.sqs_sender(settings.cluster_queue_url, settings.region),
+                        resend_after_seconds=settings.run_resend_after_seconds)
 
 
 def purge_idempotency_keys() -> int:

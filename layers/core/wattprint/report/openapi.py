@@ -88,6 +88,8 @@ assert tuple(_EVENT_PROPERTIES) == queries.EVENT_KEYS, "the Event schema must li
 _RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed", "superseded"],
                "description": "superseded: the run had not started when a later threshold's run was waiting, which "
                               "does its work (ClusterRuns=latest); see superseded_by"}
+_EXCLUDED = ("events with seq ≤ threshold left out because they were quarantined when the run loaded its data "
+             "(they have no label in it); null until the run has loaded")
 
 SCHEMAS = {
     "Error": _object({"error": {
@@ -140,7 +142,8 @@ SCHEMAS = {
         "id": {"type": "integer"},
         "threshold": {"type": "integer", "description": "the run labels the events with seq ≤ threshold"},
         "status": {"const": "done"},
-        "events": {"type": "integer"},
+        "events": {"type": "integer", "description": "events clustered"},
+        "excluded": _nullable({"type": "integer", "minimum": 0, "description": _EXCLUDED}),
         "clusters": {"type": "integer", "description": "clusters found (the unclustered not counted)"},
         "bandwidth": _NUMBER,
         "finished_at": _TIMESTAMP,
@@ -164,14 +167,24 @@ SCHEMAS = {
                      "description": "clusters 0, 1, … then the unclustered (-1)"},
         "events_until_first_run": {"type": "integer", "minimum": 0,
                                    "description": "only while no run has completed: events still to come before "
-                                                  "the first threshold (0: it was reached and no run has completed yet; GET /runs "
-                                                  "says whether one is pending, running or failed)"},
-    }, required=["run", "clusters"]),
+                                                  "the first threshold (0: it was reached and no run has completed "
+                                                  "yet; latest_run says whether it is pending, running or failed)"},
+        "latest_run": {**_nullable(_ref("LatestRun")),
+                       "description": "the run with the highest threshold whatever its status (null: no run yet)"},
+    }, required=["run", "clusters", "latest_run"]),
+    "LatestRun": _object({
+        "id": {"type": "integer"},
+        "threshold": {"type": "integer"},
+        "status": _RUN_STATUS,
+        "attempts": {"type": "integer", "minimum": 0},
+        "error": _nullable({"type": "string"}),
+    }),
     "Run": _object({
         "id": {"type": "integer"},
         "threshold": {"type": "integer"},
         "status": _RUN_STATUS,
         "events": _nullable({"type": "integer"}),
+        "excluded": _nullable({"type": "integer", "minimum": 0, "description": _EXCLUDED}),
         "clusters": _nullable({"type": "integer"}),
         "bandwidth": _nullable(_NUMBER),
         "attempts": {"type": "integer", "minimum": 0},

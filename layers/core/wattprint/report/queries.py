@@ -76,26 +76,35 @@ def _appliances(run_id: int) -> dict[int, tuple]:
 
 # ------------------------------------------------------------------------------------------ the database
 
-_RUN_COLUMNS = "r.id, r.threshold, r.status, r.events, r.n_clusters, r.bandwidth, r.finished_at"
+_RUN_COLUMNS = "r.id, r.threshold, r.status, r.events, r.excluded, r.n_clusters, r.bandwidth, r.finished_at"
 # "The current run", the one definition: the completed run with the highest threshold, whatever order runs
 # finished in. Its first two columns are (id, threshold) for the queries that need only those.
-CURRENT_RUN = ("SELECT id, threshold, status, events, n_clusters, bandwidth, finished_at FROM clustering_runs "
-               "WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
+CURRENT_RUN = ("SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at "
+               "FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
+# The newest run whatever its status: before any run is done, it tells "in progress" from "failed".
+_LATEST_RUN = ("SELECT id, threshold, status, attempts, error FROM clustering_runs ORDER BY threshold DESC "
+               "LIMIT 1")
+_LATEST_COLUMNS = "n.id, n.threshold, n.status, n.attempts, n.error"
 _STATS = ("s.label, s.events, s.mean_active_power_w, s.min_active_power_w, s.max_active_power_w, s.centre, "
           "s.appliance_key, a.name")
+_N_RUN = 8  # columns of _RUN_COLUMNS
+_LATEST_AT = 1 + _N_RUN
+_STATS_AT = _LATEST_AT + 5
 
 _SUMMARY_CURRENT = f"""
-SELECT c.total, {_RUN_COLUMNS}, {_STATS}
+SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
 FROM event_counter c
 LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
+LEFT JOIN LATERAL ({_LATEST_RUN}) n ON true
 LEFT JOIN cluster_stats s ON s.run_id = r.id
 LEFT JOIN appliances a ON a.key = s.appliance_key
 ORDER BY s.label
 """
 _SUMMARY_RUN = f"""
-SELECT c.total, {_RUN_COLUMNS}, {_STATS}
+SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
 FROM event_counter c
 JOIN clustering_runs r ON r.id = :run
+LEFT JOIN LATERAL ({_LATEST_RUN}) n ON true
 LEFT JOIN cluster_stats s ON s.run_id = r.id AND r.status = 'done'
 LEFT JOIN appliances a ON a.key = s.appliance_key
 ORDER BY s.label
@@ -103,9 +112,16 @@ ORDER BY s.label
 
 
 def _run_object(row) -> dict:
-    run_id, threshold, status, events, n_clusters, bandwidth, finished_at = row
-    return {"id": run_id, "threshold": threshold, "status": status, "events": events, "clusters": n_clusters,
-            "bandwidth": bandwidth, "finished_at": iso(finished_at)}
+    run_id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at = row
+    return {"id": run_id, "threshold": threshold, "status": status, "events": events, "excluded": excluded,
+            "clusters": n_clusters, "bandwidth": bandwidth, "finished_at": iso(finished_at)}
+
+
+def _latest_object(row) -> dict | None:
+    run_id, threshold, status, attempts, error = row
+    if run_id is None:
+        return None
+    return {"id": run_id, "threshold": threshold, "status": status, "attempts": attempts, "error": error}
 
 
 def _not_done(run_id: int, status: str) -> RunNotDone:
@@ -119,12 +135,14 @@ def summary(run: int | None, cluster_threshold: int) -> dict:
     if not rows:
         raise RunNotFound(f"there is no clustering run {run}", run=run)
     total = rows[0][0]
+    latest = _latest_object(rows[0][_LATEST_AT:_STATS_AT])
     if rows[0][1] is None:
-        return {"run": None, "clusters": [], "events_until_first_run": max(0, cluster_threshold - total)}
-    run_obj = _run_object(rows[0][1:8])
+        return {"run": None, "clusters": [], "events_until_first_run": max(0, cluster_threshold - total),
+                "latest_run": latest}
+    run_obj = _run_object(rows[0][1:_LATEST_AT])
     if run_obj["status"] != "done":
         raise _not_done(run_obj["id"], run_obj["status"])
-    stats = [row[8:] for row in rows if row[8] is not None]
+    stats = [row[_STATS_AT:] for row in rows if row[_STATS_AT] is not None]
     events = run_obj["events"] or sum(s[1] for s in stats)
     clusters = [{
         "label": label, "appliance_key": key, "appliance_name": name, "unclustered": label == -1, "events": count,
@@ -133,11 +151,11 @@ def summary(run: int | None, cluster_threshold: int) -> dict:
         "centre": dict(zip(FEATURES, centre)),
     } for label, count, mean, low, high, centre, key, name in stats]
     clusters.sort(key=lambda c: (c["unclustered"], c["label"]))  # clusters 0, 1, …, then the unclustered
-    return {"run": run_obj, "clusters": clusters}
+    return {"run": run_obj, "clusters": clusters, "latest_run": latest}
 
 
 _RUNS = """
-SELECT id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at,
+SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at,
        load_ms, fit_ms, store_ms, started_at, finished_at,
        status = 'done' AND labels_retired_at IS NULL, labels_retired_at, superseded_by
 FROM clustering_runs ORDER BY threshold DESC
@@ -151,15 +169,15 @@ def events_total() -> int:
 
 def runs() -> dict:
     return {"runs": [{
-        "id": run_id, "threshold": threshold, "status": status, "events": events, "clusters": n_clusters,
-        "bandwidth": bandwidth, "attempts": attempts,
+        "id": run_id, "threshold": threshold, "status": status, "events": events, "excluded": excluded,
+        "clusters": n_clusters, "bandwidth": bandwidth, "attempts": attempts,
         "error": db.scrub(error) if error else error,  # rows failed before errors were scrubbed when stored
         "created_at": iso(created_at),
         "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
                     "finished_at": iso(finished_at)},
         "keeps_labels": keeps_labels, "labels_retired_at": iso(retired_at), "superseded_by": superseded_by,
-    } for (run_id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at, load_ms, fit_ms,
-           store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by)
+    } for (run_id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at, load_ms,
+           fit_ms, store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by)
         in db.execute(_RUNS, prepare=True)]}
 
 
