@@ -7,6 +7,11 @@ on the push queue. The push function (wattprint.push) — the one function outsi
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 
+Announcements are sent only while a dashboard is connected and at most one per instance a second
+(wattprint.announce), so an `events` message holds every event stored since the earliest one announced, up to
+the total at the time it is built; each push of events is followed by a delayed tick that pushes what was
+stored after it (a skipped announcement's events), and a new connection gets one too.
+
 Messages, as JSON text frames:
 
     {"type": "events", "total": T, "first_seq": a, "last_seq": b, "items": [...]}   items as in GET /events
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import aws, db, report
+from . import announce, aws, db, report
 
 MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
 
@@ -28,14 +33,17 @@ MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API
 def messages(announcements: list[dict]) -> list[dict]:
     """What a batch of announcements means for a dashboard, read now from the database."""
     out = []
-    spans = [(a["first_seq"], a["last_seq"]) for a in announcements if a["kind"] == "events"]
-    if spans:
-        first, last = min(s[0] for s in spans), max(s[1] for s in spans)
-        # The batch's own events (the newest MAX_ITEMS of them); first_seq stays the true first, so a dashboard
-        # that sees a gap fetches it from the API.
-        items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
-        total = db.run("SELECT total FROM event_counter")[0][0]
-        out.append({"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": items})
+    starts = [a["first_seq"] for a in announcements if a["kind"] == "events"]
+    starts += [a["after_seq"] + 1 for a in announcements if a["kind"] == "tick"]
+    if starts:
+        first = min(starts)
+        # Up to the total now, not the announced last_seq: announcements skipped since are covered (see above).
+        last = db.run("SELECT total FROM event_counter")[0][0]
+        if last >= first:
+            # The newest MAX_ITEMS of them; first_seq stays the true first, so a dashboard that sees a gap
+            # fetches it from the API.
+            items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
+            out.append({"type": "events", "total": last, "first_seq": first, "last_seq": last, "items": items})
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]
@@ -45,8 +53,12 @@ def messages(announcements: list[dict]) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- connections
 
 def connect(connection_id: str, token_name: str | None) -> None:
-    db.run("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
-           "ON CONFLICT (connection_id) DO NOTHING", id=connection_id, name=token_name)
+    rows = db.run("WITH added AS (INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
+                  "ON CONFLICT (connection_id) DO NOTHING) SELECT total FROM event_counter",
+                  id=connection_id, name=token_name)
+    # Ingest instances that counted no dashboard a moment ago skip their announcements until they count again:
+    # this tick pushes what they stored meanwhile.
+    announce.tick(rows[0][0], announce.CONNECT_TICK_DELAY)
 
 
 def disconnect(connection_ids: list[str]) -> None:
@@ -65,15 +77,19 @@ CONNECTIONS_PER_PUSH = 500  # connection ids per push message (SQS messages are 
 
 def deliver(announcements: list[dict], endpoint: str) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
-    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids. Returns counts."""
+    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids; after events, a
+    tick to look again (see above). Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
-    payloads = messages(announcements)
     ids = connections()
-    if payloads and ids:
+    payloads = messages(announcements) if ids else []  # nobody to tell: nothing to read
+    if payloads:
         queue = os.environ["PUSH_QUEUE_URL"]
         for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
             request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
                                                        MessageBody=json.dumps(request, separators=(",", ":")))
-    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone)}
+    pushed = [p["last_seq"] for p in payloads if p["type"] == "events"]
+    if pushed:
+        announce.tick(pushed[0])
+    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "ticked": bool(pushed)}

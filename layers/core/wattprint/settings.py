@@ -30,6 +30,7 @@ class Settings:
     cluster_queue_url: str | None
     cluster_threshold: int
     region: str | None
+    live_queue_url: str | None = None  # announcements for live dashboards (wattprint.announce); None: off
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -81,4 +82,11 @@ def load(env=None) -> Settings:
         cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
         cluster_threshold=threshold,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        live_queue_url=live_queue_url(env),
     )
+
+
+def live_queue_url(env=None) -> str | None:
+    """The live queue alone: the push function announces too, and needs none of the rest."""
+    env = os.environ if env is None else env
+    return env.get("LIVE_QUEUE_URL") or None
