@@ -102,6 +102,10 @@ class SqsPoller(threading.Thread):
         ).get("Messages", [])
 
     def run(self) -> None:
+        try:  # this instance's init, before its first message (as provisioned concurrency would have it)
+            self.functions.handler(self.trigger.function)
+        except Exception:  # noqa: BLE001 — the first invocation reports it properly
+            log.error("%s could not be initialised:\n%s", self.trigger.function, traceback.format_exc())
         while not self._stopping.is_set():
             try:
                 self.poll_once()

@@ -84,3 +84,41 @@ def test_tls_context_verifies_chain_and_hostname(monkeypatch):
     context = db._ssl_context(settings.DatabaseSettings(host="h", port=5432, name="n", user="u",
                                                         sslmode="verify-full"))
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def _insert_token(name):
+    return ("INSERT INTO api_tokens (name, scope, token_sha256) SELECT :name, 'read', sha256(convert_to(CAST(:name AS text), 'UTF8')) "
+            "FROM pg_sleep(:pause) RETURNING name")
+
+
+def test_run_once_replaces_a_connection_the_server_closed_before_sending(database, conn):
+    first = db.connection()
+    # With a timeout it returns once the backend has gone (its goodbye sent): as a connection found after a pause.
+    conn.run("SELECT pg_terminate_backend(:pid, 5000)", pid=first.run("SELECT pg_backend_pid()")[0][0])
+    assert db.run_once(_insert_token("a"), prepare=True, name="a", pause=0) == [["a"]]
+    assert db.connection() is not first
+    assert conn.run("SELECT name FROM api_tokens") == [["a"]]
+
+
+def test_run_once_never_repeats_a_statement_whose_connection_was_lost_once_sent(database, conn):
+    import threading
+    import time
+
+    db.connection()
+
+    def kill():  # once the insert is running (it sleeps first): its backend ends before the row commits
+        for _ in range(400):
+            rows = conn.run("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO "
+                            "api_tokens%' AND pid <> pg_backend_pid()")
+            if rows:
+                conn.run("SELECT pg_terminate_backend(:pid)", pid=rows[0][0])
+                return
+            time.sleep(0.025)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    with pytest.raises(DatabaseUnavailable):
+        db.run_once(_insert_token("b"), name="b", pause=5)
+    killer.join()
+    assert conn.run("SELECT count(*) FROM api_tokens") == [[0]]  # not committed, and not sent again
+    assert db.run_once(_insert_token("c"), name="c", pause=0) == [["c"]]  # a new connection next time

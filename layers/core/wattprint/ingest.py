@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import announce, db, outbox, parser, store
+from . import announce, outbox, parser, store
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .record import EventRecord, InvalidEvent
 from .settings import Settings
@@ -63,8 +63,7 @@ def parse_body(body: str, content_type: str | None) -> list[tuple[str, EventReco
 
 def accept(body: str, content_type: str | None, settings: Settings) -> store.Stored:
     events = parse_body(body, content_type)
-    with db.transaction() as conn:
-        stored = store.insert_events(conn, events, settings.cluster_threshold)
+    stored = store.insert(events, settings.cluster_threshold)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     announce.events_stored(stored.total - len(stored.ids) + 1, stored.total)
