@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "BENCHMARKS.md"
 STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so one section can be re-run alone
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
-            "report": "bench.bench_report", "live": "bench.bench_live"}
+            "report": "bench.bench_report", "live": "bench.bench_live", "firstrun": "bench.bench_firstrun"}
 
 
 def machine() -> str:

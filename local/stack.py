@@ -29,10 +29,6 @@ from .sqs import Scheduler, SqsPoller, create_queues  # noqa: E402
 
 log = logging.getLogger("local.stack")
 
-# What a cold ClusterFunction pays for before its first run (scikit-learn and numpy: ~1.3 s here, issue 18):
-# imported in the background while PostgreSQL starts, so the first run after `make run` is like the later ones.
-PRELOAD = ("numpy", "sklearn.cluster")
-
 REGION = "us-east-1"
 DEV_TOKENS = {"ingest": ("dev-ingest", "WATTPRINT_INGEST_TOKEN"), "read": ("dev-read", "WATTPRINT_READ_TOKEN")}
 
@@ -77,22 +73,11 @@ class Stack:
     workers: int = 8
     started: list = field(default_factory=list)  # things to stop, in start order
     info: dict = field(default_factory=dict)
-    preloaded: threading.Event = field(default_factory=threading.Event)  # set once PRELOAD is imported
-    preload_seconds: float | None = None
+    # Each queue-triggered function is initialised by its poller at start, before any message, as a provisioned
+    # instance would be: a cold ClusterFunction's init imports scikit-learn (~1.3 s), which the first run after
+    # `make run` paid otherwise (issue 18). False only to measure that (make bench).
+    warm: bool = True
     _saved_env: dict = field(default_factory=dict)
-
-    def _preload(self) -> None:
-        import importlib
-        import time
-
-        started = time.perf_counter()
-        try:
-            for name in PRELOAD:
-                importlib.import_module(name)
-        except ImportError as error:  # the first clustering run will say so properly
-            log.warning("could not preload %s: %s", name, error)
-        self.preload_seconds = time.perf_counter() - started
-        self.preloaded.set()
 
     def _setenv(self, name: str, value: str, override: bool = True) -> None:
         """Set a variable for the in-process handlers, remembering what to restore on stop."""
@@ -149,7 +134,6 @@ class Stack:
 
     def start(self) -> None:
         self._lock()
-        threading.Thread(target=self._preload, name="preload", daemon=True).start()
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
             self._setenv(name, value, override=False)
@@ -176,7 +160,7 @@ class Stack:
         gateway = Gateway(app, functions, workers=self.workers)
         self.started.append(("gateway", gateway))
         for trigger in app.sqs_triggers:
-            poller = SqsPoller(client, queue_urls[trigger.queue], trigger, functions, REGION)
+            poller = SqsPoller(client, queue_urls[trigger.queue], trigger, functions, REGION, warm=self.warm)
             poller.start()
             self.started.append(("poller", poller))
         for schedule in app.schedules:
