@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .common import ROOT
+from .common import ROOT, cold_import
 
 LATER_RUNS = 4
 ROUNDS = 3  # fresh interpreters per variant; the median is reported
@@ -92,6 +92,9 @@ def run() -> dict:
         {"metric": "… the same first run with the stack's warming off (as before issue 18: the first message "
                    "imports scikit-learn)",
          "value": f"{med(False, 'first') * 1000:.0f} ms (later runs {med(False, 'later') * 1000:.0f} ms)"},
+        {"metric": "cold import of the cluster handler, fresh interpreter in Lambda's layout (function + core and "
+                   "sklearn layers; best of 3): what a cold ClusterFunction's init pays",
+         "value": f"{cold_import('cluster', rounds=3, layers=('core', 'sklearn'))[0] * 1000:.0f} ms"},
         {"metric": "the stack's start, warming on / off", "value": f"{med(True, 'up') * 1000:.0f} ms / "
                                                                    f"{med(False, 'up') * 1000:.0f} ms"},
     ]
