@@ -6,11 +6,9 @@ import json
 
 from . import announce, outbox, parser, store
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .limits import MAX_BODY_BYTES, MAX_EVENTS
 from .record import EventRecord, InvalidEvent
 from .settings import Settings
-
-MAX_BODY_BYTES = 256 * 1024
-MAX_EVENTS = 1000
 TEXT_TYPES = ("text/plain", "application/octet-stream")
 
 
