@@ -38,12 +38,12 @@ SEED = 20161004
 
 def _sources():
     """(records, raw lines) the synthetic events are resampled from."""
-    from wattprint import parser
+    from wattprint.ingest import parser
 
     if REAL.exists():
         lines = REAL.read_text().splitlines()
     else:
-        from wattprint import synth
+        from local import synth
 
         lines = synth.generate(1000, seed=1, dialect="firmware")
     return [record for _, _, record in parser.parse_lines("\n".join(lines))], lines
@@ -52,7 +52,7 @@ def _sources():
 def _records(n: int):
     records, lines = _sources()
     try:
-        from wattprint import synth
+        from local import synth
     except ImportError:
         synth = None
     if synth is not None and hasattr(synth, "iter_from_records"):
@@ -132,7 +132,7 @@ def _child(run_id: int, threshold: int) -> None:
         print(json.dumps({**fields, "peak_rss_mb": round(_peak_rss_mb(), 1)}), flush=True)
 
     started = time.perf_counter()
-    from wattprint import clustering, runs
+    from wattprint.clustering import fit as clustering, runs
 
     emit(step="import", seconds=time.perf_counter() - started)
     started = time.perf_counter()

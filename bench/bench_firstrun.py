@@ -22,7 +22,7 @@ ROUNDS = 3  # fresh interpreters per variant; the median is reported
 
 def _lines(n: int) -> list[str]:
     real = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
-    from wattprint import synth
+    from local import synth
 
     base = real.read_text().splitlines() if real.exists() else synth.generate(1000, seed=1)
     return [base[i % len(base)] for i in range(n)]

@@ -21,7 +21,7 @@ def _lines(n: int) -> list[str]:
     if REAL.exists():
         base = REAL.read_text().splitlines()
     else:
-        from wattprint import synth
+        from local import synth
 
         base = synth.generate(1000, seed=1)
     return [base[i % len(base)] for i in range(n)]
@@ -128,7 +128,7 @@ def _over_http() -> list[dict]:
     try:
         port, token = stack.port, stack.info["tokens"]["ingest"]
         lines = _lines(max(HTTP_EVENTS.values()))
-        from wattprint import announce
+        from wattprint.live import announce
 
         gate = announce.GATE
         with ProcessPoolExecutor(8) as pool:

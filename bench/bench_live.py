@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 def _lines(n: int) -> list[str]:
     real = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
-    from wattprint import synth
+    from local import synth
 
     base = real.read_text().splitlines() if real.exists() else synth.generate(1000, seed=1)
     return [base[i % len(base)] for i in range(n)]

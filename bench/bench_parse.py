@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "layers" / "core") not in sys.path:
     sys.path.insert(0, str(ROOT / "layers" / "core"))
 
-from wattprint import parser, synth  # noqa: E402
+from local import synth  # noqa: E402
+from wattprint.ingest import parser  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "sensor-events-1000.txt"
 TARGET_US = 15.0

@@ -40,7 +40,8 @@ _COLUMNS = ("seq, received_at, device_id, firmware, event_type, coil_reversed, a
 
 def _pool():
     """(records, raw lines) of the events the table is made of."""
-    from wattprint import parser, synth
+    from local import synth
+    from wattprint.ingest import parser
 
     lines = REAL.read_text().splitlines() if REAL.exists() else synth.generate(1000, seed=1)
     return [record for _, _, record in parser.parse_lines("\n".join(lines))], lines
@@ -90,7 +91,7 @@ def _labels_copy(run_id: int, labels) -> bytes:
 def _setup(conn) -> dict:
     import numpy as np
 
-    from wattprint.features import FEATURE_COLUMNS
+    from wattprint.clustering.features import FEATURE_COLUMNS
 
     timings = {}
     started = time.perf_counter()
@@ -185,18 +186,18 @@ def _time(functions, event: dict, iterations: int) -> tuple[list[float], dict]:
 
 
 def _plans(conn, runs) -> str:
-    from wattprint import report
+    from wattprint.report import params, queries
 
     run_id, threshold = runs[-1]
-    cases = [("first page", report.EventQuery(), 0), ("deep page (seq > 900,000)", report.EventQuery(),
+    cases = [("first page", params.EventQuery(), 0), ("deep page (seq > 900,000)", params.EventQuery(),
                                                        N_EVENTS * 9 // 10),
-             ("label page", report.EventQuery(label=2), 0),
-             ("deep label page", report.EventQuery(label=2), N_EVENTS * 9 // 10)]
+             ("label page", params.EventQuery(label=2), 0),
+             ("deep label page", params.EventQuery(label=2), N_EVENTS * 9 // 10)]
     out = []
     for name, query, key in cases:
-        sql = report.events_sql(query, run_id, threshold)
+        sql = queries.events_sql(query, run_id, threshold)
         lines = conn.run("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql,
-                         **report.events_params(query, key, 101))
+                         **queries.events_params(query, key, 101))
         plan = "\n".join(row[0] for row in lines)
         if "Seq Scan" in plan or "Sort" in plan:
             raise RuntimeError(f"{name}: not an index walk at {N_EVENTS:,} events:\n{plan}")
@@ -207,7 +208,8 @@ def _plans(conn, runs) -> str:
 def run() -> dict:
     from local import template
     from local.runtime import Functions
-    from wattprint import db, report
+    from wattprint import db
+    from wattprint.report import cursors, params, queries
 
     total_started = time.perf_counter()
     with database(durable=False):
@@ -224,18 +226,18 @@ def run() -> dict:
 
         functions = Functions(template.load(ROOT / "template.yaml").functions)
 
-        def cursor(query: report.EventQuery, seq: int) -> str:
-            return report.encode_cursor(report.Cursor(query.desc, seq, current_id, current_threshold, query.digest()))
+        def cursor(query: params.EventQuery, seq: int) -> str:
+            return cursors.encode_cursor(cursors.Cursor(query.desc, seq, current_id, current_threshold, query.digest()))
 
         cases = [
             ("summary", "GET /clusters/summary", api_event("/clusters/summary")),
             ("first", "GET /events?limit=100 (first page)", api_event("/events", {"limit": 100})),
             ("deep", "GET /events?limit=100&cursor=… (after seq 900,000)",
-             api_event("/events", {"limit": 100, "cursor": cursor(report.EventQuery(), deep_seq)})),
+             api_event("/events", {"limit": 100, "cursor": cursor(params.EventQuery(), deep_seq)})),
             ("label", "GET /events?label=2&limit=100 (first page)", api_event("/events", {"label": 2, "limit": 100})),
             ("label_deep", "GET /events?label=2&limit=100&cursor=… (after seq 900,000)",
              api_event("/events", {"label": 2, "limit": 100,
-                                   "cursor": cursor(report.EventQuery(label=2), deep_seq)})),
+                                   "cursor": cursor(params.EventQuery(label=2), deep_seq)})),
             ("desc", "GET /events?order=desc&limit=100", api_event("/events", {"order": "desc", "limit": 100})),
             ("run", f"GET /events?run={older_id}&label=-1&limit=100 (an older run's unclustered)",
              api_event("/events", {"run": older_id, "label": -1, "limit": 100})),

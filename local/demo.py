@@ -1,4 +1,4 @@
-"""`make demo`: synthetic households (a fridge, a heater, a kettle each: wattprint.synth.appliance_records) streamed
+"""`make demo`: synthetic households (a fridge, a heater, a kettle each: local.synth.appliance_records) streamed
 to the local stack at a chosen rate, with a progress line, so the dashboard's counters move, clusters form and
 appliances switch within a minute.
 
@@ -69,7 +69,9 @@ def runs_done(url: str, read_token: str) -> int | None:
 def stream(url: str, token: str, read_token: str | None, rate: float, devices: int, events: int | None,
            seed: int, out=None, stopping: threading.Event | None = None) -> dict:
     """Post appliance events at `rate` per second until `events` are sent (None: until stopped)."""
-    from wattprint import client, synth
+    from wattprint import client
+
+    from . import synth
 
     stopping, out = stopping or threading.Event(), out or sys.stderr
     lines = synth.appliance_lines(devices, seed, step=timedelta(seconds=10))

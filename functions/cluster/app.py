@@ -9,7 +9,7 @@ timeout and moves it to the dead-letter queue after maxReceiveCount receives.
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint import clustering, runs
+from wattprint.clustering import fit as clustering, runs
 from wattprint.errors import DatabaseUnavailable
 
 logger = Logger()

@@ -2,7 +2,8 @@
 
 from aws_lambda_powertools import Logger
 
-from wattprint import ingest, settings
+from wattprint import settings
+from wattprint.ingest import service as ingest
 from wattprint.http import json_response, resolver
 
 logger = Logger()

@@ -1,11 +1,9 @@
 """SQS (the live queue, batched by a 1 s window): announcements of new events and run changes → one push
 request for the push function (outside the VPC), which posts to every connected dashboard."""
 
-import os
-
 from aws_lambda_powertools import Logger
 
-from wattprint import announce, live
+from wattprint.live import announce, live
 
 logger = Logger()
 
@@ -20,6 +18,6 @@ def handler(event, context):
             announcements.append(announce.parse(record["body"]))
         except announce.InvalidAnnouncement as error:
             logger.error("live announcement dropped", extra={"message_id": record["messageId"], "error": str(error)})
-    outcome = live.deliver(announcements, os.environ["LIVE_MANAGEMENT_ENDPOINT"])
+    outcome = live.deliver(announcements)
     logger.info("live update pushed", extra=outcome)
     return {"batchItemFailures": []}

@@ -5,7 +5,7 @@ $connect has already been authorised (a read token, by the REQUEST authorizer) w
 
 from aws_lambda_powertools import Logger
 
-from wattprint import live
+from wattprint.live import live
 
 logger = Logger()
 

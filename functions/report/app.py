@@ -1,21 +1,23 @@
-"""Report API for dashboards (scope `read`): health, cluster summary, runs, labelled events, the OpenAPI document.
+"""Report API for dashboards (scope `read`): health, cluster summary, runs, labelled events, the OpenAPI document,
+and the dashboard's static page.
 
-Thin: query parameters are read from the API Gateway event here and checked by wattprint.report, which runs the
-queries and shapes the answers. No numpy or scikit-learn anywhere on this path (cold start).
+Thin: each route hands the request's query parameters to one wattprint.report.service entry (or health, or the
+dashboard), which checks them and answers. No numpy or scikit-learn anywhere on this path (cold start).
 """
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from wattprint import dashboard, health, report, settings
+from wattprint import dashboard, health
 from wattprint.http import json_response, resolver
+from wattprint.report import service as report
 
 logger = Logger()
 app = resolver()
 
 
-def _params(allowed: tuple[str, ...]) -> dict[str, str]:
-    return report.query_params(app.current_event.resolved_query_string_parameters, allowed)
+def _query() -> dict | None:
+    return app.current_event.resolved_query_string_parameters
 
 
 @app.get("/health")
@@ -26,63 +28,48 @@ def get_health():
 
 @app.get("/clusters/summary")
 def get_summary():
-    run = report.parse_run(_params(report.SUMMARY_PARAMETERS).get("run"))
-    return json_response(200, report.summary(run, settings.load().cluster_threshold))
+    return json_response(200, report.summary(_query()))
 
 
 @app.get("/runs")
 def get_runs():
-    _params(())
-    return json_response(200, report.runs())
+    return json_response(200, report.runs(_query()))
 
 
 @app.get("/events")
 def list_events():
-    event = app.current_event
-    params = event.resolved_query_string_parameters
-    query = report.parse_events_query(params, event.headers.get("accept"))
-    page = report.events(query)
-    headers = {"Vary": "Accept"}
-    if page.next:
-        headers["X-Next-Cursor"] = page.next
-        headers["Link"] = report.next_link(report.query_params(params, report.EVENTS_PARAMETERS), page.next)
-    if query.csv:
+    answer = report.events(_query(), app.current_event.headers.get("accept"))
+    if answer.csv:
         return Response(status_code=200, content_type="text/csv; charset=utf-8; header=present",
-                        body=report.to_csv(page.items), headers=headers)
-    return json_response(200, {"items": page.items, "next": page.next}, headers=headers)
+                        body=answer.body, headers=answer.headers)
+    return json_response(200, answer.body, headers=answer.headers)
 
 
 @app.get("/events/<event_id>")
 def get_event(event_id: str):
-    _params(())
-    return json_response(200, report.event(report.parse_event_id(event_id)))
+    return json_response(200, report.event(event_id, _query()))
 
 
 @app.get("/openapi.json")
 def get_openapi():
-    _params(())
-    from wattprint import openapi  # only this route needs it (and the ingest constants it imports)
-
-    return json_response(200, openapi.document())
+    return json_response(200, report.openapi(_query()))
 
 
 def _page(name: str) -> Response:
-    content_type, text = dashboard.asset(name)
+    content_type, text = dashboard.asset(name, _query())
     # no-cache: the browser revalidates, so a deploy is seen at the next load.
     return Response(status_code=200, content_type=content_type, body=text, headers={"Cache-Control": "no-cache"})
 
 
 @app.get("/dashboard")
 def get_dashboard():
-    _params(())
     return _page("index.html")
 
 
 @app.get("/dashboard/<asset>")
 def get_dashboard_asset(asset: str):
-    _params(())
     if asset == "config.json":
-        return json_response(200, dashboard.config(), headers={"Cache-Control": "no-cache"})
+        return json_response(200, dashboard.config(_query()), headers={"Cache-Control": "no-cache"})
     return _page(asset)
 
 

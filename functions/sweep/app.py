@@ -3,7 +3,8 @@ stopped (see wattprint.sweep)."""
 
 from aws_lambda_powertools import Logger
 
-from wattprint import settings, sweep
+from wattprint import settings
+from wattprint.clustering import sweep
 
 logger = Logger()
 

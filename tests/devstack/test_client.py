@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wattprint import client, synth
+from local import synth
+from wattprint import client
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ def stack(monkeypatch, request):
 
 
 def lines(n, seed=3):
-    from wattprint import synth
+    from local import synth
 
     return synth.generate(n, seed=seed)
 
@@ -55,14 +55,14 @@ def test_connect_needs_a_read_token(stack):
         websocket.Client(url + "?token=" + stack.info["tokens"]["ingest"])
     assert (missing.value.status, unknown.value.status, wrong_scope.value.status) == (401, 401, 403)
     client = websocket.Client(url + "?token=" + stack.info["tokens"]["read"])
-    from wattprint import live
+    from wattprint.live import live
 
     assert len(live.connections()) == 1
     client.close()
 
 
 def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
-    from wattprint import live
+    from wattprint.live import live
 
     config = json.loads(urllib.request.urlopen(stack.info["url"] + "/dashboard/config.json").read())
     client = websocket.Client(config["websocket_url"] + "?token=" + stack.info["tokens"]["read"])
@@ -90,7 +90,7 @@ def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
 def test_the_last_event_of_a_burst_reaches_the_page(stack):
     """Single-event POSTs as fast as one client goes: most announcements are skipped (one a second while a
     dashboard is connected, none before the stack's count has seen it), yet the page gets the last event."""
-    from wattprint import announce
+    from wattprint.live import announce
 
     post(stack, "\n".join(lines(3)))  # stored before anyone listens
     skipped = sum(announce.GATE.skipped.values())

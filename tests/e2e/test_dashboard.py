@@ -38,7 +38,7 @@ def sensor_lines(n: int) -> list[str]:
     if real.exists():
         lines = real.read_text().splitlines()
     else:
-        from wattprint import synth
+        from local import synth
 
         lines = synth.generate(1000, seed=7)
     return lines[:n]
@@ -101,7 +101,7 @@ def test_dashboard_updates_live_and_shows_the_first_clustering(stack):
 
         # The connection drops (closed by the server); events arrive meanwhile; the page reconnects by itself and
         # catches up from the API.
-        from wattprint import live
+        from wattprint.live import live
 
         for connection_id in live.connections():
             urllib.request.urlopen(urllib.request.Request(f"{stack.info['url']}/@connections/{connection_id}",

@@ -18,10 +18,13 @@ from sklearn.cluster import MeanShift, estimate_bandwidth
 
 from local.pg import free_port
 from local.sqs import SqsPoller, sqs_event
-from wattprint import clustering, db, parser, runs, store
+from wattprint import db
+from wattprint.clustering import fit as clustering, runs
 from reference import independent_features
+from wattprint.ingest import parser, store
 from wattprint.errors import DatabaseUnavailable
-from wattprint.record import EventRecord
+from wattprint.ingest.record import EventRecord
+from wattprint.report import queries
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:000000000000:cluster"
 PUBLISHED = {-1: 101, 0: 322, 1: 281, 2: 145, 3: 133, 4: 18}
@@ -29,6 +32,10 @@ PUBLISHED = {-1: 101, 0: 322, 1: 281, 2: 145, 3: 133, 4: 18}
 
 # ------------------------------------------------------------------------------------------------ helpers
 
+def current_run(conn) -> dict | None:
+    """"The current run" as the report reads it (its one definition, report.queries.CURRENT_RUN)."""
+    rows = conn.run(queries.CURRENT_RUN)
+    return {"id": rows[0][0], "threshold": rows[0][1], "status": rows[0][2]} if rows else None
 
 
 def spec_labels(data: np.ndarray):
@@ -165,7 +172,7 @@ def test_real_file_labels_match_the_spec_event_by_event(database, conn, function
         rows = expected_data[expected == label]
         assert (events, mean, low, high) == (len(rows), rows[:, 0].mean(), rows[:, 0].min(), rows[:, 0].max())
         assert centre == rows.mean(axis=0).tolist()
-    assert runs.current(conn)["id"] == run.id
+    assert current_run(conn)["id"] == run.id
 
 
 # ---------------------------------------------------------------------------------- 2. at least once
@@ -299,7 +306,7 @@ def test_poisoned_run_lands_in_the_dead_letter_queue_and_the_next_threshold_comp
     assert conn.run("SELECT count(*) FROM event_labels WHERE run_id = :id", id=first.id)[0][0] == 0
     assert (run_row(conn, second.id)["status"], run_row(conn, second.id)["attempts"]) == ("done", 1)
     assert_one_label_set(conn, second)
-    assert runs.current(conn)["threshold"] == 2000
+    assert current_run(conn)["threshold"] == 2000
 
     # Redriven from the DLQ once the cause is fixed, the failed run is claimed again and completes.
     monkeypatch.setattr(clustering, "fit", real_fit)
@@ -330,9 +337,9 @@ def test_messages_for_no_such_run_are_acknowledged_and_change_nothing(database, 
 def test_out_of_order_completion_keeps_the_highest_threshold_current(database, conn, functions):
     first, second = insert(conn, synthetic(2000, seed=8))
     assert deliver(functions, body(second))[0] == {"batchItemFailures": []}
-    assert runs.current(conn)["id"] == second.id
+    assert current_run(conn)["id"] == second.id
     assert deliver(functions, body(first))[0] == {"batchItemFailures": []}  # finishes last
-    current = runs.current(conn)
+    current = current_run(conn)
     assert (current["id"], current["threshold"]) == (second.id, 2000)
     assert_one_label_set(conn, first)
     assert_one_label_set(conn, second)
@@ -351,7 +358,7 @@ def test_degenerate_data_fails_the_run_once_without_retrying(database, conn, fun
                             "MeanShift needs a positive bandwidth")
     assert conn.run("SELECT count(*) FROM event_labels")[0][0] == 0
     assert conn.run("SELECT count(*) FROM cluster_stats")[0][0] == 0
-    assert standalone_tables(conn) == [] and runs.current(conn) is None
+    assert standalone_tables(conn) == [] and current_run(conn) is None
 
 
 def test_fewer_events_than_the_threshold_fails_the_run_without_retrying(database, conn, functions):

@@ -11,7 +11,8 @@ from moto import mock_aws
 
 from local.apigw import Gateway
 from local.pg import free_port
-from wattprint import db, outbox, parser, store, tokens
+from wattprint import db, tokens
+from wattprint.ingest import outbox, parser, store
 
 DOCUMENTED = (
     "Device: ID=10; Fw=16071801; Evt=2; Alarms: CoilReversed=OFF; Power: Active=289W; Reactive=279var; "

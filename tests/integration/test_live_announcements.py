@@ -10,7 +10,9 @@ from botocore.client import BaseClient
 from moto import mock_aws
 
 from local.apigw import Gateway
-from wattprint import announce, live, synth, tokens
+from local import synth
+from wattprint import tokens
+from wattprint.live import announce, live
 
 
 class Clock:
@@ -33,6 +35,7 @@ def queues(monkeypatch, database, clock):
         urls = {name: client.create_queue(QueueName=name)["QueueUrl"] for name in ("live", "push")}
         monkeypatch.setenv("LIVE_QUEUE_URL", urls["live"])
         monkeypatch.setenv("PUSH_QUEUE_URL", urls["push"])
+        monkeypatch.setenv("LIVE_MANAGEMENT_ENDPOINT", "http://management")
         monkeypatch.delenv("CLUSTER_QUEUE_URL", raising=False)
         monkeypatch.setenv("CLUSTER_THRESHOLD", str(10**9))
         # This instance's gate, counting the test schema's connections, on a clock the test moves.
@@ -114,7 +117,7 @@ def test_the_events_of_skipped_announcements_reach_the_dashboard_by_ticks(queues
     sent(calls, urls["live"])  # the connect tick
     post(4)
     (first,) = sent(calls, urls["live"])  # events 1..1; 2..4 skipped
-    outcome = live.deliver([announce.parse(json.dumps(first))], "http://management")
+    outcome = live.deliver([announce.parse(json.dumps(first))])
     (request,) = pushes(calls, urls)
     (events,) = request["messages"]
     assert (events["first_seq"], events["last_seq"], events["total"]) == (1, 4, 4)  # up to the total, not 1
@@ -124,11 +127,11 @@ def test_the_events_of_skipped_announcements_reach_the_dashboard_by_ticks(queues
 
     post(3)  # the end of a burst: all three skipped (within the interval of the first)
     assert sent(calls, urls["live"]) == []
-    live.deliver([{"kind": "tick", "after_seq": 4}], "http://management")  # the tick arrives
+    live.deliver([{"kind": "tick", "after_seq": 4}])  # the tick arrives
     (request,) = pushes(calls, urls)
     assert [item["seq"] for item in request["messages"][0]["items"]] == [5, 6, 7]
     assert sent(calls, urls["live"]) == [{"tick": 7, "delay": announce.TICK_DELAY}]  # one more tick ...
-    outcome = live.deliver([{"kind": "tick", "after_seq": 7}], "http://management")
+    outcome = live.deliver([{"kind": "tick", "after_seq": 7}])
     assert pushes(calls, urls) == [] and not outcome["ticked"]  # ... which finds nothing and ends
     assert sent(calls, urls["live"]) == []
 
@@ -139,6 +142,6 @@ def test_nothing_is_read_or_pushed_for_nobody(queues, post, monkeypatch):
     post(2)
     sent(calls, urls["live"])
     monkeypatch.setattr(live, "messages", lambda a: pytest.fail("read with no connection"))
-    outcome = live.deliver([{"kind": "events", "first_seq": 1, "last_seq": 1}], "http://management")
+    outcome = live.deliver([{"kind": "events", "first_seq": 1, "last_seq": 1}])
     assert outcome == {"messages": 0, "connections": 0, "forgotten": 0, "ticked": False}
     assert pushes(calls, urls) == [] and sent(calls, urls["live"]) == []

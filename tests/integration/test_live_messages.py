@@ -1,6 +1,8 @@
 """What a batch of live announcements becomes, read from a real PostgreSQL."""
 
-from wattprint import live, parser, store, synth
+from local import synth
+from wattprint.ingest import parser, store
+from wattprint.live import live
 
 
 def stored(conn, n):

@@ -17,7 +17,9 @@ from local import template as template_module
 from local.apigw import Gateway
 from local.pg import free_port
 from test_report import done_run, insert, mod_labels, other_run
-from wattprint import db, openapi, parser, tokens
+from wattprint import db, tokens
+from wattprint.ingest import parser
+from wattprint.report import openapi
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = openapi.document()

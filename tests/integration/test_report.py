@@ -16,8 +16,12 @@ from moto import mock_aws
 from local.apigw import Gateway
 from local.pg import free_port
 from reference import independent_features
-from wattprint import db, parser, report, store, synth, tokens
-from wattprint.features import FEATURE_COLUMNS, FEATURES
+from local import synth
+from wattprint import db, tokens
+from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
+from wattprint.ingest import parser, store
+from wattprint.ingest.record import FIELDS
+from wattprint.report import cursors, params, queries
 
 T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
@@ -224,7 +228,7 @@ def test_runs_before_any(client, conn):
 # ------------------------------------------------------------------------------------------------- /events
 
 def record_of(item: dict) -> dict:
-    return {k: item[k] for k in report.FIELDS}
+    return {k: item[k] for k in FIELDS}
 
 
 def test_pages_return_every_event_once_while_events_and_runs_arrive(client, conn):
@@ -259,7 +263,7 @@ def test_items_are_the_canonical_records_with_id_seq_and_received_at(client, con
     ids = [r[0] for r in conn.run("SELECT id FROM events ORDER BY seq")]
     body = client.ok("/events")
     assert body["next"] is None
-    assert [list(i) for i in body["items"]] == [list(report.EVENT_KEYS)] * 3
+    assert [list(i) for i in body["items"]] == [list(queries.EVENT_KEYS)] * 3
     assert [i["id"] for i in body["items"]] == ids
     assert [i["received_at"] for i in body["items"]] == [f"2020-01-01T00:0{s}:00.000000Z" for s in (1, 2, 3)]
     assert [record_of(i) for i in body["items"]] == records
@@ -379,7 +383,7 @@ def test_csv_has_the_same_rows_as_json(client, conn):
     status, text, headers = client.get("/events", {**params, "format": "csv"})
     assert status == 200 and headers["Content-Type"].startswith("text/csv")
     header, rows = parse_csv(text)
-    assert header == list(report.EVENT_KEYS)
+    assert header == list(queries.EVENT_KEYS)
     assert [from_csv(header, row) for row in rows] == body["items"]
     assert headers.get("X-Next-Cursor") == body["next"]  # None: a single page
 
@@ -406,7 +410,7 @@ def test_csv_has_the_same_rows_as_json(client, conn):
 
 def test_csv_of_an_empty_page_is_the_header(client, conn):
     status, text, headers = client.get("/events", {"format": "csv"})
-    assert (status, text) == (200, ",".join(report.EVENT_KEYS) + "\r\n")
+    assert (status, text) == (200, ",".join(queries.EVENT_KEYS) + "\r\n")
     assert "X-Next-Cursor" not in headers
 
 
@@ -559,17 +563,17 @@ def test_page_queries_are_index_walks(client, conn):
     conn.run("ANALYZE event_labels")
     partition = f"event_labels_r{run_id}"
     cases = [
-        (report.EventQuery(), {"events_seq_key"}),
-        (report.EventQuery(desc=True), {"events_seq_key"}),
-        (report.EventQuery(label=3), {f"{partition}_run_id_label_seq_idx", "events_seq_key"}),
-        (report.EventQuery(label=3, desc=True), {f"{partition}_run_id_label_seq_idx", "events_seq_key"}),
-        (report.EventQuery(run=run_id), {"events_seq_key"}),
-        (report.EventQuery(device_id=77), {"events_device_seq"}),
+        (params.EventQuery(), {"events_seq_key"}),
+        (params.EventQuery(desc=True), {"events_seq_key"}),
+        (params.EventQuery(label=3), {f"{partition}_run_id_label_seq_idx", "events_seq_key"}),
+        (params.EventQuery(label=3, desc=True), {f"{partition}_run_id_label_seq_idx", "events_seq_key"}),
+        (params.EventQuery(run=run_id), {"events_seq_key"}),
+        (params.EventQuery(device_id=77), {"events_device_seq"}),
     ]
     for query, indexes in cases:
         for key in ((10**18 if query.desc else 0), 1500):
-            sql = report.events_sql(query, run_id, 2500)
-            nodes = plan_nodes(conn, sql, report.events_params(query, key, 101))
+            sql = queries.events_sql(query, run_id, 2500)
+            nodes = plan_nodes(conn, sql, queries.events_params(query, key, 101))
             kinds = [n["Node Type"] for n in nodes]
             used = {n.get("Index Name") for n in nodes if "Index Name" in n}
             assert "Seq Scan" not in kinds, (query, kinds)
@@ -585,7 +589,7 @@ def test_page_queries_are_index_walks(client, conn):
                 assert any(n.get("Relation Name") == partition for n in nodes), kinds
         # The generic plan (what a prepared statement may run after its fifth call) must walk too: no merge or
         # hash join that would read one side from its start, whatever the cursor's seq.
-        generic = generic_plan_nodes(conn, sql, report.events_params(query, 1500, 101))
+        generic = generic_plan_nodes(conn, sql, queries.events_params(query, 1500, 101))
         kinds = [n["Node Type"] for n in generic]
         assert not {"Seq Scan", "Merge Join", "Hash Join", "Sort", "Bitmap Heap Scan"} & set(kinds) or (
             query.device_id is not None and "Seq Scan" not in kinds and "Merge Join" not in kinds), (query, kinds)
@@ -603,7 +607,7 @@ def test_real_file_summary_matches_an_independent_meanshift(app, functions, data
     import numpy as np
     import sklearn.cluster as cluster_mod
 
-    from wattprint import clustering
+    from wattprint.clustering import fit as clustering
 
     with mock_aws():
         queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="cluster")["QueueUrl"]

@@ -4,7 +4,9 @@ import io
 
 import pytest
 
-from wattprint import client, limits, synth
+from local import synth
+from wattprint import client
+from wattprint.ingest import limits
 
 
 def test_batches_respect_both_limits_and_keep_line_numbers():

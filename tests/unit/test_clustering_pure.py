@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from wattprint import clustering, runs
-from wattprint.features import FEATURE_COLUMNS, FEATURES
+from wattprint.clustering import fit as clustering, runs
+from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 

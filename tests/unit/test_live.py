@@ -2,7 +2,7 @@
 
 import pytest
 
-from wattprint import announce
+from wattprint.live import announce
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wattprint import parser, synth
-from wattprint.parser import InvalidEvent, parse_event, parse_lines, render
-from wattprint.record import EventRecord
+from local import synth
+from wattprint.ingest import parser
+from wattprint.ingest.parser import InvalidEvent, parse_event, parse_lines, render
+from wattprint.ingest.record import EventRecord
 
 UTC = timezone.utc
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sensor-events-1000.txt"

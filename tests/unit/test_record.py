@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wattprint.record import FIELDS, EventRecord, InvalidEvent, new_record
+from wattprint.errors import ServiceError
+from wattprint.ingest.record import FIELDS, EventRecord, InvalidEvent, new_record
 
 UTC = timezone.utc
 
@@ -224,6 +225,7 @@ def test_from_json_rejects_non_objects(obj):
 def test_invalid_event_shape():
     e = InvalidEvent("not a number: 'x'", "active_power_w")
     assert isinstance(e, ValueError)
+    assert isinstance(e, ServiceError) and e.status == 400 and e.headers() == {}
     assert (e.field, e.message, e.line) == ("active_power_w", "not a number: 'x'", None)
     assert e.to_dict() == {"code": "invalid_event", "message": "not a number: 'x'",
                            "line": None, "field": "active_power_w"}

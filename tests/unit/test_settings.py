@@ -31,3 +31,20 @@ def test_pg_variables_are_the_fallback():
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
+
+
+def test_live_settings_and_empty_values():
+    s = settings.load({"LIVE_QUEUE_URL": "https://q/live", "PUSH_QUEUE_URL": "https://q/push",
+                       "LIVE_MANAGEMENT_ENDPOINT": "https://api/v1", "LIVE_WEBSOCKET_URL": ""})
+    assert s.live == settings.LiveSettings(queue_url="https://q/live", push_queue_url="https://q/push",
+                                           management_endpoint="https://api/v1", websocket_url=None)
+    assert settings.live_settings({}) == settings.LiveSettings(None, None, None, None)
+
+
+def test_aws_settings_keep_every_endpoint_override():
+    a = settings.aws_settings({"AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:1", "AWS_ENDPOINT_URL": "http://x",
+                               "AWS_ENDPOINT_URL_RDS": "", "AWS_DEFAULT_REGION": "eu-west-1", "OTHER": "y"})
+    assert a.region == "eu-west-1"
+    assert a.endpoint_key("sqs") == ("http://127.0.0.1:1", "http://x")
+    assert a.endpoint_key("rds") == (None, "http://x")  # an empty variable is no override
+    assert settings.aws_settings({"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "eu-west-1"}).region == "us-east-1"

@@ -1,9 +1,10 @@
-"""The demo's appliance cycles (wattprint.synth.appliance_records): households whose loads add up."""
+"""The demo's appliance cycles (local.synth.appliance_records): households whose loads add up."""
 
 import itertools
 from datetime import timedelta
 
-from wattprint import parser, synth
+from local import synth
+from wattprint.ingest import parser
 
 
 def take(n, **kwargs):

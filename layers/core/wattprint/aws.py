@@ -8,8 +8,9 @@ events again; so a call gets 1 s to connect and 3 s to read, and `attempts` trie
 
 from __future__ import annotations
 
-import os
 import threading
+
+from . import settings
 
 _lock = threading.Lock()
 _clients: dict[tuple, object] = {}
@@ -21,8 +22,8 @@ def client(service: str, *, endpoint: str | None = None, region: str | None = No
     import boto3  # only where something is sent: the runtime ships it, and it costs ~100 ms to import
     from botocore.config import Config
 
-    key = (service, endpoint, region, attempts, os.environ.get("AWS_ENDPOINT_URL_" + service.upper()),
-           os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    environment = settings.aws_settings()
+    key = (service, endpoint, region, attempts, *environment.endpoint_key(service), environment.region)
     with _lock:
         if key not in _clients:
             _clients[key] = boto3.client(service, endpoint_url=endpoint, region_name=region, config=Config(

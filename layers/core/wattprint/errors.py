@@ -1,4 +1,8 @@
-"""Domain errors. Handlers turn them into HTTP answers of one shape: {"error": {"code", "message", ...}}."""
+"""Every domain error, each with its HTTP status and code: the HTTP layer (wattprint.http) answers any
+ServiceError as {"error": {"code", "message", ...details}} with no case of its own.
+
+The capabilities' errors live here too, grouped by capability, so that the API's error codes are one list; this
+module imports nothing, so defining them here makes the base depend on no capability."""
 
 from __future__ import annotations
 
@@ -52,3 +56,85 @@ class DatabaseUnavailable(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class InvalidParameter(BadRequest):
+    """A query parameter (or path parameter) whose value does not fit; `parameter` names it."""
+
+    code = "invalid_parameter"
+
+
+class UnknownParameter(BadRequest):
+    code = "unknown_parameter"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+# ------------------------------------------------------------------------------------------------- ingest
+
+class InvalidEvent(BadRequest, ValueError):
+    """An event (text line or JSON object) that cannot become an EventRecord.
+
+    ``field`` is a canonical field name (``active_power_w``, ``peaks`` ...), a section
+    name (``"Power"``) when a whole section is missing, or ``None`` for structural
+    garbage (for example text after the last field).  ``line`` is the 1-based line
+    number; the parser of a single line leaves it ``None`` and the caller may set it.
+    Both are attributes rather than fixed details because the caller numbers the line after the fact.
+    """
+
+    code = "invalid_event"
+
+    def __init__(self, message: str, field: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        what = f"{self.field}: " if self.field is not None else ""
+        return f"{where}{what}{self.message}"
+
+    def __repr__(self) -> str:
+        return f"InvalidEvent(message={self.message!r}, field={self.field!r}, line={self.line!r})"
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "line": self.line, "field": self.field}
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+class InvalidCursor(BadRequest):
+    code = "invalid_cursor"
+
+
+class CursorMismatch(BadRequest):
+    code = "cursor_mismatch"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+
+class RunNotDone(Conflict):
+    """?run= names a run that exists but has no labels yet (pending, running) or never will (failed)."""
+
+    code = "run_not_done"
+
+
+class NoCompletedRun(Conflict):
+    """?label= with no run named and no run completed yet: there are no labels to filter on."""
+
+    code = "no_completed_run"
+
+
+# ---------------------------------------------------------------------------------------------- dashboard
+
+class AssetNotFound(NotFound):
+    code = "asset_not_found"

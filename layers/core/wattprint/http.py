@@ -1,4 +1,4 @@
-"""The HTTP face shared by the API handlers: one error shape, JSON everywhere."""
+"""The HTTP face shared by the API handlers: one error shape, JSON everywhere, query strings checked one way."""
 
 from __future__ import annotations
 
@@ -7,14 +7,30 @@ import json
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from .errors import NotFound, ServiceError
-from .record import InvalidEvent
+from .errors import InvalidParameter, NotFound, ServiceError, UnknownParameter
 
 
-def error_response(error: ServiceError | InvalidEvent) -> Response:
-    headers = error.headers() if isinstance(error, ServiceError) else {}
+def error_response(error: ServiceError) -> Response:
     return Response(status_code=error.status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps({"error": error.to_dict()}), headers=headers)
+                    body=json.dumps({"error": error.to_dict()}), headers=error.headers())
+
+
+def query_params(params: dict | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query string as name → value, or 400 on a parameter this route does not take or one given twice.
+
+    `params` is API Gateway's multiValueQueryStringParameters (name → list) or its single-valued form. An unknown
+    name is an error rather than ignored: a misspelt filter (?lable=3) must not silently answer unfiltered."""
+    out: dict[str, str] = {}
+    for name, values in (params or {}).items():
+        values = values if isinstance(values, list) else [values]
+        if name not in allowed:
+            expected = ", ".join(allowed) if allowed else "none"
+            raise UnknownParameter(f"unknown query parameter {name!r} (this route takes: {expected})",
+                                   parameter=name)
+        if len(values) != 1:
+            raise InvalidParameter(f"{name} is given {len(values)} times; give it once", parameter=name)
+        out[name] = values[0]
+    return out
 
 
 def json_response(status: int, payload, headers: dict | None = None) -> Response:
@@ -26,8 +42,8 @@ def resolver() -> APIGatewayRestResolver:
     """A REST API resolver whose domain errors and unknown routes answer {"error": {...}}."""
     app = APIGatewayRestResolver(strip_prefixes=[])
 
-    @app.exception_handler([ServiceError, InvalidEvent])
-    def _service_error(error: ServiceError | InvalidEvent) -> Response:
+    @app.exception_handler(ServiceError)
+    def _service_error(error: ServiceError) -> Response:
         return error_response(error)
 
     @app.not_found

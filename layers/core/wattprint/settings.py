@@ -1,4 +1,10 @@
-"""Every setting the service reads from its environment, in one place."""
+"""Every setting the service reads from its environment, in one place: no other module reads os.environ.
+
+`load()` gives the whole typed Settings; `database_settings()`, `live_settings()` and `aws_settings()` give
+one part of it, for code that needs only that part (the push function runs with no database settings at all).
+Each call reads the environment afresh: the local stack and the tests point the code at servers that come and
+go, and building these objects costs microseconds.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +31,36 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    queue_url: str | None  # LiveQueue: announcements (none: live updates are off)
+    push_queue_url: str | None  # PushQueue: the live function's push requests
+    management_endpoint: str | None  # the WebSocket API's @connections endpoint, for the push function
+    websocket_url: str | None  # what the dashboard connects to (none: no live updates)
+
+
+# boto3 reads these itself; a cached client is only valid for the values it was made with.
+ENDPOINT_PREFIX = "AWS_ENDPOINT_URL"
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str | None
+    endpoints: tuple[tuple[str, str], ...]  # (variable, URL) of AWS_ENDPOINT_URL and every AWS_ENDPOINT_URL_<SERVICE>
+
+    def endpoint_key(self, service: str) -> tuple[str | None, str | None]:
+        """(AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL): the endpoint overrides a client of `service` obeys."""
+        found = dict(self.endpoints)
+        return found.get(f"{ENDPOINT_PREFIX}_{service.upper()}"), found.get(ENDPOINT_PREFIX)
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     cluster_queue_url: str | None
     cluster_threshold: int
     region: str | None
-    live_queue_url: str | None = None  # announcements for live dashboards (wattprint.announce); None: off
+    live: LiveSettings
+    aws: AwsSettings
 
 
 def _database_from_url(url: str, env) -> DatabaseSettings:
@@ -72,6 +102,27 @@ def database_settings(env=None) -> DatabaseSettings:
     )
 
 
+def live_settings(env=None) -> LiveSettings:
+    env = os.environ if env is None else env
+    return LiveSettings(
+        queue_url=env.get("LIVE_QUEUE_URL") or None,
+        push_queue_url=env.get("PUSH_QUEUE_URL") or None,
+        management_endpoint=env.get("LIVE_MANAGEMENT_ENDPOINT") or None,
+        websocket_url=env.get("LIVE_WEBSOCKET_URL") or None,
+    )
+
+
+def _region(env) -> str | None:
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+
+
+def aws_settings(env=None) -> AwsSettings:
+    env = os.environ if env is None else env
+    endpoints = tuple(sorted((name, value) for name, value in env.items()
+                             if value and (name == ENDPOINT_PREFIX or name.startswith(ENDPOINT_PREFIX + "_"))))
+    return AwsSettings(region=_region(env), endpoints=endpoints)
+
+
 def load(env=None) -> Settings:
     env = os.environ if env is None else env
     threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
@@ -81,12 +132,7 @@ def load(env=None) -> Settings:
         database=database_settings(env),
         cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
         cluster_threshold=threshold,
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        live_queue_url=live_queue_url(env),
+        region=_region(env),
+        live=live_settings(env),
+        aws=aws_settings(env),
     )
-
-
-def live_queue_url(env=None) -> str | None:
-    """The live queue alone: the push function announces too, and needs none of the rest."""
-    env = os.environ if env is None else env
-    return env.get("LIVE_QUEUE_URL") or None

@@ -5,10 +5,11 @@ No build step and nothing fetched from a CDN: the files here are what the browse
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..errors import NotFound
+from .. import settings
+from ..errors import AssetNotFound
+from ..http import query_params
 
 DIRECTORY = Path(__file__).parent
 # The only files served, by name: nothing else in this folder (or outside it) can be asked for.
@@ -16,18 +17,16 @@ ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javas
           "style.css": "text/css; charset=utf-8"}
 
 
-class AssetNotFound(NotFound):
-    code = "asset_not_found"
-
-
-def asset(name: str) -> tuple[str, str]:
-    """(content type, text) of one of the dashboard's files; 404 for any other name."""
+def asset(name: str, query: dict | None = None) -> tuple[str, str]:
+    """(content type, text) of one of the dashboard's files; 404 for any other name (400 for any parameter)."""
+    query_params(query, ())
     content_type = ASSETS.get(name)
     if content_type is None:
         raise AssetNotFound(f"the dashboard has no file {name!r}", asset=name)
     return content_type, (DIRECTORY / name).read_text(encoding="utf-8")
 
 
-def config() -> dict:
+def config(query: dict | None = None) -> dict:
     """What the page cannot know by itself: where the live WebSocket API is (null: no live updates)."""
-    return {"websocket_url": os.environ.get("LIVE_WEBSOCKET_URL") or None}
+    query_params(query, ())
+    return {"websocket_url": settings.live_settings().websocket_url}

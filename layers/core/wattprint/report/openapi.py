@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import ingest, report
-from .features import FEATURES
+from ..clustering.features import FEATURES
+from ..ingest import service as ingest
+from . import params, queries
 
 VERSION = "0.1.0"
 
@@ -69,7 +70,7 @@ _EVENT_PROPERTIES = {
     "label": {**_nullable({"type": "integer", "minimum": -1}),
               "description": "the event's cluster in run_id; -1: in no cluster (unclustered)"},
 }
-assert tuple(_EVENT_PROPERTIES) == report.EVENT_KEYS, "the Event schema must list report.EVENT_KEYS in order"
+assert tuple(_EVENT_PROPERTIES) == queries.EVENT_KEYS, "the Event schema must list queries.EVENT_KEYS in order"
 
 _RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed"]}
 
@@ -195,7 +196,7 @@ PARAMETERS = {
     "run": _param("run", "query", {"type": "integer", "minimum": 1},
                   "a clustering run's id (default: the current run, the done run with the highest threshold); "
                   "404 when unknown, 409 when not done"),
-    "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": report.SMALLINT_MAX},
+    "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": params.SMALLINT_MAX},
                     "only events with this label (-1: unclustered) in the run (current, or ?run=); 409 when no "
                     "run has completed"),
     "device_id": _param("device_id", "query", {"type": "integer"}, "only this device's events"),
@@ -204,8 +205,8 @@ PARAMETERS = {
     "until": _param("until", "query", {"type": "string"}, "only events received before this ISO 8601 time"),
     "order": _param("order", "query", {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
                     "by seq: oldest first (asc) or newest first (desc)"),
-    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": report.MAX_LIMIT,
-                                       "default": report.DEFAULT_LIMIT}, "events per page"),
+    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": params.MAX_LIMIT,
+                                       "default": params.DEFAULT_LIMIT}, "events per page"),
     "cursor": _param("cursor", "query", {"type": "string"},
                      "`next` of the previous page, unchanged; valid only with the same order and filters "
                      "(label, run, device_id, since, until) as that page"),
@@ -242,7 +243,7 @@ def _params(*names: str) -> list:
 
 CSV_DESCRIPTION = (
     "One header line, then one line per event (RFC 4180, CRLF), columns in the JSON item's key order: "
-    + ", ".join(report.EVENT_KEYS) + ". Lists (peaks, fft_re, fft_img) are their numbers joined by `;`; null is "
+    + ", ".join(queries.EVENT_KEYS) + ". Lists (peaks, fft_re, fft_img) are their numbers joined by `;`; null is "
     "an empty cell; booleans are true/false; numbers are written as in the JSON form. A text cell that starts with "
     "=, +, -, @, tab or carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 

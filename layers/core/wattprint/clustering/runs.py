@@ -17,9 +17,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from . import db
-from .db import Connection
-from .errors import DatabaseUnavailable
+from .. import db
+from ..db import Connection
+from ..errors import DatabaseUnavailable
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
@@ -175,19 +175,3 @@ RETURNING id, threshold, attempts
 def abandon() -> list[tuple[int, int, int]]:
     """Mark failed every running run whose lease is over; (id, threshold, attempts) of each."""
     return [tuple(row) for row in db.run(_ABANDON)]
-
-
-_CURRENT = """
-SELECT id, threshold, finished_at, bandwidth, n_clusters FROM clustering_runs
-WHERE status = 'done' ORDER BY threshold DESC LIMIT 1
-"""
-
-
-def current(conn: Connection) -> dict | None:
-    """"The current run": the completed run with the highest threshold, whatever order runs finished in."""
-    rows = conn.run(_CURRENT)
-    if not rows:
-        return None
-    run_id, threshold, finished_at, bandwidth, n_clusters = rows[0]
-    return {"id": run_id, "threshold": threshold, "finished_at": finished_at, "bandwidth": bandwidth,
-            "n_clusters": n_clusters}

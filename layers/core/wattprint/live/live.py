@@ -21,9 +21,10 @@ Messages, as JSON text frames:
 from __future__ import annotations
 
 import json
-import os
 
-from . import announce, aws, db, report
+from .. import aws, db, settings
+from ..report import service as report
+from . import announce
 
 MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
 
@@ -38,27 +39,26 @@ def messages(announcements: list[dict]) -> list[dict]:
     if starts:
         first = min(starts)
         # Up to the total now, not the announced last_seq: announcements skipped since are covered (see above).
-        last = db.run("SELECT total FROM event_counter")[0][0]
-        if last >= first:
-            # The newest MAX_ITEMS of them; first_seq stays the true first, so a dashboard that sees a gap
-            # fetches it from the API.
-            items = report.events_between(max(first, last - MAX_ITEMS + 1), last)
-            out.append({"type": "events", "total": last, "first_seq": first, "last_seq": last, "items": items})
+        # The newest MAX_ITEMS of them; first_seq stays the true first, so a dashboard that sees a gap fetches it
+        # from the API.
+        stored = report.events_since(first, MAX_ITEMS)
+        if stored["total"] >= first:
+            out.append({"type": "events", "total": stored["total"], "first_seq": first, "last_seq": stored["total"],
+                        "items": stored["items"]})
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
-        out += [{"type": "run", "run": run} for run in report.runs()["runs"] if run["id"] in run_ids]
+        out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
     return out
 
 
 # ----------------------------------------------------------------------------------------------- connections
 
 def connect(connection_id: str, token_name: str | None) -> None:
-    rows = db.run("WITH added AS (INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
-                  "ON CONFLICT (connection_id) DO NOTHING) SELECT total FROM event_counter",
-                  id=connection_id, name=token_name)
+    db.run("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
+           "ON CONFLICT (connection_id) DO NOTHING", id=connection_id, name=token_name)
     # Ingest instances that counted no dashboard a moment ago skip their announcements until they count again:
     # this tick pushes what they stored meanwhile.
-    announce.tick(rows[0][0], announce.CONNECT_TICK_DELAY)
+    announce.tick(report.stored_total(), announce.CONNECT_TICK_DELAY)
 
 
 def disconnect(connection_ids: list[str]) -> None:
@@ -75,16 +75,19 @@ def connections() -> list[str]:
 CONNECTIONS_PER_PUSH = 500  # connection ids per push message (SQS messages are at most 256 KiB)
 
 
-def deliver(announcements: list[dict], endpoint: str) -> dict:
+def deliver(announcements: list[dict]) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
-    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids; after events, a
-    tick to look again (see above). Returns counts."""
+    messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids and the endpoint it
+    posts them to (LIVE_MANAGEMENT_ENDPOINT); after events, a tick to look again (see above). Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
     ids = connections()
     payloads = messages(announcements) if ids else []  # nobody to tell: nothing to read
     if payloads:
-        queue = os.environ["PUSH_QUEUE_URL"]
+        config = settings.live_settings()
+        queue, endpoint = config.push_queue_url, config.management_endpoint
+        if not (queue and endpoint):
+            raise RuntimeError("PUSH_QUEUE_URL and LIVE_MANAGEMENT_ENDPOINT must be set to push live messages")
         for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
             request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,

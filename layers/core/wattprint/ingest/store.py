@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from . import db
-from .db import Connection
+from .. import db
+from ..db import Connection
 from .record import EventRecord, format_time
 
 
@@ -215,6 +215,3 @@ def insert(events: Sequence[tuple[str, EventRecord]], threshold: int) -> Stored:
     with db.transaction() as conn:
         return insert_events(conn, events, threshold)
 
-
-def total(conn: Connection) -> int:
-    return conn.run("SELECT total FROM event_counter")[0][0]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from . import announce, aws
+from .. import aws
+from . import announce
 
 
 def post(endpoint: str, connection_ids: list[str], payloads: list[dict]) -> list[str]:

@@ -35,8 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import MeanShift, estimate_bandwidth
 
-from . import announce, db, runs
-from .errors import DatabaseUnavailable
+from .. import db
+from ..errors import DatabaseUnavailable
+from ..live import announce
+from . import runs
 from .features import FEATURE_COLUMNS, FEATURES
 
 log = logging.getLogger(__name__)

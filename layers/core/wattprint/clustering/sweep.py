@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
-from . import announce, outbox, runs
-from .settings import Settings
+from ..ingest import outbox
+from ..live import announce
+from ..settings import Settings
+from . import runs
 
 
 def run(config: Settings) -> dict:

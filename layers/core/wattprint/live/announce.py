@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Callable
 
-from . import aws, settings
+from .. import aws, settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ NO_CONNECTION, THROTTLED = "no_connection", "throttled"
 
 def announce(message: dict, delay_seconds: int = 0) -> bool:
     """Put one announcement on the live queue (LIVE_QUEUE_URL); False if it is off or the send failed."""
-    queue = settings.live_queue_url()
+    queue = settings.live_settings().queue_url
     if not queue:
         return False
     try:
@@ -54,7 +54,7 @@ def announce(message: dict, delay_seconds: int = 0) -> bool:
 
 
 def count_connections() -> int:
-    from . import db  # here, not at import: the push function announces too and has no database
+    from .. import db  # here, not at import: the push function announces too and has no database
 
     return db.run("SELECT count(*) FROM live_connections")[0][0]
 
@@ -114,13 +114,13 @@ GATE = Gate()
 
 def events_stored(first_seq: int, last_seq: int) -> bool:
     """Announce stored events if a dashboard can see them and none was announced within INTERVAL."""
-    if not settings.live_queue_url() or GATE.events() is not None:
+    if not settings.live_settings().queue_url or GATE.events() is not None:
         return False
     return announce({"kind": "events", "first_seq": int(first_seq), "last_seq": int(last_seq)})
 
 
 def run_changed(run_id: int) -> bool:
-    if not settings.live_queue_url() or GATE.run() is not None:
+    if not settings.live_settings().queue_url or GATE.run() is not None:
         return False
     return announce({"kind": "run", "run_id": int(run_id)})
 

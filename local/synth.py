@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from random import Random
 from typing import Iterable, Iterator, Sequence
 
-from .parser import render
-from .record import EventRecord, new_record
+from wattprint.ingest.parser import render
+from wattprint.ingest.record import EventRecord, new_record
 
 __all__ = ["APPLIANCES", "MODES", "appliance_lines", "appliance_records", "generate", "generate_records",
            "from_records", "iter_from_records"]

@@ -1,4 +1,4 @@
-"""The canonical event record, its JSON form and the validation error.
+"""The canonical event record and its JSON form (its validation error, InvalidEvent, is in wattprint.errors).
 
 Stdlib only; importing this module does no work beyond compiling one pattern.
 """
@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..errors import InvalidEvent
+
 __all__ = ["EventRecord", "FIELDS", "InvalidEvent", "MIN_PEAKS", "MIN_FFT", "new_record", "format_time"]
 
 UTC = timezone.utc
@@ -17,36 +19,6 @@ UTC = timezone.utc
 MIN_PEAKS = 3
 #: ... and at least this many FFT coefficients (FFT Re and FFT Img have equal lengths).
 MIN_FFT = 1
-
-
-class InvalidEvent(ValueError):
-    """An event (text line or JSON object) that cannot become an :class:`EventRecord`.
-
-    ``field`` is a canonical field name (``active_power_w``, ``peaks`` ...), a section
-    name (``"Power"``) when a whole section is missing, or ``None`` for structural
-    garbage (for example text after the last field).  ``line`` is the 1-based line
-    number; the parser of a single line leaves it ``None`` and the caller may set it.
-    """
-
-    status = 400
-    code = "invalid_event"
-
-    def __init__(self, message: str, field: str | None = None, line: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.line = line
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        what = f"{self.field}: " if self.field is not None else ""
-        return f"{where}{what}{self.message}"
-
-    def __repr__(self) -> str:
-        return f"InvalidEvent(message={self.message!r}, field={self.field!r}, line={self.line!r})"
-
-    def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "line": self.line, "field": self.field}
 
 
 @dataclass(frozen=True)

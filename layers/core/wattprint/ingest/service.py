@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from . import announce, outbox, parser, store
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ..errors import BadRequest, InvalidEvent, PayloadTooLarge, UnsupportedMediaType
+from ..live import announce
+from ..settings import Settings
+from . import outbox, parser, store
 from .limits import MAX_BODY_BYTES, MAX_EVENTS
-from .record import EventRecord, InvalidEvent
-from .settings import Settings
+from .record import EventRecord
 TEXT_TYPES = ("text/plain", "application/octet-stream")
 
 

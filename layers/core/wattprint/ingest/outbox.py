@@ -12,8 +12,8 @@ import json
 import logging
 from typing import Callable
 
-from . import aws, db
-from .errors import DatabaseUnavailable
+from .. import aws, db
+from ..errors import DatabaseUnavailable
 from .store import Run
 
 log = logging.getLogger(__name__)

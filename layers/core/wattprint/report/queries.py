@@ -1,0 +1,288 @@
+"""The report's reads from the database: cluster summary, runs, labelled events (keyset pages), one event.
+
+Stdlib and pg8000 only (no numpy, no scikit-learn): the report function's cold start stays small.
+
+Every query is an index walk that stops after one page when no other filter rejects rows along the way:
+
+* a page of events walks `events` by `seq` (its UNIQUE index), from the cursor's seq, and looks each event's
+  label up by `event_labels`' primary key (run_id, seq) in the one partition of the run;
+* a page filtered by label walks `event_labels (run_id, label, seq)` in that partition from the cursor's seq and
+  joins each row to `events` by `seq`;
+* `device_id` walks `events (device_id, seq)`.
+
+A label page with `device_id`, `since` or `until` as well walks the label's rows and drops those that fail the
+other filters, so a page that matches little can visit many rows of that label (known; bounded by the run's size).
+
+The run's id (and threshold) are written into the SQL as integer literals, so the planner prunes event_labels to
+that run's partition when it plans, even for a cached generic plan. Statements are prepared once per connection
+(one round trip per query afterwards; see db.prepared). Queries with a time range are
+planned for their values every time (unnamed statement): whether walking `seq` or `received_at (received_at,
+seq)` is cheaper depends on how wide the range is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import db
+from ..clustering.features import FEATURES
+from ..errors import CursorMismatch, EventNotFound, NoCompletedRun, RunNotDone, RunNotFound
+from ..ingest.record import FIELDS
+from .cursors import Cursor, decode_cursor, encode_cursor
+from .params import INT64_MAX, EventQuery, iso
+
+EVENT_KEYS = ("id", "seq", "received_at", *FIELDS, "run_id", "label")
+
+# The event columns as PostgreSQL sends them to us. Timestamps come pre-formatted and float arrays as plain
+# comma-separated text: pg8000 parses array and timestamp text character by character in Python (~0.2 ms per row,
+# most of a page's time); splitting and float() is 50 times cheaper, and exact (PostgreSQL 12+ writes the
+# shortest text that reads back to the same double, as pg8000's float8 columns already rely on).
+_ARRAYS = ("peaks", "fft_re", "fft_img")
+_UTC_TEXT = {"received_at": "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'", "sensor_time": "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"}
+
+
+def _column(name: str) -> str:
+    if name in _ARRAYS:
+        return f"array_to_string(e.{name}, ',')"
+    if name in _UTC_TEXT:
+        return f"to_char(e.{name} AT TIME ZONE 'UTC', {_UTC_TEXT[name]})"
+    return f"e.{name}"
+
+
+_EVENT_COLUMNS = ", ".join(_column(name) for name in ("id", "seq", "received_at", *FIELDS))
+_N_EVENT_COLUMNS = 3 + len(FIELDS)
+_ARRAY_INDEXES = tuple(3 + FIELDS.index(name) for name in _ARRAYS)
+
+
+def _event(row, run_id: int | None, label) -> dict:
+    values = list(row[:_N_EVENT_COLUMNS])
+    for i in _ARRAY_INDEXES:
+        values[i] = [float(x) for x in values[i].split(",")]
+    return dict(zip(EVENT_KEYS, (*values, run_id, label)))
+
+
+# ------------------------------------------------------------------------------------------ the database
+
+_RUN_COLUMNS = "r.id, r.threshold, r.status, r.events, r.n_clusters, r.bandwidth, r.finished_at"
+# "The current run", the one definition: the completed run with the highest threshold, whatever order runs
+# finished in. Its first two columns are (id, threshold) for the queries that need only those.
+CURRENT_RUN = ("SELECT id, threshold, status, events, n_clusters, bandwidth, finished_at FROM clustering_runs "
+               "WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
+_STATS = ("s.label, s.events, s.mean_active_power_w, s.min_active_power_w, s.max_active_power_w, s.centre")
+
+_SUMMARY_CURRENT = f"""
+SELECT c.total, {_RUN_COLUMNS}, {_STATS}
+FROM event_counter c
+LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
+LEFT JOIN cluster_stats s ON s.run_id = r.id
+ORDER BY s.label
+"""
+_SUMMARY_RUN = f"""
+SELECT c.total, {_RUN_COLUMNS}, {_STATS}
+FROM event_counter c
+JOIN clustering_runs r ON r.id = :run
+LEFT JOIN cluster_stats s ON s.run_id = r.id AND r.status = 'done'
+ORDER BY s.label
+"""
+
+
+def _run_object(row) -> dict:
+    run_id, threshold, status, events, n_clusters, bandwidth, finished_at = row
+    return {"id": run_id, "threshold": threshold, "status": status, "events": events, "clusters": n_clusters,
+            "bandwidth": bandwidth, "finished_at": iso(finished_at)}
+
+
+def _not_done(run_id: int, status: str) -> RunNotDone:
+    return RunNotDone(f"clustering run {run_id} is {status}, not done: it has no labels to report",
+                      run=run_id, status=status)
+
+
+def summary(run: int | None, cluster_threshold: int) -> dict:
+    """The current run (or `run`) and its clusters; before any run completed, how many events until one can."""
+    rows = db.run(_SUMMARY_CURRENT, prepare=True) if run is None else db.run(_SUMMARY_RUN, prepare=True, run=run)
+    if not rows:
+        raise RunNotFound(f"there is no clustering run {run}", run=run)
+    total = rows[0][0]
+    if rows[0][1] is None:
+        return {"run": None, "clusters": [], "events_until_first_run": max(0, cluster_threshold - total)}
+    run_obj = _run_object(rows[0][1:8])
+    if run_obj["status"] != "done":
+        raise _not_done(run_obj["id"], run_obj["status"])
+    stats = [row[8:] for row in rows if row[8] is not None]
+    events = run_obj["events"] or sum(s[1] for s in stats)
+    clusters = [{
+        "label": label, "unclustered": label == -1, "events": count, "share": count / events if events else 0.0,
+        "mean_active_power_w": mean, "min_active_power_w": low, "max_active_power_w": high,
+        "centre": dict(zip(FEATURES, centre)),
+    } for label, count, mean, low, high, centre in stats]
+    clusters.sort(key=lambda c: (c["unclustered"], c["label"]))  # clusters 0, 1, …, then the unclustered
+    return {"run": run_obj, "clusters": clusters}
+
+
+_RUNS = """
+SELECT id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at,
+       load_ms, fit_ms, store_ms, started_at, finished_at
+FROM clustering_runs ORDER BY threshold DESC
+"""
+
+
+def events_total() -> int:
+    """Events stored so far (the counter ingest numbers them with)."""
+    return db.run("SELECT total FROM event_counter", prepare=True)[0][0]
+
+
+def runs() -> dict:
+    return {"runs": [{
+        "id": run_id, "threshold": threshold, "status": status, "events": events, "clusters": n_clusters,
+        "bandwidth": bandwidth, "attempts": attempts, "error": error, "created_at": iso(created_at),
+        "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
+                    "finished_at": iso(finished_at)},
+    } for (run_id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at, load_ms, fit_ms,
+           store_ms, started_at, finished_at) in db.run(_RUNS, prepare=True)]}
+
+
+_RUN_BY_ID = "SELECT id, threshold, status FROM clustering_runs WHERE id = :run"
+
+
+def events_sql(query: EventQuery, run_id: int, threshold: int) -> str:
+    """The page statement for these filters. `run_id`/`threshold` (0: no run) are written in as literals so the
+    planner prunes event_labels to the run's partition; every other value is a bind parameter (:key, :limit,
+    :label, :device_id, :since, :until).
+
+    The statements are prepared, so after a few calls PostgreSQL may run a generic plan, made without knowing the
+    cursor's seq or the limit; for an ordinary join it then picks a merge join that reads the other table from its
+    first row (a deep page read 900,000 label rows). The shapes below leave it no join to choose: a page's labels
+    are a correlated subquery (one primary-key lookup per row served), and a label page fetches each event in a
+    LATERAL subquery kept out of the join search by OFFSET 0 (one `events.seq` lookup per label row walked)."""
+    run_id, threshold = int(run_id), int(threshold)
+    op, direction = ("<", "DESC") if query.desc else (">", "ASC")
+    filters = []
+    if query.device_id is not None:
+        filters.append("e.device_id = :device_id")
+    if query.since is not None:
+        filters.append("e.received_at >= :since")
+    if query.until is not None:
+        filters.append("e.received_at < :until")
+    if query.label is not None:
+        fetch = " AND ".join(["e.seq = l.seq", *filters])
+        return (f"SELECT {_EVENT_COLUMNS}, l.label FROM event_labels l "
+                f"CROSS JOIN LATERAL (SELECT e.* FROM events e WHERE {fetch} OFFSET 0) e "
+                f"WHERE l.run_id = {run_id} AND l.label = :label AND l.seq {op} :key "
+                f"ORDER BY l.seq {direction} LIMIT :limit")
+    label = (f"(SELECT l.label FROM event_labels l WHERE l.run_id = {run_id} AND l.seq = e.seq)" if run_id
+             else "NULL::smallint")
+    where = [f"e.seq {op} :key"]
+    if query.run is not None:
+        where.append(f"e.seq <= {threshold}")
+    where += filters
+    return (f"SELECT {_EVENT_COLUMNS}, {label} FROM events e WHERE {' AND '.join(where)} "
+            f"ORDER BY e.seq {direction} LIMIT :limit")
+
+
+def events_params(query: EventQuery, key: int, limit: int) -> dict:
+    params = {"key": key, "limit": limit}
+    for name in ("label", "device_id", "since", "until"):
+        if getattr(query, name) is not None:
+            params[name] = getattr(query, name)
+    return params
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict]
+    next: str | None
+
+
+def _resolve_run(query: EventQuery) -> tuple[int, int]:
+    """(run id, threshold) whose labels the walk shows; (0, 0) when there is none yet."""
+    if query.run is not None:
+        rows = db.run(_RUN_BY_ID, prepare=True, run=query.run)
+        if not rows:
+            raise RunNotFound(f"there is no clustering run {query.run}", run=query.run)
+        run_id, threshold, status = rows[0]
+        if status != "done":
+            raise _not_done(run_id, status)
+        return run_id, threshold
+    rows = db.run(CURRENT_RUN, prepare=True)
+    if rows:
+        return rows[0][0], rows[0][1]
+    if query.label is not None:
+        raise NoCompletedRun("no clustering run has completed yet, so no event has a label to filter on; "
+                             "omit label or wait for the first run", parameter="label")
+    return 0, 0
+
+
+def _items(rows, run_id: int, threshold: int) -> list[dict]:
+    """Rows of events_sql's shape as GET /events items: the run's label only for events the run covered."""
+    items = []
+    for row in rows:
+        label = row[_N_EVENT_COLUMNS]
+        labelled = run_id and row[1] <= threshold
+        items.append(_event(row, run_id if labelled else None, label if labelled else None))
+    return items
+
+
+# One statement whatever the run (run 0 has no labels: the label is NULL), so one prepared plan serves every run.
+_EVENTS_BETWEEN = (f"SELECT {_EVENT_COLUMNS}, (SELECT l.label FROM event_labels l WHERE l.run_id = :run "
+                   f"AND l.seq = e.seq) FROM events e WHERE e.seq BETWEEN :first AND :last ORDER BY e.seq")
+
+
+def events_between(first: int, last: int) -> list[dict]:
+    """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels)."""
+    run_id, threshold = _resolve_run(EventQuery())
+    rows = db.run(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
+    return _items(rows, run_id, threshold)
+
+
+def events(query: EventQuery) -> Page:
+    """One page of events, oldest first (or newest first), each with its label in the walk's run."""
+    digest = query.digest()
+    if query.cursor is not None:
+        cursor = decode_cursor(query.cursor)
+        if cursor.filters != digest:
+            raise CursorMismatch("this cursor was made for other filters or another order; repeat the first "
+                                 "page's order, label, run, device_id, since and until with it", parameter="cursor")
+        run_id, threshold, key = cursor.run_id, cursor.threshold, cursor.seq
+    else:
+        run_id, threshold = _resolve_run(query)
+        key = INT64_MAX if query.desc else 0
+    timed = query.since is not None or query.until is not None
+    rows = db.run(events_sql(query, run_id, threshold), prepare=not timed,
+                  **events_params(query, key, query.limit + 1))
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    items = _items(rows, run_id, threshold)
+    next_cursor = None
+    if more:
+        next_cursor = encode_cursor(Cursor(query.desc, rows[-1][1], run_id, threshold, digest))
+    return Page(items, next_cursor)
+
+
+_EVENT = f"""
+SELECT {_EVENT_COLUMNS}, r.id, r.threshold
+FROM events e LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
+WHERE e.id = :id
+"""
+# Not prepared: run_id is not a constant here, so a custom plan (pruning per joined run) is what we want.
+_EVENT_LABELS = """
+SELECT r.id, r.threshold, l.label
+FROM clustering_runs r JOIN event_labels l ON l.run_id = r.id AND l.seq = :seq
+WHERE r.status = 'done' AND r.threshold >= :seq
+ORDER BY r.threshold DESC
+"""
+
+
+def event(event_id: int) -> dict:
+    """One event, its label in the current run (like a list item) and in every completed run (newest first)."""
+    rows = db.run(_EVENT, prepare=True, id=event_id)
+    if not rows:
+        raise EventNotFound(f"there is no event {event_id}", id=event_id)
+    row = rows[0]
+    seq, current_id, current_threshold = row[1], row[_N_EVENT_COLUMNS], row[_N_EVENT_COLUMNS + 1]
+    labels = [{"run_id": run_id, "threshold": threshold, "label": label}
+              for run_id, threshold, label in db.run(_EVENT_LABELS, seq=seq)]
+    current = next((entry for entry in labels if entry["run_id"] == current_id), None)
+    labelled = current_id is not None and seq <= current_threshold
+    item = _event(row, current_id if labelled else None, current["label"] if labelled and current else None)
+    item["labels"] = labels
+    return item
