@@ -21,6 +21,7 @@ from . import common  # noqa: F401  (sets sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "BENCHMARKS.md"
+DESIGN_MEASUREMENTS = ROOT / "bench" / "design-measurements.md"  # hand-kept figures the code's comments refer to
 STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so one section can be re-run alone
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
             "report": "bench.bench_report", "live": "bench.bench_live", "firstrun": "bench.bench_firstrun"}
@@ -107,6 +108,7 @@ def main(argv: list[str]) -> int:
                   f"commit {section.get('commit', 'unknown')}", "", render_rows(section["rows"]), ""]
         if section.get("notes"):
             parts += [section["notes"], ""]
+    parts.append(DESIGN_MEASUREMENTS.read_text())
     OUT.write_text("\n".join(parts))
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0

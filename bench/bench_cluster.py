@@ -132,21 +132,21 @@ def _child(run_id: int, threshold: int) -> None:
         print(json.dumps({**fields, "peak_rss_mb": round(_peak_rss_mb(), 1)}), flush=True)
 
     started = time.perf_counter()
-    from wattprint.clustering import fit as clustering, runs
+    from wattprint.clustering import fit, labels as label_store, runs
 
     emit(step="import", seconds=time.perf_counter() - started)
     started = time.perf_counter()
     claim = runs.claim(run_id, threshold, lease=3600.0)
-    data = clustering.load(claim.threshold)
-    clustering.check_data(data, claim.threshold)
+    data = label_store.load(claim.threshold)
+    fit.check_data(data, claim.threshold)
     loaded = time.perf_counter()
     emit(step="load", seconds=loaded - started, events=len(data))
-    result = clustering.fit(data)
-    stats = clustering.label_stats(data, result.labels)
+    result = fit.fit(data)
+    stats = fit.label_stats(data, result.labels)
     fitted = time.perf_counter()
     emit(step="fit", seconds=fitted - loaded, bandwidth=result.bandwidth, n_clusters=result.n_clusters,
          unclustered=int((result.labels == -1).sum()))
-    clustering.store(claim, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
+    label_store.store(claim, result, stats, (loaded - started) * 1000, (fitted - loaded) * 1000)
     done = time.perf_counter()
     emit(step="store", seconds=done - fitted, total=done - started)
 

@@ -162,7 +162,7 @@ def _over_http() -> list[dict]:
                     if watcher and variant == "a dashboard connected":
                         from wattprint import db
 
-                        total = db.run("SELECT total FROM event_counter")[0][0]
+                        total = db.execute("SELECT total FROM event_counter")[0][0]
                         deadline = time.monotonic() + 10
                         while watcher.last_seq < total and time.monotonic() < deadline:
                             time.sleep(0.05)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name)) if v}}
     try:
-        print(json.dumps(admin.run(request), indent=2))
+        print(json.dumps(admin.handle(request), indent=2))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

@@ -150,10 +150,10 @@ class Stack:
         from wattprint import admin, db
 
         db.reset()
-        applied = admin.run({"action": "migrate"})["applied"]
+        applied = admin.handle({"action": "migrate"})["applied"]
         tokens = {}
         for scope, (name, variable) in DEV_TOKENS.items():
-            tokens[scope] = admin.run({"action": "create_token", "scope": scope, "name": name,
+            tokens[scope] = admin.handle({"action": "create_token", "scope": scope, "name": name,
                                        "token": os.environ.get(variable)})["token"]
 
         functions = Functions(app.functions)

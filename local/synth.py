@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 from random import Random
 from typing import Iterable, Iterator, Sequence
 
-from wattprint.ingest.parser import render
+from wattprint.ingest.parser import DIALECTS
 from wattprint.ingest.record import EventRecord, new_record
 
 __all__ = ["APPLIANCES", "MODES", "appliance_lines", "appliance_records", "generate", "generate_records",
-           "from_records", "iter_from_records"]
+           "from_records", "iter_from_records", "render"]
 
 # (name, weight, mean active power W, relative spread, power factor)
 MODES = (
@@ -183,3 +183,51 @@ def from_records(records: Iterable[EventRecord], n: int, seed: int = 0,
     ``n`` prefer the lazy :func:`iter_from_records`.
     """
     return list(iter_from_records(records, n, seed, noise))
+
+
+# --- rendering: records back into the text form (the parser's inverse; only tests, benchmarks and the dev stack
+# need it, so it stays out of the Lambda layer) ---------------------------------------------------------
+
+def _num(x: float) -> str:
+    """``repr`` (exact round trip) without a useless ``.0``: 1753.0 -> ``1753``."""
+    r = repr(x)
+    return r[:-2] if r[-2:] == ".0" else r
+
+
+def _clock(t: datetime) -> str:
+    if t.tzinfo is not None and t.utcoffset():
+        t = t.astimezone(timezone.utc)
+    return f"{t.year}-{t.month}-{t.day} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+
+
+def render(record: EventRecord, dialect: str = "documented") -> str:
+    """The text line for ``record`` in ``"documented"`` or ``"firmware"`` style.
+
+    Floats use ``repr`` (minus a trailing ``.0``) so they parse back to the same value;
+    Phase always uses a decimal comma, as both the documented example and the sensors do;
+    dates are unpadded (``2016-10-4``), times padded.
+    """
+    r = record
+    phase = _num(r.phase_rad).replace(".", ",")
+    coil = "ON" if r.coil_reversed else "OFF"
+    if dialect == "documented":
+        sep = "; "
+        alarm, apparent_key, current_unit = "CoilReversed", "Apparent", "A"
+    elif dialect == "firmware":
+        sep = ";"
+        alarm, apparent_key, current_unit = "CoilRevesed", "Appearent", ""
+    else:
+        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
+    return (
+        f"Device: ID={r.device_id}; Fw={r.firmware}; Evt={r.event_type}; "
+        f"Alarms: {alarm}={coil}; "
+        f"Power: Active={_num(r.active_power_w)}W; Reactive={_num(r.reactive_power_var)}var; "
+        f"{apparent_key}={_num(r.apparent_power_va)}VA; "
+        f"Line: Current={_num(r.current_a)}{current_unit}; Voltage={_num(r.voltage_v)}V; "
+        f"Phase={phase}rad; "
+        f"Peaks: {sep.join(map(_num, r.peaks))}; "
+        f"FFT Re: {sep.join(map(_num, r.fft_re))}; "
+        f"FFT Img: {sep.join(map(_num, r.fft_img))}; "
+        f"UTC Time: {_clock(r.sensor_time)}; hz: {_num(r.frequency_hz)}; "
+        f"WiFi Strength: {r.wifi_strength_dbm}; Dummy: {r.dummy}"
+    )

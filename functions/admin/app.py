@@ -36,7 +36,7 @@ def _custom_resource(event, context):
         _send_cfn_response(event, context, "SUCCESS")
         return
     try:
-        result = admin.run({"action": "migrate"})
+        result = admin.handle({"action": "migrate"})
     except Exception as error:  # noqa: BLE001 — any failure must reach CloudFormation, or the stack hangs
         logger.exception("migration failed")
         _send_cfn_response(event, context, "FAILED", reason=f"migration failed: {error}"[:1000])
@@ -50,6 +50,6 @@ def handler(event, context):
     if "RequestType" in event and "ResponseURL" in event:
         return _custom_resource(event, context)
     try:
-        return admin.run(event)
+        return admin.handle(event)
     except ServiceError as error:
         return {"error": error.to_dict()}

@@ -1,4 +1,4 @@
-"""SQS: one clustering run per message {"run_id", "threshold"} (see wattprint.clustering).
+"""SQS: one clustering run per message {"run_id", "threshold"} (see wattprint.clustering.service).
 
 A record whose run is done, failed for good (degenerate data, missing events) or does not exist succeeds: the
 message is deleted. A record that must be tried again (database unreachable, run leased to another worker, an
@@ -9,8 +9,7 @@ timeout and moves it to the dead-letter queue after maxReceiveCount receives.
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint.clustering import fit as clustering, runs
-from wattprint.errors import DatabaseUnavailable
+from wattprint.clustering import service as clustering
 
 logger = Logger()
 # With BatchSize 1 a failed record is the whole batch, for which Powertools would raise by default; report it
@@ -25,7 +24,7 @@ def record_handler(record, lambda_context=None):
     except Exception as error:
         logger.warning("clustering message left for redelivery", extra={
             "message_id": record.message_id, "body": record.body, "error": f"{type(error).__name__}: {error}"},
-            exc_info=not isinstance(error, (runs.RunBusy, DatabaseUnavailable)))
+            exc_info=not clustering.is_transient(error))
         raise
     logger.info("clustering message settled", extra=outcome)
     return outcome

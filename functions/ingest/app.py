@@ -3,8 +3,8 @@
 from aws_lambda_powertools import Logger
 
 from wattprint import settings
-from wattprint.ingest import service as ingest
 from wattprint.http import json_response, resolver
+from wattprint.ingest import service as ingest
 
 logger = Logger()
 app = resolver()

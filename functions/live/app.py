@@ -3,21 +3,15 @@ request for the push function (outside the VPC), which posts to every connected 
 
 from aws_lambda_powertools import Logger
 
-from wattprint.live import announce, live
+from wattprint.live import service as live
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event, context):
-    # A malformed announcement is logged and dropped with the batch's others delivered: retrying it cannot
-    # make it valid, and dashboards catch up from the API anyway.
-    announcements = []
-    for record in event["Records"]:
-        try:
-            announcements.append(announce.parse(record["body"]))
-        except announce.InvalidAnnouncement as error:
-            logger.error("live announcement dropped", extra={"message_id": record["messageId"], "error": str(error)})
-    outcome = live.deliver(announcements)
+    outcome, dropped = live.deliver([(record["messageId"], record["body"]) for record in event["Records"]])
+    for message_id, error in dropped:
+        logger.error("live announcement dropped", extra={"message_id": message_id, "error": error})
     logger.info("live update pushed", extra=outcome)
     return {"batchItemFailures": []}

@@ -5,7 +5,7 @@ $connect has already been authorised (a read token, by the REQUEST authorizer) w
 
 from aws_lambda_powertools import Logger
 
-from wattprint.live import live
+from wattprint.live import service as live
 
 logger = Logger()
 
@@ -17,6 +17,6 @@ def handler(event, context):
     if route == "$connect":
         live.connect(connection_id, (request.get("authorizer") or {}).get("token_name"))
     elif route == "$disconnect":
-        live.disconnect([connection_id])
+        live.disconnect(connection_id)
     # $default: dashboards only listen; anything they send is ignored.
     return {"statusCode": 200}

@@ -10,14 +10,14 @@ import json
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint.live import push
+from wattprint.live import service as live
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record, lambda_context=None):
-    gone = push.pushed(json.loads(record.body))
+    gone = live.push(json.loads(record.body))
     logger.info("live messages posted", extra={"gone": len(gone)})
     return gone
 

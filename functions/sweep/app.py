@@ -1,17 +1,17 @@
 """Scheduled: send the clustering runs whose message was never sent, and record the runs whose worker Lambda
-stopped (see wattprint.sweep)."""
+stopped (see wattprint.clustering.sweep)."""
 
 from aws_lambda_powertools import Logger
 
 from wattprint import settings
-from wattprint.clustering import sweep
+from wattprint.clustering import service as clustering
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event, context):
-    outcome = sweep.run(settings.load())
+    outcome = clustering.sweep_runs(settings.load())
     if outcome["sent"]:
         logger.warning("re-sent clustering runs", extra={"thresholds": outcome["sent"]})
     if outcome["abandoned"]:

@@ -81,7 +81,7 @@ def stack(monkeypatch, request):
 def stored(stack) -> int:
     from wattprint import db
 
-    return db.run("SELECT total FROM event_counter")[0][0]
+    return db.execute("SELECT total FROM event_counter")[0][0]
 
 
 def test_batches_retries_and_one_key_per_batch(stack):

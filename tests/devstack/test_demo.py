@@ -25,8 +25,8 @@ def test_a_short_demo_against_a_running_stack(monkeypatch, request, tmp_path, ca
     assert "streaming to the running stack" in err and "120 events sent" in err and "completed" in err
     from wattprint import db
 
-    assert db.run("SELECT total FROM event_counter")[0][0] == 120
-    assert sorted(r[0] for r in db.run("SELECT DISTINCT device_id FROM events")) == [1, 2, 3, 4]
+    assert db.execute("SELECT total FROM event_counter")[0][0] == 120
+    assert sorted(r[0] for r in db.execute("SELECT DISTINCT device_id FROM events")) == [1, 2, 3, 4]
     read = stack.info["tokens"]["read"]
     deadline = time.monotonic() + 60
     while sum(r["status"] == "done" for r in runs(stack.info["url"], read)) < 2 and time.monotonic() < deadline:

@@ -50,7 +50,7 @@ def test_stack_serves_refuses_a_second_start_and_keeps_data_across_restarts(tmp_
         assert first.info["tokens"]["ingest"].startswith("wp_")
 
         from wattprint import admin
-        admin.run({"action": "create_token", "scope": "ingest", "name": "survivor"})
+        admin.handle({"action": "create_token", "scope": "ingest", "name": "survivor"})
 
         second = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, port=0)
         with pytest.raises(AlreadyRunning, match="already running"):
@@ -63,7 +63,7 @@ def test_stack_serves_refuses_a_second_start_and_keeps_data_across_restarts(tmp_
     restarted.start()
     try:
         from wattprint import admin
-        names = {t["name"] for t in admin.run({"action": "list_tokens"})["tokens"] if not t["revoked_at"]}
+        names = {t["name"] for t in admin.handle({"action": "list_tokens"})["tokens"] if not t["revoked_at"]}
         assert names == {"survivor", "dev-ingest", "dev-read"}
         assert request(restarted.info["url"] + "/runs", token="pinned-read-token-123456")[0] not in (401, 403)
     finally:

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def independent_features(lines: list[str]) -> np.ndarray:
-    """The eight features straight from the real file's lines: split on ';', pick the keys (not wattprint.parser)."""
+    """The eight features straight from the real file's lines: split on ';', pick the keys (not wattprint.ingest.parser)."""
     number = re.compile(r"-?\d+(?:\.\d+)?")
     rows = []
     for line in lines:

@@ -19,7 +19,7 @@ from sklearn.cluster import MeanShift, estimate_bandwidth
 from local.pg import free_port
 from local.sqs import SqsPoller, sqs_event
 from wattprint import db
-from wattprint.clustering import fit as clustering, runs
+from wattprint.clustering import fit, labels as label_store, runs, service
 from reference import independent_features
 from wattprint.ingest import parser, store
 from wattprint.errors import DatabaseUnavailable
@@ -151,7 +151,7 @@ def test_real_file_labels_match_the_spec_event_by_event(database, conn, function
 
     expected_data = independent_features(real_lines)
     assert expected_data.shape == (1000, 8)
-    np.testing.assert_array_equal(clustering.load(1000), expected_data)  # floats round-trip exactly
+    np.testing.assert_array_equal(label_store.load(1000), expected_data)  # floats round-trip exactly
     expected, bandwidth, centres = spec_labels(expected_data)
 
     labels = stored_labels(conn, run.id)
@@ -226,21 +226,21 @@ def test_killed_worker_is_taken_over_and_its_leftover_table_replaced(database, c
     assert (row["status"], row["attempts"], row["events"]) == ("done", 2, 1000)
     assert_one_label_set(conn, run)
     assert 7 not in set(stored_labels(conn, run.id).tolist())
-    expected, _, _ = spec_labels(clustering.load(1000))
+    expected, _, _ = spec_labels(label_store.load(1000))
     np.testing.assert_array_equal(stored_labels(conn, run.id), expected)
 
 
 def test_lease_is_the_invocations_remaining_time_plus_a_margin(database, conn, functions, monkeypatch):
     (run,) = insert(conn, synthetic(1000, seed=14))
     seen = []
-    real_fit = clustering.fit
+    real_fit = fit.fit
 
     def watched(data):
         seen.append(conn.run("SELECT status, attempts, extract(epoch FROM lease_until - now())::float8 "
                              "FROM clustering_runs WHERE id = :id", id=run.id)[0])
         return real_fit(data)
 
-    monkeypatch.setattr(clustering, "fit", watched)
+    monkeypatch.setattr(fit, "fit", watched)
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
     ((status, attempts, lease_left),) = seen
     # ClusterFunction's Timeout is 900 s: the lease runs to the end of the invocation plus 60 s.
@@ -254,12 +254,12 @@ def test_a_worker_that_lost_its_lease_writes_nothing(database, conn):
     taker = runs.claim(run.id, run.threshold, lease=600.0)
     assert (slow.attempt, taker.attempt) == (1, 2)
     with pytest.raises(runs.LeaseLost):
-        clustering.compute(slow)
+        service.compute(slow)
     assert runs.fail(slow, "too late") is False
     row = run_row(conn, run.id)
     assert (row["status"], row["attempts"], row["error"]) == ("running", 2, None)
     assert partitions(conn) == [] and standalone_tables(conn) == []
-    clustering.compute(taker)
+    service.compute(taker)
     assert run_row(conn, run.id)["status"] == "done"
     assert_one_label_set(conn, run)
 
@@ -280,14 +280,14 @@ def test_poisoned_run_lands_in_the_dead_letter_queue_and_the_next_threshold_comp
     for run in (first, second):
         client.send_message(QueueUrl=queue, MessageBody=json.dumps(body(run)))
 
-    real_fit = clustering.fit
+    real_fit = fit.fit
 
     def poisoned(data):
         if len(data) == 1000:
             raise RuntimeError("simulated crash while fitting")
         return real_fit(data)
 
-    monkeypatch.setattr(clustering, "fit", poisoned)
+    monkeypatch.setattr(fit, "fit", poisoned)
     (trigger,) = [t for t in app.sqs_triggers if t.function == "ClusterFunction"]
     assert (trigger.batch_size, trigger.report_failures) == (1, True)
     poller = SqsPoller(client, queue, trigger, functions, "us-east-1", wait_seconds=0)
@@ -309,7 +309,7 @@ def test_poisoned_run_lands_in_the_dead_letter_queue_and_the_next_threshold_comp
     assert current_run(conn)["threshold"] == 2000
 
     # Redriven from the DLQ once the cause is fixed, the failed run is claimed again and completes.
-    monkeypatch.setattr(clustering, "fit", real_fit)
+    monkeypatch.setattr(fit, "fit", real_fit)
     result, _ = deliver(functions, body(first))
     assert result == {"batchItemFailures": []}
     assert (run_row(conn, first.id)["status"], run_row(conn, first.id)["attempts"]) == ("done", 4)
@@ -344,8 +344,8 @@ def test_out_of_order_completion_keeps_the_highest_threshold_current(database, c
     assert_one_label_set(conn, first)
     assert_one_label_set(conn, second)
     # Each run labels its own events: run 1000 is the spec on events 1..1000, run 2000 on 1..2000.
-    np.testing.assert_array_equal(stored_labels(conn, first.id), spec_labels(clustering.load(1000))[0])
-    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(clustering.load(2000))[0])
+    np.testing.assert_array_equal(stored_labels(conn, first.id), spec_labels(label_store.load(1000))[0])
+    np.testing.assert_array_equal(stored_labels(conn, second.id), spec_labels(label_store.load(2000))[0])
 
 
 def test_degenerate_data_fails_the_run_once_without_retrying(database, conn, functions):
@@ -400,19 +400,19 @@ def test_unreachable_database_is_retried_and_leaves_the_run_pending(database, co
 
 def test_database_lost_mid_run_releases_the_lease_without_failing_the_run(database, conn, functions, monkeypatch):
     (run,) = insert(conn, synthetic(1000, seed=12))
-    real_store = clustering.store
+    real_store = label_store.store
 
     def lost(*args, **kwargs):
         raise DatabaseUnavailable()
 
-    monkeypatch.setattr(clustering, "store", lost)
+    monkeypatch.setattr(label_store, "store", lost)
     result, (message_id,) = deliver(functions, body(run))
     assert failed_ids(result) == [message_id]
     row = run_row(conn, run.id)
     assert (row["status"], row["attempts"], row["error"]) == ("running", 1, None)
     assert conn.run("SELECT lease_until <= now() FROM clustering_runs WHERE id = :id", id=run.id)[0][0] is True
 
-    monkeypatch.setattr(clustering, "store", real_store)
+    monkeypatch.setattr(label_store, "store", real_store)
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}  # taken over at once
     row = run_row(conn, run.id)
     assert (row["status"], row["attempts"]) == ("done", 2)
@@ -423,15 +423,15 @@ def test_database_lost_mid_run_releases_the_lease_without_failing_the_run(databa
 
 def test_runs_as_the_least_privileged_application_role(conn, functions, app_role):
     (run,) = insert(conn, synthetic(1000, seed=13))
-    assert db.run("SELECT current_user")[0][0] == app_role
+    assert db.execute("SELECT current_user")[0][0] == app_role
     with pytest.raises(Exception, match="permission denied"):
-        db.run("CREATE TABLE not_allowed (x int)")
+        db.execute("CREATE TABLE not_allowed (x int)")
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
     assert run_row(conn, run.id)["status"] == "done"
     assert_one_label_set(conn, run)
     # The DDL helpers act only on a run that is running: they cannot be used to drop a finished run's labels.
     with pytest.raises(Exception, match="is not running"):
-        db.run("SELECT clustering_labels_open(:id)", id=run.id)
+        db.execute("SELECT clustering_labels_open(:id)", id=run.id)
     assert_one_label_set(conn, run)
 
 
@@ -460,7 +460,7 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
         conn.run("UPDATE clustering_runs SET lease_until = now() - interval '1 second' WHERE id = :id", id=run.id)
         raise Killed()
 
-    monkeypatch.setattr(clustering, "fit", stopped)
+    monkeypatch.setattr(fit, "fit", stopped)
     for _ in range(5):  # what the event source mapping does; a stopped invocation deletes nothing
         messages = client.receive_message(QueueUrl=queue, AttributeNames=["All"]).get("Messages", [])
         if messages:
@@ -503,7 +503,7 @@ def test_the_sweep_leaves_runs_under_a_live_lease_alone(database, conn):
 
 
 def test_a_claim_whose_reply_was_lost_gets_its_own_attempt_back(database, conn, monkeypatch):
-    """db.run re-sends a statement after a network error, also when the first send committed: the claim must
+    """db.execute re-sends a statement after a network error, also when the first send committed: the claim must
     recognise its own lease rather than report the run busy."""
     (run,) = insert(conn, synthetic(1000, seed=22))
     connection = db.connection()
@@ -553,7 +553,7 @@ def test_workers_on_two_runs_with_duplicates_at_once(database, conn):
 
     def worker(run):
         try:
-            outcomes.append(clustering.process(run.id, run.threshold, 600.0))
+            outcomes.append(service.process(run.id, run.threshold, 600.0))
         except runs.RunBusy as error:
             busy.append(error)
 
@@ -586,7 +586,7 @@ def test_a_claim_racing_a_store_in_progress_is_busy_not_a_second_owner(database,
             results[key] = error
 
     monkeypatch.setattr(runs, "lock", paused_lock)
-    storing = threading.Thread(target=attempt, args=("store", lambda: clustering.compute(slow)))
+    storing = threading.Thread(target=attempt, args=("store", lambda: service.compute(slow)))
     storing.start()
     assert locked.wait(30)
     claiming = threading.Thread(target=attempt, args=("claim", lambda: runs.claim(run.id, run.threshold, 600.0)))

@@ -22,7 +22,7 @@ def test_dead_connection_is_reopened(database, conn):
         assert c.run("SELECT 1") == [[1]]
     assert db.connection() is not first
     conn.run("SELECT pg_terminate_backend(:pid)", pid=db.connection().run("SELECT pg_backend_pid()")[0][0])
-    assert db.run("SELECT 2") == [[2]]
+    assert db.execute("SELECT 2") == [[2]]
 
 
 def test_failed_transaction_rolls_back(database, conn):
@@ -44,7 +44,7 @@ def test_unreachable_database_is_unavailable_not_a_crash(monkeypatch):
             pass
     assert caught.value.status == 503 and caught.value.headers() == {"Retry-After": "5"}
     with pytest.raises(DatabaseUnavailable):
-        db.run("SELECT 1")
+        db.execute("SELECT 1")
     db.reset()
 
 
@@ -91,16 +91,16 @@ def _insert_token(name):
             "FROM pg_sleep(:pause) RETURNING name")
 
 
-def test_run_once_replaces_a_connection_the_server_closed_before_sending(database, conn):
+def test_execute_once_replaces_a_connection_the_server_closed_before_sending(database, conn):
     first = db.connection()
     # With a timeout it returns once the backend has gone (its goodbye sent): as a connection found after a pause.
     conn.run("SELECT pg_terminate_backend(:pid, 5000)", pid=first.run("SELECT pg_backend_pid()")[0][0])
-    assert db.run_once(_insert_token("a"), prepare=True, name="a", pause=0) == [["a"]]
+    assert db.execute_once(_insert_token("a"), prepare=True, name="a", pause=0) == [["a"]]
     assert db.connection() is not first
     assert conn.run("SELECT name FROM api_tokens") == [["a"]]
 
 
-def test_run_once_never_repeats_a_statement_whose_connection_was_lost_once_sent(database, conn):
+def test_execute_once_never_repeats_a_statement_whose_connection_was_lost_once_sent(database, conn):
     import threading
     import time
 
@@ -118,7 +118,7 @@ def test_run_once_never_repeats_a_statement_whose_connection_was_lost_once_sent(
     killer = threading.Thread(target=kill)
     killer.start()
     with pytest.raises(DatabaseUnavailable):
-        db.run_once(_insert_token("b"), name="b", pause=5)
+        db.execute_once(_insert_token("b"), name="b", pause=5)
     killer.join()
     assert conn.run("SELECT count(*) FROM api_tokens") == [[0]]  # not committed, and not sent again
-    assert db.run_once(_insert_token("c"), name="c", pause=0) == [["c"]]  # a new connection next time
+    assert db.execute_once(_insert_token("c"), name="c", pause=0) == [["c"]]  # a new connection next time

@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from local.apigw import Gateway
 from local.pg import free_port
+from local import synth
 from wattprint import db, tokens
 from wattprint.ingest import outbox, parser, store
 
@@ -25,7 +26,7 @@ BASE = parser.parse_event(DOCUMENTED)
 
 
 def lines(n, start=0, dialect="firmware"):
-    return [parser.render(dataclasses.replace(BASE, active_power_w=float(start + i)), dialect) for i in range(n)]
+    return [synth.render(dataclasses.replace(BASE, active_power_w=float(start + i)), dialect) for i in range(n)]
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_limits(post, conn):
 
 
 def test_the_event_limit_counts_events_not_lines(post, conn):
-    short = parser.render(dataclasses.replace(BASE, firmware="1", active_power_w=1.0, voltage_v=230.0, phase_rad=-1.0,
+    short = synth.render(dataclasses.replace(BASE, firmware="1", active_power_w=1.0, voltage_v=230.0, phase_rad=-1.0,
                                               peaks=(1.0, 2.0, 3.0), fft_re=(1.0,), fft_img=(2.0,)), "firmware")
     status, body, _ = post("\n\n".join([short] * 1000) + "\n")  # 2000 newlines, 1000 events
     assert (status, body["count"]) == (201, 1000)
@@ -252,7 +253,7 @@ def test_database_down_is_503_with_retry_after(app, functions, database, conn, m
 
 
 def test_single_and_batch_paths_store_identical_rows(post, conn, real_lines_or_synth):
-    """A few events travel as JSON, a batch by binary COPY (wattprint.store): both must store the same."""
+    """A few events travel as JSON, a batch by binary COPY (wattprint.ingest.store): both must store the same."""
     sample = real_lines_or_synth[:12] + lines(3, dialect="documented")
     for line in sample:
         assert post(line)[0] == 201
@@ -281,7 +282,7 @@ def test_the_copy_path_stores_varied_list_lengths_and_edge_floats_exactly(databa
                                    fft_img=tuple(edge[(i + k) % 5] - k for k in range(n_fft)))
                for i, (n_peaks, n_fft) in enumerate(shapes)]
     assert len(records) > store.COPY_FROM
-    events = [(parser.render(r), r) for r in records]
+    events = [(synth.render(r), r) for r in records]
     with db.transaction() as c:
         stored = store.insert_events(c, events, 1000)
     rows = conn.run("SELECT id, device_id, firmware, phase_rad, peaks, fft_re, fft_img, raw FROM events ORDER BY seq")
@@ -296,7 +297,7 @@ def test_the_copy_path_stores_varied_list_lengths_and_edge_floats_exactly(databa
 def test_both_paths_run_as_the_least_privileged_application_role(post, conn, app_role, sqs, monkeypatch):
     """The batch path reserves ids with setval on the identity sequence: the runtime login must be allowed to."""
     monkeypatch.setenv("CLUSTER_THRESHOLD", "20")
-    assert db.run("SELECT current_user")[0][0] == app_role
+    assert db.execute("SELECT current_user")[0][0] == app_role
     status, single, _ = post(lines(1)[0])
     assert status == 201
     status, batch, _ = post("\n".join(lines(store.COPY_FROM + 20, 1)))

@@ -21,7 +21,7 @@ from wattprint import db, tokens
 from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
 from wattprint.ingest import parser, store
 from wattprint.ingest.record import FIELDS
-from wattprint.report import cursors, params, queries
+from wattprint.report import params, queries
 
 T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
@@ -607,7 +607,7 @@ def test_real_file_summary_matches_an_independent_meanshift(app, functions, data
     import numpy as np
     import sklearn.cluster as cluster_mod
 
-    from wattprint.clustering import fit as clustering
+    from wattprint.clustering import service
 
     with mock_aws():
         queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="cluster")["QueueUrl"]
@@ -621,7 +621,7 @@ def test_real_file_summary_matches_an_independent_meanshift(app, functions, data
             assert reply.status == 201, reply.body
     assert client.ok("/clusters/summary")["run"] is None
     (run_id, threshold), = conn.run("SELECT id, threshold FROM clustering_runs")
-    outcome = clustering.process(run_id, threshold, 900)
+    outcome = service.process(run_id, threshold, 900)
     assert outcome["status"] == "done", outcome
 
     data = independent_features(real_lines)

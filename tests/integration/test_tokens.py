@@ -50,13 +50,13 @@ def test_bad_token_requests_are_refused(database, conn, scope, name, token, fiel
 
 
 def test_admin_actions_round_trip(database):
-    created = admin.run({"action": "create_token", "scope": "read", "name": "board"})
-    listed = admin.run({"action": "list_tokens"})["tokens"]
+    created = admin.handle({"action": "create_token", "scope": "read", "name": "board"})
+    listed = admin.handle({"action": "list_tokens"})["tokens"]
     assert [(t["name"], t["scope"], t["revoked_at"]) for t in listed] == [("board", "read", None)]
     assert "token" not in listed[0] and created["token"].startswith("wp_")
-    assert admin.run({"action": "revoke_token", "name": "board"})["revoked_at"] is not None
+    assert admin.handle({"action": "revoke_token", "name": "board"})["revoked_at"] is not None
     with pytest.raises(BadRequest):
-        admin.run({"action": "drop_database"})
+        admin.handle({"action": "drop_database"})
 
 
 def test_authorize_maps_scope_to_policy(database, conn):

@@ -6,7 +6,7 @@ import pytest
 
 from local import synth
 from wattprint import client
-from wattprint.ingest import limits
+from wattprint import limits
 
 
 def test_batches_respect_both_limits_and_keep_line_numbers():

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from wattprint.clustering import fit as clustering, runs
+from wattprint.clustering import fit, labels as label_store, runs, service
 from wattprint.clustering.features import FEATURE_COLUMNS, FEATURES
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -24,7 +24,7 @@ def binary_copy(rows, extension: bytes = b"") -> bytes:
 
 
 def test_features_sql_selects_the_eight_features_in_spec_order():
-    sql = clustering.features_sql(2000)
+    sql = label_store.features_sql(2000)
     assert [name for name, _ in FEATURE_COLUMNS] == [
         "active_power_w", "reactive_power_var", "apparent_power_va", "current_a", "voltage_v",
         "peak_1", "peak_2", "peak_3"]
@@ -33,20 +33,20 @@ def test_features_sql_selects_the_eight_features_in_spec_order():
                         "coalesce(apparent_power_va, 'NaN'), coalesce(current_a, 'NaN'), coalesce(voltage_v, 'NaN'), "
                         "coalesce(peaks[1], 'NaN'), coalesce(peaks[2], 'NaN'), coalesce(peaks[3], 'NaN')")
     assert "WHERE seq BETWEEN 1 AND 2000 ORDER BY seq" in sql and sql.endswith("TO STDOUT WITH (FORMAT binary)")
-    assert "2000" in clustering.features_sql("2000")  # an int, never text pasted in
+    assert "2000" in label_store.features_sql("2000")  # an int, never text pasted in
     with pytest.raises(ValueError):
-        clustering.features_sql("1; DROP TABLE events")
+        label_store.features_sql("1; DROP TABLE events")
 
 
 def test_parse_copy_gives_rows_in_order_and_columns_in_order():
     rows = [[1753.0, 279.0, 403.0, 7.35900021, 230.08, 7.33199978, 7.311999799999999, 7.53000021],
             [-0.0, 1e-300, 5e300, 0.1, 0.2, 0.30000000000000004, -1.5, 2.0],
             [float(i) for i in range(8)]]
-    data = clustering.parse_copy(binary_copy(rows))
+    data = fit.parse_copy(binary_copy(rows))
     assert data.shape == (3, 8) and data.dtype == np.float64 and data.flags.c_contiguous
     assert data.tolist() == rows  # exact: no text round trip
-    assert clustering.parse_copy(binary_copy(rows, extension=b"abcd")).tolist() == rows
-    assert clustering.parse_copy(binary_copy([])).shape == (0, 8)
+    assert fit.parse_copy(binary_copy(rows, extension=b"abcd")).tolist() == rows
+    assert fit.parse_copy(binary_copy([])).shape == (0, 8)
 
 
 @pytest.mark.parametrize("payload", [
@@ -58,38 +58,38 @@ def test_parse_copy_gives_rows_in_order_and_columns_in_order():
 ])
 def test_parse_copy_rejects_anything_but_rows_of_eight_float8(payload):
     with pytest.raises(ValueError):
-        clustering.parse_copy(payload)
+        fit.parse_copy(payload)
 
 
 def test_check_data_separates_permanent_problems():
     good = np.arange(24, dtype=np.float64).reshape(3, 8)
-    clustering.check_data(good, 3)
-    with pytest.raises(clustering.InsufficientEvents, match=r"insufficient events: 3 stored with seq ≤ 4"):
-        clustering.check_data(good, 4)
+    fit.check_data(good, 3)
+    with pytest.raises(fit.InsufficientEvents, match=r"insufficient events: 3 stored with seq ≤ 4"):
+        fit.check_data(good, 4)
     bad = good.copy()
     bad[1, 6], bad[2, 0] = np.inf, np.nan
-    with pytest.raises(clustering.InvalidData, match=r"2 event\(s\) .* the first at seq 2 \(peak_2 = inf\)"):
-        clustering.check_data(bad, 3)
-    with pytest.raises(clustering.InvalidData, match="8 feature columns"):
-        clustering.check_data(good[:, :7], 3)
-    assert issubclass(clustering.DegenerateData, clustering.PermanentRunError)
-    assert not issubclass(runs.RunBusy, clustering.PermanentRunError)
+    with pytest.raises(fit.InvalidData, match=r"2 event\(s\) .* the first at seq 2 \(peak_2 = inf\)"):
+        fit.check_data(bad, 3)
+    with pytest.raises(fit.InvalidData, match="8 feature columns"):
+        fit.check_data(good[:, :7], 3)
+    assert issubclass(fit.DegenerateData, runs.PermanentRunError)
+    assert not issubclass(runs.RunBusy, runs.PermanentRunError)
 
 
 def test_identical_rows_are_degenerate():
     data = np.tile([60.0, 20.0, 63.2, 0.26, 230.0, 0.26, 0.26, 0.26], (500, 1))
-    with pytest.raises(clustering.DegenerateData, match=r"^degenerate data: estimate_bandwidth gave 0\.0 for 500 "
+    with pytest.raises(fit.DegenerateData, match=r"^degenerate data: estimate_bandwidth gave 0\.0 for 500 "
                                                          r"events \(1 distinct feature rows\)"):
-        clustering.fit(data)
-    with pytest.raises(clustering.DegenerateData):
-        clustering.fit(data[:1])  # a single event
+        fit.fit(data)
+    with pytest.raises(fit.DegenerateData):
+        fit.fit(data[:1])  # a single event
 
 
 def test_fit_is_the_spec_and_deterministic():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0] * 8, [1000.0] * 8, [2000.0] * 8])
     data = np.vstack([c + rng.normal(0, 10, (300, 8)) for c in centres])
-    first, second = clustering.fit(data), clustering.fit(data)
+    first, second = fit.fit(data), fit.fit(data)
     np.testing.assert_array_equal(first.labels, second.labels)
     assert first.bandwidth == second.bandwidth > 0
     assert first.n_clusters == 3 and first.labels.dtype == np.int64
@@ -106,7 +106,7 @@ def test_label_stats_per_label_including_unclustered():
                      [30.0, 3, 2, 3, 4, 5, 6, 8],
                      [7.0, 2, 2, 2, 2, 2, 2, 2]])
     labels = np.array([0, 0, -1, 0, 1])
-    stats = clustering.label_stats(data, labels)
+    stats = fit.label_stats(data, labels)
     assert [s.label for s in stats] == [-1, 0, 1]
     unclustered, zero, one = stats
     assert (unclustered.events, unclustered.mean_active_power_w, unclustered.min_active_power_w,
@@ -122,30 +122,30 @@ def test_label_stats_equal_numpy_means_over_each_label_exactly():
     rng = np.random.default_rng(1)
     data = rng.normal(100, 30, (5000, 8))
     labels = rng.integers(-1, 6, 5000)
-    for s in clustering.label_stats(data, labels):
+    for s in fit.label_stats(data, labels):
         rows = data[labels == s.label]
         assert s.centre == tuple(rows.mean(axis=0).tolist())
         assert s.mean_active_power_w == rows[:, 0].mean()
 
 
 def test_labels_copy_is_binary_rows_of_run_seq_label():
-    payload = clustering.labels_copy(42, np.array([0, -1, 3]))
+    payload = fit.labels_copy(42, np.array([0, -1, 3]))
     assert payload[:11] == SIGNATURE and payload[-2:] == b"\xff\xff"
     body = payload[19:-2]
     rows = [struct.unpack_from(">hiqiqih", body, offset) for offset in range(0, len(body), 32)]
     assert rows == [(3, 8, 42, 8, 1, 2, 0), (3, 8, 42, 8, 2, 2, -1), (3, 8, 42, 8, 3, 2, 3)]
-    assert b"".join(bytes(c) for c in clustering.chunks(payload, size=10)) == payload
+    assert b"".join(bytes(c) for c in fit.chunks(payload, size=10)) == payload
     with pytest.raises(ValueError):
-        clustering.labels_copy(1, np.array([40000]))
+        fit.labels_copy(1, np.array([40000]))
 
 
 def test_centres_literal_and_stats_json_round_trip_exactly():
     centres = np.array([[0.1, 1 / 3, 2.0, 3.5, 4.0, 5.0, 6.0, 7.0], [1e-300, -0.0, 8, 9, 10, 11, 12, 13]])
-    literal = clustering.centres_literal(centres)
+    literal = fit.centres_literal(centres)
     assert literal.startswith("{{0.1,0.3333333333333333,2.0,") and literal.endswith("13.0}}")
-    assert clustering.centres_literal(np.empty((0, 8))) == "{}"
-    stats = clustering.label_stats(centres, np.array([-1, 0]))
-    assert json.loads(clustering.stats_json(stats))[0] == {
+    assert fit.centres_literal(np.empty((0, 8))) == "{}"
+    stats = fit.label_stats(centres, np.array([-1, 0]))
+    assert json.loads(fit.stats_json(stats))[0] == {
         "label": -1, "events": 1, "mean": 0.1, "min": 0.1, "max": 0.1, "centre": centres[0].tolist()}
 
 
@@ -153,13 +153,13 @@ def test_centres_literal_and_stats_json_round_trip_exactly():
                                   '{"run_id": true, "threshold": 1000}', '{"run_id": 1, "threshold": 0}',
                                   '{"run_id": 1.5, "threshold": 1000}'])
 def test_parse_message_rejects_malformed_bodies(body):
-    with pytest.raises(clustering.InvalidMessage):
-        clustering.parse_message(body)
+    with pytest.raises(service.InvalidMessage):
+        service.parse_message(body)
 
 
 def test_parse_message_and_lease():
-    assert clustering.parse_message('{"run_id": 7, "threshold": 7000}') == (7, 7000)
+    assert service.parse_message('{"run_id": 7, "threshold": 7000}') == (7, 7000)
     assert runs.lease_seconds(900_000) == 960.0  # the invocation's remaining time plus the margin
     assert runs.lease_seconds(12_345) == 72.345
     assert runs.lease_seconds(None) == 960.0
-    assert len(FEATURES) == clustering.N_FEATURES == 8
+    assert len(FEATURES) == fit.N_FEATURES == 8

@@ -15,6 +15,10 @@ HEAVY = ("numpy", "scipy", "sklearn")
     ("report", (*HEAVY, "boto3")),
     ("authorizer", (*HEAVY, "boto3", "wattprint.report")),
     ("push", (*HEAVY, "pg8000", "wattprint.db")),  # outside the VPC: no database
+    ("sweep", (*HEAVY, "boto3", "wattprint.report")),  # no scikit-learn layer: clustering's fit is not loaded
+    ("live", (*HEAVY, "boto3")),
+    ("live_socket", (*HEAVY, "boto3", "wattprint.report")),
+    ("admin", (*HEAVY, "boto3", "wattprint.report")),
 ])
 def test_handler_import_stays_light(function, must_not_load):
     code = (f"import sys; sys.path[:0] = ['layers/core', 'functions/{function}']; import app; "

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from local import synth
+from local.synth import render
 from wattprint.ingest import parser
-from wattprint.ingest.parser import InvalidEvent, parse_event, parse_lines, render
+from wattprint.ingest.parser import InvalidEvent, parse_event, parse_lines
 from wattprint.ingest.record import EventRecord
 
 UTC = timezone.utc
@@ -26,6 +27,12 @@ def real_lines() -> list[str]:
     if not REAL.is_file():
         pytest.skip(f"real sample not present at {REAL}")
     return REAL.read_text(encoding="utf-8").splitlines()
+
+
+def clear_memos() -> None:
+    """Forget the parser's remembered numbers and times, as a cold Lambda instance starts."""
+    for memo in (parser._FLOATS, parser._INTS, parser._TIMES):
+        memo.clear()
 
 
 def both_paths(line: str) -> EventRecord:
@@ -438,7 +445,7 @@ def test_a_rejected_number_stays_rejected_once_remembered():
 
 
 def test_the_memos_hold_only_finite_numbers_and_stay_bounded(monkeypatch):
-    parser.clear_caches()
+    clear_memos()
     for bad in ("nan", "inf", "-Infinity", "1e400"):
         with pytest.raises(InvalidEvent):
             parse_event(doc("Active=289W", f"Active={bad}W"))
@@ -454,7 +461,7 @@ def test_the_memos_hold_only_finite_numbers_and_stay_bounded(monkeypatch):
 def test_clear_caches_changes_nothing(real_lines):
     first = [parse_event(x) for x in real_lines[:100]]
     again = [parse_event(x) for x in real_lines[:100]]
-    parser.clear_caches()
+    clear_memos()
     cold = [parse_event(x) for x in real_lines[:100]]
     assert first == again == cold
     assert first[0].active_power_w == 1753.0

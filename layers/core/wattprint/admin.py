@@ -15,7 +15,8 @@ def _token_json(token: tokens.Token) -> dict:
     return data
 
 
-def run(request: dict) -> dict:
+def handle(request: dict) -> dict:
+    """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action."""
     action = request.get("action")
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}

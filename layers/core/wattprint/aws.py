@@ -19,7 +19,7 @@ _clients: dict[tuple, object] = {}
 def client(service: str, *, endpoint: str | None = None, region: str | None = None, attempts: int = 1):
     """One client per service, endpoint, region and attempts. The endpoint variables are part of the key: the
     local stack and the tests point services at servers that come and go."""
-    import boto3  # only where something is sent: the runtime ships it, and it costs ~100 ms to import
+    import boto3  # only where something is sent: the runtime ships it, and importing it is slow (BENCHMARKS.md)
     from botocore.config import Config
 
     environment = settings.aws_settings()

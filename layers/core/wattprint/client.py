@@ -8,7 +8,7 @@ limits, with retries, an idempotency key per batch and a progress bar on stderr.
     from wattprint.client import send
     summary = send(open("events.txt"), url, token)
 
-A batch is at most MAX_EVENTS lines and MAX_BODY_BYTES bytes (wattprint.ingest.limits, what the server enforces).
+A batch is at most MAX_EVENTS lines and MAX_BODY_BYTES bytes (wattprint.limits, what the server enforces).
 Retried, with exponential backoff and jitter (or the server's Retry-After): 429, 502, 503, 504 and network
 errors. Each batch carries an `Idempotency-Key` header, the same on every retry of it, so a batch whose answer was
 lost is not stored twice by a server that honours it. A 413 (a server with lower limits) splits the batch in two.
@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, TextIO
 
-from .ingest.limits import MAX_BODY_BYTES, MAX_EVENTS
+from .limits import MAX_BODY_BYTES, MAX_EVENTS
 
 RETRIED = {429, 502, 503, 504}
 

@@ -176,7 +176,7 @@ def transaction() -> Iterator[Connection]:
         raise
 
 
-def run(sql: str, *, prepare: bool = False, **params):
+def execute(sql: str, *, prepare: bool = False, **params):
     """One statement in autocommit (reads, and single-row updates that are safe to repeat).
 
     A connection that died while the instance was frozen fails on first use: it is re-opened and the statement
@@ -217,7 +217,7 @@ def _closed_by_server(conn: Connection) -> bool:
         return True
 
 
-def run_once(sql: str, *, prepare: bool = False, **params):
+def execute_once(sql: str, *, prepare: bool = False, **params):
     """One statement in autocommit that must not run twice (an INSERT: its own transaction, one round trip
     instead of BEGIN, the statement and COMMIT).
 

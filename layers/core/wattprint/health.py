@@ -12,7 +12,7 @@ _UNDEFINED_TABLE = "42P01"
 
 def check() -> tuple[bool, dict]:
     try:
-        done = {row[0] for row in db.run("SELECT version FROM schema_migrations")}
+        done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
     except DatabaseUnavailable as error:
         return False, {"status": "unavailable", "database": "unreachable", "detail": error.message}
     except DatabaseError as error:

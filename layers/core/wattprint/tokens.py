@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import db
 from .db import Connection
 from .errors import BadRequest, NotFound
 
@@ -64,10 +65,19 @@ def revoke(conn: Connection, name: str) -> Token:
     return Token(*rows[0])
 
 
-def find(conn, token: str) -> Token | None:
+_FIND = "SELECT id, name, scope, created_at, revoked_at FROM api_tokens WHERE token_sha256 = :d AND revoked_at IS NULL"
+
+
+def find(conn: Connection, token: str) -> Token | None:
     """The live token with this plain text, or None."""
-    rows = conn.run("SELECT id, name, scope, created_at, revoked_at FROM api_tokens "
-                    "WHERE token_sha256 = :d AND revoked_at IS NULL", d=digest(token))
+    rows = conn.run(_FIND, d=digest(token))
+    return Token(*rows[0]) if rows else None
+
+
+def lookup(token: str) -> Token | None:
+    """find() on this instance's own connection, in autocommit (the authorizer: one read needs no transaction,
+    and db.execute re-opens a connection that died while the instance was frozen)."""
+    rows = db.execute(_FIND, d=digest(token))
     return Token(*rows[0]) if rows else None
 
 

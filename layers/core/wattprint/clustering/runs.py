@@ -41,6 +41,11 @@ class UnknownRun(Exception):
     """The message names a run that does not exist, or gives another threshold than the run's."""
 
 
+class PermanentRunError(Exception):
+    """The run cannot succeed with the data as it is: recorded on the run, not retried (the fit's checks raise
+    its kinds: wattprint.clustering.fit)."""
+
+
 @dataclass(frozen=True)
 class Claim:
     run_id: int
@@ -62,7 +67,7 @@ def lease_seconds(remaining_ms: int | float | None, default_timeout_s: float = 9
 
 
 # One statement: the claim, and when it claimed nothing, why (the run's status as this statement saw it).
-# `:token` is new for every claim() call; the same statement re-sent by db.run after a lost reply carries the
+# `:token` is new for every claim() call; the same statement re-sent by db.execute after a lost reply carries the
 # same token, finds the run running under it, and returns the same attempt (nothing else can hold that token).
 _CLAIM = """
 WITH claimed AS (
@@ -84,7 +89,7 @@ SELECT status, threshold, attempts FROM clustering_runs WHERE id = :id AND NOT E
 
 def claim(run_id: int, threshold: int, lease: float) -> Claim | Skipped:
     """Take the run for `lease` seconds; Skipped if it is done; RunBusy if another worker holds it."""
-    rows = db.run(_CLAIM, id=int(run_id), threshold=int(threshold), lease=float(lease), token=secrets.token_hex(16))
+    rows = db.execute(_CLAIM, id=int(run_id), threshold=int(threshold), lease=float(lease), token=secrets.token_hex(16))
     if not rows:
         raise UnknownRun(f"clustering run {run_id} does not exist")
     status, row_threshold, attempts = rows[0]
@@ -139,7 +144,7 @@ RETURNING id
 def fail(run: Claim, error: str, events: int | None = None) -> bool:
     """Record the failure on the run (autocommit); False if this worker no longer owns it."""
     text = error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
-    return bool(db.run(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events))
+    return bool(db.execute(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events))
 
 
 _RELEASE = """
@@ -152,7 +157,7 @@ def release(run: Claim) -> bool:
     """Give the lease up without judging the run (a transient failure): the next delivery may take it at once.
     Best effort: False when the database cannot be reached either (the lease then simply expires)."""
     try:
-        db.run(_RELEASE, id=run.run_id, attempt=run.attempt)
+        db.execute(_RELEASE, id=run.run_id, attempt=run.attempt)
         return True
     except DatabaseUnavailable:
         return False
@@ -174,4 +179,4 @@ RETURNING id, threshold, attempts
 
 def abandon() -> list[tuple[int, int, int]]:
     """Mark failed every running run whose lease is over; (id, threshold, attempts) of each."""
-    return [tuple(row) for row in db.run(_ABANDON)]
+    return [tuple(row) for row in db.execute(_ABANDON)]

@@ -1,22 +1,22 @@
 """The hourly sweep: what ingest and clustering could not finish themselves.
 
 * Runs whose worker was stopped by Lambda (timeout, out of memory) are marked failed with the reason
-  (wattprint.runs.abandon): otherwise they would stay `running` after their message was dead-lettered. First,
-  so that an SQS outage, which fails the next step, cannot keep it from happening.
-* Runs committed by ingest whose message was never sent are sent (wattprint.outbox).
+  (wattprint.clustering.runs.abandon): otherwise they would stay `running` after their message was
+  dead-lettered. First, so that an SQS outage, which fails the next step, cannot keep it from happening.
+* Runs committed by ingest whose message was never sent are sent (ingest's outbox).
 """
 
 from __future__ import annotations
 
-from ..ingest import outbox
-from ..live import announce
+from ..ingest import service as ingest
+from ..live import service as live
 from ..settings import Settings
 from . import runs
 
 
-def run(config: Settings) -> dict:
+def sweep_runs(config: Settings) -> dict:
     abandoned = runs.abandon()
     for run_id, _, _ in abandoned:
-        announce.run_changed(run_id)
-    sent = outbox.sweep(outbox.sqs_sender(config.cluster_queue_url, config.region))
+        live.run_changed(run_id)
+    sent = ingest.resend_unsent(config)
     return {"sent": [r.threshold for r in sent], "abandoned": [threshold for _, threshold, _ in abandoned]}

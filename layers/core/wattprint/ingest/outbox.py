@@ -59,7 +59,7 @@ def publish(runs: list[Run], make_sender: Callable[[], Sender]) -> list[Run]:
             left.append(run)
             continue
         try:
-            db.run(_MARK_SENT, id=run.id)
+            db.execute(_MARK_SENT, id=run.id)
         except DatabaseUnavailable:
             # Sent but not marked: the sweep sends it again and the clustering side skips the duplicate.
             log.warning("clustering run %s sent but not marked", run.id)

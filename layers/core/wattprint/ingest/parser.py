@@ -1,4 +1,4 @@
-"""Parse (and render) the one-line text form of a sensor event.
+"""Parse the one-line text form of a sensor event (local/synth.py renders records back into it).
 
 A line is a sequence of sections ``Name: body`` separated by ``;``::
 
@@ -8,7 +8,7 @@ A line is a sequence of sections ``Name: body`` separated by ``;``::
 
 Two dialects exist (``documented`` and the ``firmware`` one real sensors send); both,
 and any mix of their spellings, spacing, units and decimal separators, parse to the
-same :class:`~wattprint.record.EventRecord`.
+same :class:`~wattprint.ingest.record.EventRecord`.
 
 Two parsers share the work:
 
@@ -27,6 +27,10 @@ Two parsers share the work:
 
 ``_fast`` accepts a strict subset of what ``_parse`` accepts and returns an equal record, so
 callers cannot tell which one ran.  No regular expression runs per line.
+
+Longer than this package's other modules (~500 lines) on purpose: the two parsers must accept the same lines and
+build the same records, so they sit side by side, and a change to one is made with the other in view (the tests
+compare them line for line). Rendering records back into text is local/synth.py's.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from operator import itemgetter
 
 from .record import MIN_FFT, MIN_PEAKS, EventRecord, InvalidEvent, new_record
 
-__all__ = ["parse_event", "parse_lines", "render", "clear_caches", "DIALECTS", "InvalidEvent"]
+__all__ = ["parse_event", "parse_lines", "DIALECTS", "InvalidEvent"]
 
 UTC = timezone.utc
 DIALECTS = ("documented", "firmware")
@@ -134,14 +138,15 @@ _TAIL_KEYS = itemgetter(0, 4, 6, 8)
 
 def _skeletons():
     head, tail = set(), set()
-    for s in (" ", ""):  # after ";": a space in both dialects; tolerated without
-        for c in (" ", ""):  # after ":"
+    for space in (" ", ""):  # after ";": a space in both dialects; tolerated without
+        for colon_space in (" ", ""):  # after ":"
             for alarm in ("CoilReversed", "CoilRevesed"):
-                for app in ("Apparent", "Appearent"):
-                    head.add((f"Device:{c}ID", f";{s}Fw", f";{s}Evt", f";{s}Alarms:{c}{alarm}", f";{s}Power:{c}Active",
-                              f";{s}Reactive", f";{s}{app}", f";{s}Line:{c}Current", f";{s}Voltage", f";{s}Phase",
-                              f";{s}"))
-        tail.add(("UTC Time", f";{s}hz", f";{s}WiFi Strength", f";{s}Dummy"))
+                for apparent in ("Apparent", "Appearent"):
+                    head.add((f"Device:{colon_space}ID", f";{space}Fw", f";{space}Evt",
+                              f";{space}Alarms:{colon_space}{alarm}", f";{space}Power:{colon_space}Active",
+                              f";{space}Reactive", f";{space}{apparent}", f";{space}Line:{colon_space}Current",
+                              f";{space}Voltage", f";{space}Phase", f";{space}"))
+        tail.add(("UTC Time", f";{space}hz", f";{space}WiFi Strength", f";{space}Dummy"))
     # Joined with "|" (in no key) into one string: one hash, one compare.
     return frozenset(map("|".join, head)), frozenset(map("|".join, tail))
 
@@ -192,70 +197,64 @@ _float_of = _FLOATS.__getitem__
 _int_of = _INTS.__getitem__
 
 
-def clear_caches() -> None:
-    """Forget remembered numbers and times (benchmarks call this to measure a cold start)."""
-    _FLOATS.clear()
-    _INTS.clear()
-    _TIMES.clear()
-
-
-def _fast_time(dh: str, mi: str, se: str) -> datetime:
+def _fast_time(day_hour: str, minute: str, second: str) -> datetime:
     """" 2016-10-4 16", "47", "50" -> datetime; digits only, else ValueError."""
-    d = dh[1:] if dh[:1] == " " else dh
-    ymd, _, hh = d.partition(" ")
-    y, mo, d = ymd.split("-")
-    if not (y + mo + d + hh + mi + se).isdigit():
-        raise ValueError(dh)
-    t = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(se), tzinfo=UTC)
+    date_hour = day_hour[1:] if day_hour[:1] == " " else day_hour
+    date, _, hour = date_hour.partition(" ")
+    year, month, day = date.split("-")
+    if not (year + month + day + hour + minute + second).isdigit():
+        raise ValueError(day_hour)
+    when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
     if len(_TIMES) >= _MEMO_LIMIT:
         _TIMES.clear()
-    _TIMES[dh, mi, se] = t
-    return t
+    _TIMES[day_hour, minute, second] = when
+    return when
 
 
 def _fast(text: str) -> EventRecord | None:
     if not text.isascii() or "_" in text:
         return None
-    ip = text.find("Peaks:")
-    ir = text.find("FFT Re:", ip)
-    ii = text.find("FFT Img:", ir)
-    iu = text.find("UTC Time:", ii)
-    if ip < 0 or ir < 0 or ii < 0 or iu < 0:
+    peaks_at = text.find("Peaks:")
+    fft_re_at = text.find("FFT Re:", peaks_at)
+    fft_img_at = text.find("FFT Img:", fft_re_at)
+    time_at = text.find("UTC Time:", fft_img_at)
+    if peaks_at < 0 or fft_re_at < 0 or fft_img_at < 0 or time_at < 0:
         return None
-    h = text[:ip].replace(";", "=;").split("=")
-    u = text[iu:].replace(";", ":;").split(":")
-    if len(h) != 21 or len(u) != 10 or "|".join(h[::2]) not in _HEAD_SKELETONS \
-            or "|".join(_TAIL_KEYS(u)) not in _TAIL_SKELETONS or text.count("=", 0, ip) != 10:
+    head = text[:peaks_at].replace(";", "=;").split("=")
+    tail = text[time_at:].replace(";", ":;").split(":")
+    if len(head) != 21 or len(tail) != 10 or "|".join(head[::2]) not in _HEAD_SKELETONS \
+            or "|".join(_TAIL_KEYS(tail)) not in _TAIL_SKELETONS or text.count("=", 0, peaks_at) != 10:
         return None
-    coil = h[7]
+    coil = head[7]
     if coil == "OFF":
         coil_reversed = False
     elif coil == "ON":
         coil_reversed = True
     else:
         return None
-    fw = h[3].strip()
-    if not fw or ":" in fw or text[ir - 2:ir] != "; " or text[ii - 2:ii] != "; " or text[iu - 2:iu] != "; ":
+    firmware = head[3].strip()
+    if not firmware or ":" in firmware or text[fft_re_at - 2:fft_re_at] != "; " \
+            or text[fft_img_at - 2:fft_img_at] != "; " or text[time_at - 2:time_at] != "; ":
         return None
-    f = _float_of
-    i = _int_of
+    number = _float_of
+    integer = _int_of
     try:
-        peaks = tuple(map(f, text[ip + 6:ir - 2].split(";")))
-        fft_re = tuple(map(f, text[ir + 7:ii - 2].split(";")))
-        fft_img = tuple(map(f, text[ii + 8:iu - 2].split(";")))
-        active = f(h[9].removesuffix("W"))
-        reactive = f(h[11].removesuffix("var"))
-        apparent = f(h[13].removesuffix("VA"))
-        current = f(h[15].removesuffix("A"))
-        voltage = f(h[17].removesuffix("V"))
-        phase = f(h[19].removesuffix("rad").replace(",", "."))
-        hz = f(u[5])
+        peaks = tuple(map(number, text[peaks_at + 6:fft_re_at - 2].split(";")))
+        fft_re = tuple(map(number, text[fft_re_at + 7:fft_img_at - 2].split(";")))
+        fft_img = tuple(map(number, text[fft_img_at + 8:time_at - 2].split(";")))
+        active = number(head[9].removesuffix("W"))
+        reactive = number(head[11].removesuffix("var"))
+        apparent = number(head[13].removesuffix("VA"))
+        current = number(head[15].removesuffix("A"))
+        voltage = number(head[17].removesuffix("V"))
+        phase = number(head[19].removesuffix("rad").replace(",", "."))
+        hz = number(tail[5])
         if len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
             return None  # NaN/inf (or a finite sum overflowing: _parse decides), bad lengths
-        when = _TIMES.get((u[1], u[2], u[3])) or _fast_time(u[1], u[2], u[3])
-        return new_record(i(h[1]), fw, i(h[5]), coil_reversed, active, reactive,
+        when = _TIMES.get((tail[1], tail[2], tail[3])) or _fast_time(tail[1], tail[2], tail[3])
+        return new_record(integer(head[1]), firmware, integer(head[5]), coil_reversed, active, reactive,
                           apparent, current, voltage, phase, peaks, fft_re, fft_img,
-                          when, hz, i(u[7]), i(u[9]))
+                          when, hz, integer(tail[7]), integer(tail[9]))
     except (ValueError, OverflowError):  # not a number, impossible date...: _parse says which
         return None
 
@@ -506,50 +505,3 @@ def _time(s: str) -> datetime:
             if all(ymd) and all(hms):
                 raise InvalidEvent(f"impossible date or time {t!r} ({e})", "sensor_time") from None
     raise InvalidEvent(f"expected a date and time like 2016-10-4 16:47:50, got {t!r}", "sensor_time")
-
-
-# --- rendering --------------------------------------------------------------------------
-
-def _num(x: float) -> str:
-    """``repr`` (exact round trip) without a useless ``.0``: 1753.0 -> ``1753``."""
-    r = repr(x)
-    return r[:-2] if r[-2:] == ".0" else r
-
-
-def _clock(t: datetime) -> str:
-    if t.tzinfo is not None and t.utcoffset():
-        t = t.astimezone(UTC)
-    return f"{t.year}-{t.month}-{t.day} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-
-
-def render(record: EventRecord, dialect: str = "documented") -> str:
-    """The text line for ``record`` in ``"documented"`` or ``"firmware"`` style.
-
-    Floats use ``repr`` (minus a trailing ``.0``) so they parse back to the same value;
-    Phase always uses a decimal comma, as both the documented example and the sensors do;
-    dates are unpadded (``2016-10-4``), times padded.
-    """
-    r = record
-    phase = _num(r.phase_rad).replace(".", ",")
-    coil = "ON" if r.coil_reversed else "OFF"
-    if dialect == "documented":
-        sep = "; "
-        alarm, apparent_key, current_unit = "CoilReversed", "Apparent", "A"
-    elif dialect == "firmware":
-        sep = ";"
-        alarm, apparent_key, current_unit = "CoilRevesed", "Appearent", ""
-    else:
-        raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
-    return (
-        f"Device: ID={r.device_id}; Fw={r.firmware}; Evt={r.event_type}; "
-        f"Alarms: {alarm}={coil}; "
-        f"Power: Active={_num(r.active_power_w)}W; Reactive={_num(r.reactive_power_var)}var; "
-        f"{apparent_key}={_num(r.apparent_power_va)}VA; "
-        f"Line: Current={_num(r.current_a)}{current_unit}; Voltage={_num(r.voltage_v)}V; "
-        f"Phase={phase}rad; "
-        f"Peaks: {sep.join(map(_num, r.peaks))}; "
-        f"FFT Re: {sep.join(map(_num, r.fft_re))}; "
-        f"FFT Img: {sep.join(map(_num, r.fft_img))}; "
-        f"UTC Time: {_clock(r.sensor_time)}; hz: {_num(r.frequency_hz)}; "
-        f"WiFi Strength: {r.wifi_strength_dbm}; Dummy: {r.dummy}"
-    )

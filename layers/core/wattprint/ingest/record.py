@@ -115,12 +115,12 @@ _FIELD_SET = frozenset(FIELDS)
 def _make_constructor():
     """A positional constructor equal to ``EventRecord(...)`` at a quarter of its cost.
 
-    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` once per field (≈2.7 µs for 17
-    fields on the benchmark machine); writing the fields into the new instance's ``__dict__`` skips that
-    (≈0.7 µs). The parser builds a record per event, so this matters there. It is also why the class has
-    no ``__slots__``: setting 17 slots through their descriptors' ``__set__`` measured ≈1.4 µs. The price:
-    reading all 17 fields of such an instance takes ≈0.6 µs against ≈0.2 µs for one made by ``__init__``
-    (its dict is a real dict, not inline values); a record is read once, by the store, so it still gains.
+    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` once per field; writing the fields
+    into the new instance's ``__dict__`` skips that. The parser builds a record per event, so this matters
+    there. It is also why the class has no ``__slots__``: setting 17 slots through their descriptors'
+    ``__set__`` is slower than the dict write. The price: reading the fields of such an instance is slower
+    than of one made by ``__init__`` (its dict is a real dict, not inline values); a record is read once, by
+    the store, so it still gains (figures: BENCHMARKS.md, design measurements).
     Generated the same way dataclasses generates ``__init__`` (one small ``exec`` at import).
     """
     names = ", ".join(FIELDS)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from ..errors import BadRequest, InvalidEvent, PayloadTooLarge, UnsupportedMediaType
-from ..live import announce
+from ..live import service as live
 from ..settings import Settings
 from . import outbox, parser, store
-from .limits import MAX_BODY_BYTES, MAX_EVENTS
+from ..limits import MAX_BODY_BYTES, MAX_EVENTS
 from .record import EventRecord
 TEXT_TYPES = ("text/plain", "application/octet-stream")
 
@@ -61,9 +61,15 @@ def parse_body(body: str, content_type: str | None) -> list[tuple[str, EventReco
 
 
 def accept(body: str, content_type: str | None, settings: Settings) -> store.Stored:
+    """POST /events (the ingest function): parse, store in one transaction, send the runs it opened, announce."""
     events = parse_body(body, content_type)
     stored = store.insert(events, settings.cluster_threshold)
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
-    announce.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
     return stored
+
+
+def resend_unsent(settings: Settings) -> list[store.Run]:
+    """For the hourly sweep: send the runs ingest committed but whose message was never sent (see outbox)."""
+    return outbox.sweep(outbox.sqs_sender(settings.cluster_queue_url, settings.region))

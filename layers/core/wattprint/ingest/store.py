@@ -43,10 +43,8 @@ WITH counter AS (
 # Two ways in. A few events travel as one JSON parameter in one statement with the counter (one round trip,
 # prepared once per connection). A batch is encoded in PostgreSQL's binary COPY format before the counter is
 # taken, its id and seq fields are filled in once it is, and it is COPYed straight into `events`: converting
-# thousands of floats to text (client) and parsing them back (server) costs more than the extra round trip.
-# Measured on the benchmark machine: 1 event 0.7 ms as JSON vs 1.9 ms by COPY; database time for 500 events
-# 48 ms as JSON, 23 ms through a staging table, 8-9 ms by COPY into `events` (of which ~1 ms read the ids back
-# before they were reserved).
+# thousands of floats to text (client) and parsing them back (server) costs more than the extra round trip, and a
+# staging table costs a second copy (figures: BENCHMARKS.md, design measurements).
 _SOURCE_COLUMNS = ("device_id int, firmware text, event_type int, coil_reversed boolean, active_power_w float8, "
                    "reactive_power_var float8, apparent_power_va float8, current_a float8, voltage_v float8, "
                    "phase_rad float8, peaks float8[], fft_re float8[], fft_img float8[], sensor_time timestamptz, "
@@ -103,7 +101,7 @@ _ROW_END = struct.Struct(">iqidiiiii")  # sensor_time, frequency_hz, wifi_streng
 _FLOAT8_OID = 701
 _LENGTH_WORD = array("I", (8).to_bytes(4, "big"))  # each array element's length, as one native word
 if _LENGTH_WORD.itemsize != 4:  # true on every CPython platform; _elements interleaves 4-byte words
-    raise ImportError(f"wattprint.store needs 4-byte array('I') items, this platform has {_LENGTH_WORD.itemsize}")
+    raise ImportError(f"wattprint.ingest.store needs 4-byte array('I') items, this platform has {_LENGTH_WORD.itemsize}")
 
 
 class _ArrayHeaders(dict):
@@ -126,8 +124,8 @@ def _elements(records: Sequence[EventRecord]) -> memoryview:
     """The array elements of every record (its peaks, fft_re, fft_img in turn) as binary COPY writes them: each its
     length (8) and then its value, big-endian, 12 bytes apiece.
 
-    C-level passes over the whole batch instead of a pack per element (~45 ns each, 28 per event in the sensors'
-    data): the values are gathered in one list, packed big-endian by one struct call, and strided memoryview copies
+    C-level passes over the whole batch instead of a pack per element (dozens per event in the sensors' data; see
+    BENCHMARKS.md, design measurements): the values are gathered in one list, packed big-endian by one struct call, and strided memoryview copies
     interleave the length words (4 bytes) and the two halves of each value (4 and 4).
     """
     values: list[float] = []
@@ -210,7 +208,7 @@ def insert(events: Sequence[tuple[str, EventRecord]], threshold: int) -> Stored:
     the statement and COMMIT took three (issue 18: a single-event POST is mostly waiting on the database). A
     batch takes the counter and COPYs in one transaction."""
     if len(events) <= COPY_FROM:
-        return _stored(db.run_once(_INSERT_JSON, prepare=True, n=len(events), every=threshold,
+        return _stored(db.execute_once(_INSERT_JSON, prepare=True, n=len(events), every=threshold,
                                    rows=_json_rows(events)))
     with db.transaction() as conn:
         return insert_events(conn, events, threshold)

@@ -3,7 +3,7 @@
 Ingest (events stored), clustering (a run claimed, done or failed) and the push function (connections found
 gone) announce; they do it after their change committed and best effort — a lost announcement costs a dashboard
 nothing it cannot catch up from the REST API, so announcing never raises. This module stays small on purpose:
-the ingest function imports it on every cold start. See wattprint.live for what the announcements become.
+the ingest function imports it on every cold start. See wattprint.live.live for what the announcements become.
 
     {"kind": "events", "first_seq": a, "last_seq": b}
     {"kind": "run", "run_id": r}
@@ -56,7 +56,7 @@ def announce(message: dict, delay_seconds: int = 0) -> bool:
 def count_connections() -> int:
     from .. import db  # here, not at import: the push function announces too and has no database
 
-    return db.run("SELECT count(*) FROM live_connections")[0][0]
+    return db.execute("SELECT count(*) FROM live_connections")[0][0]
 
 
 class Gate:

@@ -1,9 +1,9 @@
 """Live updates for dashboards: who is connected, and what a batch of announcements means for them.
 
-Ingest and clustering *announce* changes on the live queue (wattprint.announce). The live function (in the VPC)
+Ingest and clustering *announce* changes on the live queue (wattprint.live.announce). The live function (in the VPC)
 drains the queue in batches (the event source's batching window bounds pushes to about one a second), turns a
 batch into at most one `events` message and one `run` message per run, and queues them with the connection ids
-on the push queue. The push function (wattprint.push) — the one function outside the VPC, because API Gateway's
+on the push queue. The push function (wattprint.live.push) — the one function outside the VPC, because API Gateway's
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 
@@ -54,7 +54,7 @@ def messages(announcements: list[dict]) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- connections
 
 def connect(connection_id: str, token_name: str | None) -> None:
-    db.run("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
+    db.execute("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
            "ON CONFLICT (connection_id) DO NOTHING", id=connection_id, name=token_name)
     # Ingest instances that counted no dashboard a moment ago skip their announcements until they count again:
     # this tick pushes what they stored meanwhile.
@@ -63,11 +63,11 @@ def connect(connection_id: str, token_name: str | None) -> None:
 
 def disconnect(connection_ids: list[str]) -> None:
     if connection_ids:
-        db.run("DELETE FROM live_connections WHERE connection_id = ANY(CAST(:ids AS text[]))", ids=connection_ids)
+        db.execute("DELETE FROM live_connections WHERE connection_id = ANY(CAST(:ids AS text[]))", ids=connection_ids)
 
 
 def connections() -> list[str]:
-    return [row[0] for row in db.run("SELECT connection_id FROM live_connections ORDER BY connected_at")]
+    return [row[0] for row in db.execute("SELECT connection_id FROM live_connections ORDER BY connected_at")]
 
 
 # ---------------------------------------------------------------------------------------------- delivery

@@ -28,7 +28,7 @@ def post(endpoint: str, connection_ids: list[str], payloads: list[dict]) -> list
     return gone
 
 
-def pushed(request: dict) -> list[str]:
+def push(request: dict) -> list[str]:
     """One push request from the push queue: post it, and announce the connections found gone."""
     gone = post(request["endpoint"], request["connections"], request["messages"])
     if gone:

@@ -3,6 +3,11 @@
 Built from the same names the code uses (the canonical record's fields, the eight features, the report's query
 parameters and limits), so renaming a field cannot leave the document behind. Schemas are JSON Schema 2020-12
 and strict (`additionalProperties: false`): tests validate real responses against them.
+
+Hand-written and ~380 lines on purpose: it is one document, mostly data, that reads top to bottom like the API
+it describes; tests/integration/test_openapi.py keeps it true (every template.yaml route is in it, real answers
+validate against its schemas). Generating it from the routes would need declared models the handlers do not
+have (Powertools' OpenAPI support brings pydantic into every cold start).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ _NUMBER = {"type": "number"}
 _NUMBERS = {"type": "array", "items": _NUMBER}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
-# The canonical record (wattprint.record.EventRecord.to_json), field by field.
+# The canonical record (wattprint.ingest.record.EventRecord.to_json), field by field.
 RECORD_PROPERTIES = {
     "device_id": {"type": "integer"},
     "firmware": {"type": "string", "minLength": 1},

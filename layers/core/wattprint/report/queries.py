@@ -34,9 +34,9 @@ from .params import INT64_MAX, EventQuery, iso
 EVENT_KEYS = ("id", "seq", "received_at", *FIELDS, "run_id", "label")
 
 # The event columns as PostgreSQL sends them to us. Timestamps come pre-formatted and float arrays as plain
-# comma-separated text: pg8000 parses array and timestamp text character by character in Python (~0.2 ms per row,
-# most of a page's time); splitting and float() is 50 times cheaper, and exact (PostgreSQL 12+ writes the
-# shortest text that reads back to the same double, as pg8000's float8 columns already rely on).
+# comma-separated text: pg8000 parses array and timestamp text character by character in Python (most of a
+# page's time; BENCHMARKS.md, design measurements); splitting and float() is far cheaper, and exact (PostgreSQL
+# 12+ writes the shortest text that reads back to the same double, as pg8000's float8 columns already rely on).
 _ARRAYS = ("peaks", "fft_re", "fft_img")
 _UTC_TEXT = {"received_at": "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'", "sensor_time": "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"}
 
@@ -99,7 +99,7 @@ def _not_done(run_id: int, status: str) -> RunNotDone:
 
 def summary(run: int | None, cluster_threshold: int) -> dict:
     """The current run (or `run`) and its clusters; before any run completed, how many events until one can."""
-    rows = db.run(_SUMMARY_CURRENT, prepare=True) if run is None else db.run(_SUMMARY_RUN, prepare=True, run=run)
+    rows = db.execute(_SUMMARY_CURRENT, prepare=True) if run is None else db.execute(_SUMMARY_RUN, prepare=True, run=run)
     if not rows:
         raise RunNotFound(f"there is no clustering run {run}", run=run)
     total = rows[0][0]
@@ -128,7 +128,7 @@ FROM clustering_runs ORDER BY threshold DESC
 
 def events_total() -> int:
     """Events stored so far (the counter ingest numbers them with)."""
-    return db.run("SELECT total FROM event_counter", prepare=True)[0][0]
+    return db.execute("SELECT total FROM event_counter", prepare=True)[0][0]
 
 
 def runs() -> dict:
@@ -138,7 +138,7 @@ def runs() -> dict:
         "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
                     "finished_at": iso(finished_at)},
     } for (run_id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at, load_ms, fit_ms,
-           store_ms, started_at, finished_at) in db.run(_RUNS, prepare=True)]}
+           store_ms, started_at, finished_at) in db.execute(_RUNS, prepare=True)]}
 
 
 _RUN_BY_ID = "SELECT id, threshold, status FROM clustering_runs WHERE id = :run"
@@ -196,14 +196,14 @@ class Page:
 def _resolve_run(query: EventQuery) -> tuple[int, int]:
     """(run id, threshold) whose labels the walk shows; (0, 0) when there is none yet."""
     if query.run is not None:
-        rows = db.run(_RUN_BY_ID, prepare=True, run=query.run)
+        rows = db.execute(_RUN_BY_ID, prepare=True, run=query.run)
         if not rows:
             raise RunNotFound(f"there is no clustering run {query.run}", run=query.run)
         run_id, threshold, status = rows[0]
         if status != "done":
             raise _not_done(run_id, status)
         return run_id, threshold
-    rows = db.run(CURRENT_RUN, prepare=True)
+    rows = db.execute(CURRENT_RUN, prepare=True)
     if rows:
         return rows[0][0], rows[0][1]
     if query.label is not None:
@@ -230,7 +230,7 @@ _EVENTS_BETWEEN = (f"SELECT {_EVENT_COLUMNS}, (SELECT l.label FROM event_labels 
 def events_between(first: int, last: int) -> list[dict]:
     """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels)."""
     run_id, threshold = _resolve_run(EventQuery())
-    rows = db.run(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
+    rows = db.execute(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
     return _items(rows, run_id, threshold)
 
 
@@ -247,7 +247,7 @@ def events(query: EventQuery) -> Page:
         run_id, threshold = _resolve_run(query)
         key = INT64_MAX if query.desc else 0
     timed = query.since is not None or query.until is not None
-    rows = db.run(events_sql(query, run_id, threshold), prepare=not timed,
+    rows = db.execute(events_sql(query, run_id, threshold), prepare=not timed,
                   **events_params(query, key, query.limit + 1))
     more = len(rows) > query.limit
     rows = rows[:query.limit]
@@ -274,13 +274,13 @@ ORDER BY r.threshold DESC
 
 def event(event_id: int) -> dict:
     """One event, its label in the current run (like a list item) and in every completed run (newest first)."""
-    rows = db.run(_EVENT, prepare=True, id=event_id)
+    rows = db.execute(_EVENT, prepare=True, id=event_id)
     if not rows:
         raise EventNotFound(f"there is no event {event_id}", id=event_id)
     row = rows[0]
     seq, current_id, current_threshold = row[1], row[_N_EVENT_COLUMNS], row[_N_EVENT_COLUMNS + 1]
     labels = [{"run_id": run_id, "threshold": threshold, "label": label}
-              for run_id, threshold, label in db.run(_EVENT_LABELS, seq=seq)]
+              for run_id, threshold, label in db.execute(_EVENT_LABELS, seq=seq)]
     current = next((entry for entry in labels if entry["run_id"] == current_id), None)
     labelled = current_id is not None and seq <= current_threshold
     item = _event(row, current_id if labelled else None, current["label"] if labelled and current else None)

@@ -1,0 +1,125 @@
+"""Clustering's use cases: a run from its SQS message (the cluster function), and the hourly sweep.
+
+A run takes the events with seq 1..T in and gives one MeanShift label per event and per-label statistics out.
+
+The computation itself is wattprint.clustering.fit. numpy and scikit-learn are imported by the first run, not
+with this module: the sweep function imports it too, and has no scikit-learn layer.
+
+A run is loaded with one binary COPY, fitted, and stored in one transaction: its labels COPYed into a table of
+their own that is then attached to event_labels as the run's partition, its cluster_stats rows, and the run
+marked done. Failures are of three kinds:
+
+* permanent (PermanentRunError: fewer events than the threshold, non-finite features, degenerate data): the
+  run is marked `failed` with the reason and the message is acknowledged: retrying cannot help. A message
+  for a run that does not exist is acknowledged too (logged as an error: there is no run to record it on);
+* transient (DatabaseUnavailable, RunBusy, LeaseLost): the run is not judged, the message is redelivered;
+* anything else (a bug, an exhausted resource): the run is marked `failed` with the error and the error is
+  raised, so SQS retries the message and, after maxReceiveCount, moves it to the dead-letter queue. A body
+  that is not {"run_id", "threshold"} is raised too: the dead-letter queue is where it can be inspected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from ..errors import DatabaseUnavailable
+from ..live import service as live
+from ..settings import Settings
+from . import runs, sweep
+
+log = logging.getLogger(__name__)
+
+
+class InvalidMessage(ValueError):
+    """An SQS body that is not {"run_id": int, "threshold": int}."""
+
+
+def parse_message(body: str) -> tuple[int, int]:
+    """(run_id, threshold) from an SQS message body."""
+    try:
+        doc = json.loads(body)
+    except (TypeError, ValueError) as error:
+        raise InvalidMessage(f"the message is not JSON: {error}") from None
+    if not isinstance(doc, dict):
+        raise InvalidMessage("the message is not a JSON object")
+    values = []
+    for key in ("run_id", "threshold"):
+        value = doc.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidMessage(f"the message needs a positive integer {key!r}, got {value!r}")
+        values.append(value)
+    return values[0], values[1]
+
+
+def compute(run: runs.Claim) -> dict:
+    """Load, fit and store a claimed run. Raises PermanentRunError, DatabaseUnavailable, LeaseLost, or a bug."""
+    from . import fit, labels  # numpy and scikit-learn: see the module docstring
+
+    started = time.perf_counter()
+    data = labels.load(run.threshold)
+    fit.check_data(data, run.threshold)
+    loaded = time.perf_counter()
+    result = fit.fit(data)
+    stats = fit.label_stats(data, result.labels)
+    fitted = time.perf_counter()
+    load_ms, fit_ms = (loaded - started) * 1000, (fitted - loaded) * 1000
+    store_ms = labels.store(run, result, stats, load_ms, fit_ms)
+    return {"events": len(data), "bandwidth": result.bandwidth, "n_clusters": result.n_clusters,
+            "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1), "store_ms": round(store_ms, 1)}
+
+
+def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
+    """Run one clustering run at least once, safely: what the cluster function calls per SQS record.
+
+    Returns a summary when the message is settled (done now, done before, or failed permanently); raises when
+    the message must be redelivered (see the module docstring)."""
+    try:
+        claimed = runs.claim(run_id, threshold, lease_seconds)
+    except runs.UnknownRun as error:
+        # Runs are committed before their message is sent, so this message cannot have come from ingest for this
+        # database (a restored database, another environment's queue, a hand-made event): retrying cannot create
+        # the run. Acknowledged, and logged as an error for an operator.
+        log.error("clustering message for no such run, dropped: %s", error)
+        return {"run_id": run_id, "threshold": threshold, "status": "unknown", "error": str(error), "retry": False}
+    if isinstance(claimed, runs.Skipped):
+        return {"run_id": run_id, "threshold": threshold, "status": claimed.status, "skipped": True}
+    outcome = {"run_id": run_id, "threshold": threshold, "attempt": claimed.attempt}
+    live.run_changed(run_id)  # dashboards: running
+    try:
+        figures = compute(claimed)
+    except runs.PermanentRunError as error:
+        runs.fail(claimed, str(error))  # DatabaseUnavailable here: raised, redelivered, recomputed
+        log.warning("clustering run %s failed permanently: %s", run_id, error)
+        live.run_changed(run_id)
+        return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}
+    except (DatabaseUnavailable, runs.LeaseLost):
+        runs.release(claimed)
+        raise
+    except Exception as error:
+        try:
+            runs.fail(claimed, f"{type(error).__name__}: {error}")
+            live.run_changed(run_id)
+        except DatabaseUnavailable:
+            log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
+        raise
+    live.run_changed(run_id)  # dashboards: done
+    return {**outcome, "status": runs.DONE, **figures}
+
+
+def process_message(body: str, remaining_ms: int | None) -> dict:
+    """One SQS record: parse it, lease the run for this invocation's remaining time, process it."""
+    run_id, threshold = parse_message(body)
+    return process(run_id, threshold, runs.lease_seconds(remaining_ms))
+
+
+def is_transient(error: BaseException) -> bool:
+    """An expected reason to leave a message for redelivery (another worker has the run, the database is
+    away), as opposed to a failure worth a traceback in the log."""
+    return isinstance(error, (runs.RunBusy, DatabaseUnavailable))
+
+
+def sweep_runs(config: Settings) -> dict:
+    """The hourly sweep (the sweep function): see wattprint.clustering.sweep."""
+    return sweep.sweep_runs(config)

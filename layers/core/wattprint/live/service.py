@@ -1,0 +1,55 @@
+"""Live updates' use cases: the announcements other capabilities make, and the work of the live, live_socket
+and push functions.
+
+Only announce and push (boto3 when something is sent, nothing else) are imported with this module: ingest and
+clustering import it to announce, and the push function runs outside the VPC with no database driver. What
+reads the database (wattprint.live.live, which reads through the report) is imported by the entries that need it.
+"""
+
+from __future__ import annotations
+
+from . import announce, push as pusher
+
+
+def events_stored(first_seq: int, last_seq: int) -> bool:
+    """After ingest's commit: events first_seq..last_seq were stored (best effort, never raises)."""
+    return announce.events_stored(first_seq, last_seq)
+
+
+def run_changed(run_id: int) -> bool:
+    """A clustering run was claimed, finished or failed (best effort, never raises)."""
+    return announce.run_changed(run_id)
+
+
+def deliver(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
+    """The live function: a batch of (message id, body) from the live queue → push requests on the push queue.
+    Returns the counts, and the (message id, reason) of each malformed announcement, which is dropped with the
+    others delivered: retrying it cannot make it valid, and dashboards catch up from the API anyway."""
+    from . import live
+
+    announcements, dropped = [], []
+    for message_id, body in bodies:
+        try:
+            announcements.append(announce.parse(body))
+        except announce.InvalidAnnouncement as error:
+            dropped.append((message_id, str(error)))
+    return live.deliver(announcements), dropped
+
+
+def connect(connection_id: str, token_name: str | None) -> None:
+    """$connect (already authorised with a read token): remember the connection."""
+    from . import live
+
+    live.connect(connection_id, token_name)
+
+
+def disconnect(connection_id: str) -> None:
+    """$disconnect: forget the connection."""
+    from . import live
+
+    live.disconnect([connection_id])
+
+
+def push(request: dict) -> list[str]:
+    """The push function: post one push request's messages to its connections; the ones gone are announced."""
+    return pusher.push(request)
