@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from wattprint import settings
-from wattprint.http import json_response, resolver
+from wattprint.http import json_response, raw_body, resolver
 from wattprint.ingest import service as ingest
 
 logger = Logger()
@@ -13,10 +13,15 @@ app = resolver()
 @app.post("/events")
 def post_events():
     event = app.current_event
-    stored = ingest.accept(event.decoded_body or "", event.headers.get("content-type"), settings.load())
+    headers = event.headers
+    stored = ingest.accept(raw_body(event), headers.get("content-type"), settings.load(),
+                           content_encoding=headers.get("content-encoding"),
+                           idempotency_key=headers.get("idempotency-key"),
+                           principal=event.request_context.authorizer.principal_id or "")
     if stored.runs:
         logger.info("clustering runs opened", extra={"thresholds": [r.threshold for r in stored.runs]})
-    return json_response(201, {"ids": stored.ids, "count": len(stored.ids), "total": stored.total})
+    return json_response(201, {"ids": stored.ids, "count": len(stored.ids), "total": stored.total},
+                         {"Idempotent-Replayed": "true"} if stored.replayed else None)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -470,10 +470,12 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
     assert [json.loads(m["Body"]) for m in client.receive_message(QueueUrl=dlq)["Messages"]] == [body(run)]
     assert (run_row(conn, run.id)["status"], run_row(conn, run.id)["attempts"]) == ("running", 3)
 
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [run.threshold]}
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [run.threshold],
+                                                     "idempotency_keys_purged": 0}
     row = run_row(conn, run.id)
     assert row["status"] == "failed" and row["error"].startswith("attempt 3 stopped without finishing"), row
-    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": []}
+    assert functions.invoke("SweepFunction", {}) == {"sent": [], "abandoned": [],
+                                                     "idempotency_keys_purged": 0}
     # A redrive from the dead-letter queue (or a re-sent message) still runs it.
     monkeypatch.undo()
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}

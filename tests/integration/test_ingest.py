@@ -133,7 +133,7 @@ def test_json_rejection_names_the_record(post, conn):
 
 
 def test_limits(post, conn):
-    status, body, _ = post("x" * (256 * 1024 + 1))
+    status, body, _ = post("x" * (1024 * 1024 + 1))
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
     status, body, _ = post("\n".join(["e"] * 1001))
     assert status == 413 and "1000" in body["error"]["message"]

@@ -135,11 +135,26 @@ def test_ingest_answers_match_the_document(world, conn):
     cases = [
         (DOCUMENTED.replace("Active=289W", "Active=abcW"), "text/plain", 400, "invalid_event"),
         ("\n \n", "text/plain", 400, "bad_request"),
-        ("x" * (256 * 1024 + 1), "text/plain", 413, "payload_too_large"),
+        ("x" * (1024 * 1024 + 1), "text/plain", 413, "payload_too_large"),
         (DOCUMENTED, "application/xml", 415, "unsupported_media_type"),
+        (DOCUMENTED.replace("Active=289W", "Active=1e160W"), "text/plain", 400, "invalid_event"),
+        (DOCUMENTED + "\x00", "text/plain", 400, "invalid_event"),
     ]
     for body, ctype, status, code in cases:
         reply = call(gateway, "POST", "/events", ingest, body.encode(), [("Content-Type", ctype)])
+        assert reply.status == status
+        assert validate(reply, "/events", "POST")["error"]["code"] == code
+    keyed = [("Content-Type", "text/plain"), ("Idempotency-Key", "doc-1")]
+    for body, status, code in ((DOCUMENTED, 201, None), (DOCUMENTED, 201, None), (lines(1)[0], 422,
+                                                                                  "idempotency_key_reused")):
+        reply = call(gateway, "POST", "/events", ingest, body.encode(), keyed)
+        assert reply.status == status
+        answer = validate(reply, "/events", "POST")
+        assert answer["error"]["code"] == code if code else answer["total"] == 5
+    for body, headers, status, code in (
+            (DOCUMENTED, [("Idempotency-Key", "")], 400, "invalid_idempotency_key"),
+            (DOCUMENTED, [("Content-Encoding", "br")], 415, "unsupported_content_encoding")):
+        reply = call(gateway, "POST", "/events", ingest, body.encode(), [("Content-Type", "text/plain"), *headers])
         assert reply.status == status
         assert validate(reply, "/events", "POST")["error"]["code"] == code
     invalid = json.loads(call(gateway, "POST", "/events", ingest, b"{}", [("Content-Type", "application/json")]).body)

@@ -55,7 +55,7 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
     elif function == "AdminFunction":
         assert [t["name"] for t in result["tokens"]] == ["sample-sensor"]
     elif function == "SweepFunction":
-        assert result == {"sent": [], "abandoned": []}
+        assert result == {"sent": [], "abandoned": [], "idempotency_keys_purged": 0}
     elif function == "ClusterFunction":
         assert result == {"batchItemFailures": []}
     elif function == "LiveSocketFunction":

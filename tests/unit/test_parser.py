@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from local import synth
 from local.synth import render
+from tests.strategies import records
 from wattprint.ingest import parser
 from wattprint.ingest.parser import InvalidEvent, parse_event, parse_lines
-from wattprint.ingest.record import EventRecord
+from wattprint.ingest.record import RANGES, EventRecord
 
 UTC = timezone.utc
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sensor-events-1000.txt"
@@ -31,7 +32,7 @@ def real_lines() -> list[str]:
 
 def clear_memos() -> None:
     """Forget the parser's remembered numbers and times, as a cold Lambda instance starts."""
-    for memo in (parser._FLOATS, parser._INTS, parser._TIMES):
+    for memo in (*parser._FLOAT_MEMOS.values(), *parser._INT_MEMOS.values(), parser._TIMES):
         memo.clear()
 
 
@@ -237,29 +238,7 @@ def test_render_rejects_unknown_dialect():
         render(DOC, "json")
 
 
-finite = st.floats(allow_nan=False, allow_infinity=False)
-int64 = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
-firmware = st.text(alphabet=string.ascii_letters + string.digits + ".-/:= ", min_size=1,
-                   max_size=12).filter(lambda s: s == s.strip())
-times = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
-                     timezones=st.just(UTC)).map(lambda t: t.replace(microsecond=0))
-
-
-@st.composite
-def records(draw):
-    n = draw(st.integers(min_value=1, max_value=12))
-    return EventRecord(
-        device_id=draw(int64), firmware=draw(firmware), event_type=draw(int64),
-        coil_reversed=draw(st.booleans()),
-        active_power_w=draw(finite), reactive_power_var=draw(finite),
-        apparent_power_va=draw(finite), current_a=draw(finite), voltage_v=draw(finite),
-        phase_rad=draw(finite),
-        peaks=tuple(draw(st.lists(finite, min_size=3, max_size=16))),
-        fft_re=tuple(draw(st.lists(finite, min_size=n, max_size=n))),
-        fft_img=tuple(draw(st.lists(finite, min_size=n, max_size=n))),
-        sensor_time=draw(times), frequency_hz=draw(finite),
-        wifi_strength_dbm=draw(int64), dummy=draw(int64),
-    )
+# Valid records over every field's whole range: tests/strategies.py.
 
 
 @settings(max_examples=300)
@@ -385,7 +364,7 @@ def test_the_fast_path_never_disagrees_with_the_general_parser():
     may decline any of them, but what it accepts, the general parser must accept as the same record."""
     rng = random.Random(20261123)
     bases = [DOC_LINE, render(DOC, "firmware")]
-    chars = ";:= ,.-+1e0WAVvarOFNd\t_"
+    chars = ";:= ,.-+1e0WAVvarOFNd\t_\x00\x0b\x1f\x7f9"  # the fast path must refuse what _parse refuses, controls too
     accepted = 0
     for _ in range(10_000):
         line = rng.choice(bases)
@@ -444,17 +423,24 @@ def test_a_rejected_number_stays_rejected_once_remembered():
     assert parse_event(DOC_LINE) == DOC
 
 
-def test_the_memos_hold_only_finite_numbers_and_stay_bounded(monkeypatch):
+def test_the_memos_hold_only_numbers_in_range_with_printable_keys_and_stay_bounded(monkeypatch):
     clear_memos()
-    for bad in ("nan", "inf", "-Infinity", "1e400"):
-        with pytest.raises(InvalidEvent):
+    for bad in ("nan", "inf", "-Infinity", "1e400", "1e160", "100001", "\x1f289", "289\x0b"):
+        with pytest.raises(InvalidEvent) as info:
             parse_event(doc("Active=289W", f"Active={bad}W"))
-    assert all(v - v == 0.0 for v in parser._FLOATS.values())
+        assert info.value.field in ("active_power_w", None)  # None: the control character, named by column
+    for bad in ("ID=2147483648", "ID=-1"):
+        with pytest.raises(InvalidEvent, match="out of range"):
+            parse_event(doc("ID=10", bad))
+    memos = {**parser._FLOAT_MEMOS, **parser._INT_MEMOS}
+    for field, memo in memos.items():
+        assert (memo.low, memo.high) == RANGES[field][:2]
+        assert all(memo.low <= v <= memo.high and k.isprintable() for k, v in memo.items())
     monkeypatch.setattr(parser, "_MEMO_LIMIT", 50)
     for k in range(120):  # each line brings a new number, and 60 timestamps in all
         line = doc("Active=289W", f"Active={k}.5W").replace("16:47:50", f"16:47:{k % 60:02d}")
         assert parse_event(line).active_power_w == k + 0.5
-    assert max(len(parser._FLOATS), len(parser._INTS), len(parser._TIMES)) <= 50
+    assert max(len(parser._TIMES), *map(len, memos.values())) <= 50
     assert parse_event(DOC_LINE) == DOC
 
 
@@ -567,3 +553,158 @@ def test_from_records_zero_noise_copies_and_empty_source_fails():
     assert set(synth.from_records(source, 50, seed=1, noise=0.0)) <= set(source)
     with pytest.raises(ValueError):
         synth.from_records([], 3)
+
+
+# --- plausible ranges (wattprint.ingest.record.RANGES), both parsers -------------------------------
+
+SCALARS = ("device_id", "event_type", "active_power_w", "reactive_power_var", "apparent_power_va", "current_a",
+           "voltage_v", "phase_rad", "frequency_hz", "wifi_strength_dbm", "dummy")
+
+
+def _beyond(value, up: bool):
+    if isinstance(value, int):
+        return value + 1 if up else value - 1
+    return value * 1.0001 + 1e-9 if up == (value >= 0) else value * 1.0001 - 1e-9 if value else -1e-9
+
+
+@pytest.mark.parametrize("field", SCALARS)
+@pytest.mark.parametrize("dialect", parser.DIALECTS)
+def test_each_scalar_is_accepted_at_its_bounds_and_refused_beyond(field, dialect):
+    low, high, _ = RANGES[field]
+    for bound in (low, high):
+        rec = dataclasses.replace(DOC, **{field: bound})
+        assert both_paths(render(rec, dialect)) == rec
+        assert parser._fast(render(rec, dialect)) == rec  # the bounds are fast-path material
+        assert EventRecord.from_json(rec.to_json()) == rec
+    for bound, up in ((low, False), (high, True)):
+        bad = dataclasses.replace(DOC, **{field: _beyond(bound, up)})
+        line = render(bad, dialect)
+        assert parser._fast(line) is None
+        with pytest.raises(InvalidEvent, match="out of range") as info:
+            parse_event(line)
+        assert info.value.field == field
+        with pytest.raises(InvalidEvent, match="out of range") as info:
+            EventRecord.from_json(bad.to_json())
+        assert info.value.field == field
+
+
+@pytest.mark.parametrize("value", ["1e160", "1e150", "-1e160", "100001", "1e6"])
+def test_the_issues_poison_values_are_refused_by_both_parsers(value):
+    line = doc("Active=289W", f"Active={value}W")
+    with pytest.raises(InvalidEvent, match="out of range") as info:
+        parse_event(line)
+    assert info.value.field == "active_power_w"
+    with pytest.raises(InvalidEvent, match="out of range") as info:
+        EventRecord.from_json({**DOC.to_json(), "active_power_w": float(value)})
+    assert info.value.field == "active_power_w"
+
+
+@pytest.mark.parametrize("field, at", [("peaks", 2), ("fft_re", 0), ("fft_img", 8)])
+def test_every_list_item_is_range_checked(field, at):
+    low, high, _ = RANGES[field]
+    for bad in (high * 1.5, low * 1.5):
+        items = list(getattr(DOC, field))
+        items[at] = bad
+        rec = dataclasses.replace(DOC, **{field: tuple(items)})
+        for dialect in parser.DIALECTS:
+            assert parser._fast(render(rec, dialect)) is None
+            with pytest.raises(InvalidEvent, match="out of range") as info:
+                parse_event(render(rec, dialect))
+            assert info.value.field == field
+        with pytest.raises(InvalidEvent, match=f"item {at} .* out of range") as info:
+            EventRecord.from_json(rec.to_json())
+        assert info.value.field == field
+    items = list(getattr(DOC, field))
+    items[at] = high
+    rec = dataclasses.replace(DOC, **{field: tuple(items)})
+    assert both_paths(render(rec)) == rec
+
+
+@pytest.mark.parametrize("field, n, ok", [("peaks", 100, True), ("peaks", 101, False),
+                                          ("fft", 512, True), ("fft", 513, False)])
+def test_list_lengths_are_bounded(field, n, ok):
+    lists = {"peaks": (1.5,) * n} if field == "peaks" else {"fft_re": (2.0,) * n, "fft_img": (3.0,) * n}
+    rec = dataclasses.replace(DOC, **lists)
+    if ok:
+        assert both_paths(render(rec)) == rec == EventRecord.from_json(rec.to_json())
+        return
+    name = "peaks" if field == "peaks" else "fft_re"
+    with pytest.raises(InvalidEvent, match=f"at most .* got {n}") as info:
+        parse_event(render(rec, "firmware"))
+    assert info.value.field == name
+    with pytest.raises(InvalidEvent, match=f"at most .* got {n}") as info:
+        EventRecord.from_json(rec.to_json())
+    assert info.value.field == name
+
+
+def test_times_before_2010_or_more_than_a_day_ahead_are_refused():
+    from datetime import timedelta
+    ok = [datetime(2010, 1, 1, tzinfo=UTC), datetime.now(UTC).replace(microsecond=0) + timedelta(hours=23)]
+    bad = [datetime(2009, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+           datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)]
+    for t in ok:
+        rec = dataclasses.replace(DOC, sensor_time=t)
+        assert both_paths(render(rec)) == rec == EventRecord.from_json(rec.to_json())
+    for t in bad:
+        rec = dataclasses.replace(DOC, sensor_time=t)
+        assert parser._fast(render(rec)) is None
+        for attempt in (lambda: parse_event(render(rec)), lambda: EventRecord.from_json(rec.to_json())):
+            with pytest.raises(InvalidEvent, match="out of range") as info:
+                attempt()
+            assert info.value.field == "sensor_time"
+
+
+def test_integers_the_database_cannot_hold_are_refused():
+    for line, field in ((doc("ID=10", "ID=1099511627776"), "device_id"),
+                        (doc("Dummy: 20", "Dummy: 2147483648"), "dummy"),
+                        (doc("Dummy: 20", "Dummy: " + "9" * 5000), "dummy"),
+                        (doc("Evt=2", "Evt=-2147483649"), "event_type")):
+        with pytest.raises(InvalidEvent, match="out of range") as info:
+            parse_event(line)
+        assert info.value.field == field
+    with pytest.raises(InvalidEvent, match="out of range") as info:
+        EventRecord.from_json({**DOC.to_json(), "device_id": 1099511627776})
+    assert info.value.field == "device_id"
+
+
+def test_a_firmware_over_64_characters_is_refused():
+    for n, ok in ((64, True), (65, False)):
+        rec = dataclasses.replace(DOC, firmware="f" * n)
+        if ok:
+            assert both_paths(render(rec)) == rec == EventRecord.from_json(rec.to_json())
+            continue
+        for attempt in (lambda: parse_event(render(rec)), lambda: EventRecord.from_json(rec.to_json())):
+            with pytest.raises(InvalidEvent, match="at most 64") as info:
+                attempt()
+            assert info.value.field == "firmware"
+
+
+# Places a stray character can hide: the firmware, either side of a number (float() strips \x1c-\x1f, \x0b, \x0c
+# and \r there), inside a list, the time, the end of the line.
+HIDING_PLACES = [("Fw=16071801", "Fw=1607{c}1801"), ("Fw=16071801", "Fw={c}16071801"),
+                 ("Fw=16071801", "Fw=16071801{c}"), ("Active=289W", "Active={c}289W"),
+                 ("Active=289W", "Active=289{c}W"), ("1058", "1058{c}"), ("-4223", "{c}-4223"),
+                 ("16:47:50", "16:47{c}:50"),
+                 ("Dummy: 20", "Dummy: 20{c}"), ("hz: 49.87", "hz: {c}49.87"), ("Device:", "{c}Device:")]
+
+
+@pytest.mark.parametrize("c", ["\x00", "\x01", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x7f", "\x85", "\u200b",
+                               "\u2028", "\ufeff"])
+def test_control_and_invisible_characters_are_refused_anywhere(c):
+    for old, new in HIDING_PLACES:
+        if c == "\r" and new.endswith("{c}"):
+            continue  # a line's one trailing \r is its line ending
+        for dialect in parser.DIALECTS:
+            line = render(DOC, dialect).replace(old, new.format(c=c), 1)
+            assert c in line
+            assert parser._fast(line) is None
+            with pytest.raises(InvalidEvent, match=f"U\\+{ord(c):04X} at column {line.index(c) + 1}"):
+                parse_event(line)
+    with pytest.raises(InvalidEvent) as info:
+        parse_lines(DOC_LINE + "\n" + DOC_LINE.replace("Fw=16071801", f"Fw=16{c}"))
+    assert info.value.line == 2
+
+
+def test_a_tab_is_still_a_separator():
+    line = doc("Active=289W", "Active=\t289W").replace("; hz", ";\thz")
+    assert both_paths(line) == DOC

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import records
+
 from wattprint.errors import ServiceError
 from wattprint.ingest.record import FIELDS, EventRecord, InvalidEvent, new_record
 
@@ -53,29 +55,7 @@ DOC_JSON = {
 
 # --- a strategy for valid records (kept in step with the one in test_parser.py) ------------
 
-finite = st.floats(allow_nan=False, allow_infinity=False)
-int64 = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
-firmware = st.text(alphabet=string.ascii_letters + string.digits + ".-/:= ", min_size=1,
-                   max_size=12).filter(lambda s: s == s.strip())
-times = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
-                     timezones=st.just(UTC)).map(lambda t: t.replace(microsecond=0))
-
-
-@st.composite
-def records(draw):
-    n = draw(st.integers(min_value=1, max_value=12))
-    return EventRecord(
-        device_id=draw(int64), firmware=draw(firmware), event_type=draw(int64),
-        coil_reversed=draw(st.booleans()),
-        active_power_w=draw(finite), reactive_power_var=draw(finite),
-        apparent_power_va=draw(finite), current_a=draw(finite), voltage_v=draw(finite),
-        phase_rad=draw(finite),
-        peaks=tuple(draw(st.lists(finite, min_size=3, max_size=16))),
-        fft_re=tuple(draw(st.lists(finite, min_size=n, max_size=n))),
-        fft_img=tuple(draw(st.lists(finite, min_size=n, max_size=n))),
-        sensor_time=draw(times), frequency_hz=draw(finite),
-        wifi_strength_dbm=draw(int64), dummy=draw(int64),
-    )
+# Valid records over every field's whole range: tests/strategies.py.
 
 
 # --- the record ---------------------------------------------------------------------------

@@ -27,7 +27,8 @@ def test_pg_variables_are_the_fallback():
 
 
 @pytest.mark.parametrize("env", [{"DATABASE_URL": "mysql://x"}, {"DB_AUTH": "kerberos"},
-                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"}])
+                                 {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"},
+                                 {"DB_STATEMENT_TIMEOUT": "0"}, {"DB_STATEMENT_TIMEOUT": "soon"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
@@ -48,3 +49,10 @@ def test_aws_settings_keep_every_endpoint_override():
     assert a.endpoint_key("sqs") == ("http://127.0.0.1:1", "http://x")
     assert a.endpoint_key("rds") == (None, "http://x")  # an empty variable is no override
     assert settings.aws_settings({"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "eu-west-1"}).region == "us-east-1"
+
+
+def test_the_statement_timeout_is_optional_and_in_seconds():
+    assert settings.load({}).database.statement_timeout is None
+    assert settings.load({"DB_STATEMENT_TIMEOUT": "5"}).database.statement_timeout == 5.0
+    assert settings.load({"DATABASE_URL": "postgresql://u@h/d", "DB_STATEMENT_TIMEOUT": "2.5"}).database \
+        .statement_timeout == 2.5

@@ -29,7 +29,8 @@ Connection = pg8000.native.Connection
 RDS_CA_BUNDLE = Path(__file__).parent / "certs" / "rds-global-bundle.pem"
 
 # SQLSTATEs that mean "the server is there but cannot take us now" (Aurora resuming, restarting, failing over).
-_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"}
+# 57014: a statement cancelled, which here means it ran into DB_STATEMENT_TIMEOUT (the database is too busy).
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300", "57014"}
 
 # Statements prepared per connection, least recently used dropped first: the report's filters combine into
 # many distinct statements, and each one holds a plan on the server.
@@ -75,6 +76,15 @@ def _password(db: settings_module.DatabaseSettings, region: str | None) -> str |
     return json.loads(secret["SecretString"])["password"]
 
 
+def _startup_params(db: settings_module.DatabaseSettings) -> dict | None:
+    params = {}
+    if db.schema:
+        params["search_path"] = db.schema
+    if db.statement_timeout:
+        params["statement_timeout"] = str(int(db.statement_timeout * 1000))  # milliseconds
+    return params or None
+
+
 def connect(db: settings_module.DatabaseSettings | None = None, region: str | None = None) -> Connection:
     if db is None:
         loaded = settings_module.load()
@@ -83,7 +93,7 @@ def connect(db: settings_module.DatabaseSettings | None = None, region: str | No
         conn = pg8000.native.Connection(
             user=db.user, host=db.host, port=db.port, database=db.name, password=_password(db, region),
             ssl_context=_ssl_context(db), timeout=db.connect_timeout, application_name="wattprint",
-            startup_params={"search_path": db.schema} if db.schema else None,
+            startup_params=_startup_params(db),
         )
     except (InterfaceError, OSError, DatabaseError) as error:
         if is_unavailable(error):

@@ -58,6 +58,16 @@ class DatabaseUnavailable(ServiceError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class InvalidBody(BadRequest):
+    """A body that is not what its headers say: bad base64, bad gzip, not UTF-8."""
+
+    code = "invalid_body"
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    code = "unsupported_content_encoding"
+
+
 class InvalidParameter(BadRequest):
     """A query parameter (or path parameter) whose value does not fit; `parameter` names it."""
 
@@ -102,6 +112,23 @@ class InvalidEvent(BadRequest, ValueError):
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "line": self.line, "field": self.field}
+
+
+class InvalidValue(BadRequest):
+    """A value the parsers let through but the database refuses (a SQLSTATE class 22 data exception)."""
+
+    code = "invalid_value"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The same Idempotency-Key came back with another body: a client bug, never a retry."""
+
+    status = 422
+    code = "idempotency_key_reused"
 
 
 # ------------------------------------------------------------------------------------------------- report

@@ -28,6 +28,9 @@ class DatabaseSettings:
     sslmode: str = "disable"
     schema: str | None = None  # search_path; tests give each test its own schema
     connect_timeout: float = 10.0
+    # Seconds any one statement may run (DB_STATEMENT_TIMEOUT), or None for no limit. The ingest function sets it
+    # below its own timeout, so that a blocked statement ends as a 503 the client retries, not as a killed Lambda.
+    statement_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,16 @@ class Settings:
     aws: AwsSettings
 
 
+def _statement_timeout(env) -> float | None:
+    value = env.get("DB_STATEMENT_TIMEOUT")
+    if not value:
+        return None
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("DB_STATEMENT_TIMEOUT must be a positive number of seconds")
+    return seconds
+
+
 def _database_from_url(url: str, env) -> DatabaseSettings:
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -77,6 +90,7 @@ def _database_from_url(url: str, env) -> DatabaseSettings:
         sslmode=query.get("sslmode", "disable"),
         schema=env.get("DB_SCHEMA") or None,
         connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+        statement_timeout=_statement_timeout(env),
     )
 
 
@@ -99,6 +113,7 @@ def database_settings(env=None) -> DatabaseSettings:
         sslmode=env.get("DB_SSLMODE") or env.get("PGSSLMODE") or ("disable" if auth == "password" else "verify-full"),
         schema=env.get("DB_SCHEMA") or None,
         connect_timeout=float(env.get("DB_CONNECT_TIMEOUT", "10")),
+        statement_timeout=_statement_timeout(env),
     )
 
 

@@ -3,6 +3,7 @@
 * Runs whose worker was stopped by Lambda (timeout, out of memory) are marked failed with the reason
   (wattprint.clustering.runs.abandon): otherwise they would stay `running` after their message was
   dead-lettered. First, so that an SQS outage, which fails the next step, cannot keep it from happening.
+* Idempotency keys past their time are deleted (ingest's KEY_TTL). Before the resend, for the same reason.
 * Runs committed by ingest whose message was never sent are sent (ingest's outbox).
 """
 
@@ -18,5 +19,7 @@ def sweep_runs(config: Settings) -> dict:
     abandoned = runs.abandon()
     for run_id, _, _ in abandoned:
         live.run_changed(run_id)
+    purged = ingest.purge_idempotency_keys()
     sent = ingest.resend_unsent(config)
-    return {"sent": [r.threshold for r in sent], "abandoned": [threshold for _, threshold, _ in abandoned]}
+    return {"sent": [r.threshold for r in sent], "abandoned": [threshold for _, threshold, _ in abandoned],
+            "idempotency_keys_purged": purged}

@@ -25,6 +25,9 @@ Two parsers share the work:
   optional units, decimal commas and unknown ``key=value`` fields, and it raises the
   precise :class:`InvalidEvent`.
 
+Both refuse values outside the plausible range of their field (:data:`wattprint.ingest.record.RANGES`) and any
+control or invisible character but a tab anywhere in the line (it would reach the stored raw text).
+
 ``_fast`` accepts a strict subset of what ``_parse`` accepts and returns an equal record, so
 callers cannot tell which one ran.  No regular expression runs per line.
 
@@ -35,10 +38,12 @@ compare them line for line). Rendering records back into text is local/synth.py'
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from operator import itemgetter
 
-from .record import MIN_FFT, MIN_PEAKS, EventRecord, InvalidEvent, new_record
+from .record import (MAX_FFT, MAX_FIRMWARE, MAX_PEAKS, MIN_FFT, MIN_PEAKS, RANGES, TIME_AHEAD, TIME_MIN, EventRecord,
+                     InvalidEvent, bad_length as _bad_length, check_time, new_record, out_of_range)
 
 __all__ = ["parse_event", "parse_lines", "DIALECTS", "InvalidEvent"]
 
@@ -75,7 +80,6 @@ _UNITS = {
 _NUM_CHARS = "0123456789.+-eE"
 _LIST_CHARS = _NUM_CHARS + "; \t"
 _TIME_CHARS = "0123456789-:"
-_INF = float("inf")
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -128,6 +132,11 @@ def parse_lines(body: str) -> list[tuple[int, str, EventRecord]]:
 #   * the line is ASCII and has no "_": float()/int() then accept nothing beyond a plain
 #     decimal number except surrounding whitespace (which _parse() strips too) and
 #     nan/inf spellings, which the memo refuses (so _parse() names them);
+#   * each field's memo stores only values inside the field's range (the current's, shared with the peaks, is
+#     checked in _fast() itself) and only keys that are printable: a hit is in range and free of control
+#     characters with no check per line (float() would take "\x1f1" for 1.0). Every other character of the line
+#     is a separator, a key matched exactly, a digit of the time, ON/OFF, or the firmware, which is checked; so
+#     _fast() accepts no line _parse() refuses;
 #   * any extra separator (a value holding ";", ":" or "=", an unknown or repeated key or
 #     section) adds a token and moves the keys off their positions, or lands inside a value
 #     or list item, where int()/float() fail; the firmware, the one string value, must hold
@@ -155,21 +164,27 @@ _HEAD_SKELETONS, _TAIL_SKELETONS = _skeletons()
 
 
 class _Floats(dict):
-    """``_FLOATS[s]`` is ``float(s)``, remembered.
+    """``memo[s]`` is ``float(s)``, remembered.
 
     Sensor readings are quantised, so the same number strings come back again and again: in
     the real sample 80% of the peak strings and 92% of the FFT strings of a 1000-line file
-    repeat an earlier one, and a dict hit costs a fraction of a float() call.  Only finite
-    values are stored: NaN and infinities raise ValueError like any other non-number, so
-    every value _fast() gets is finite without a check per line.  A full memo is emptied
-    on the next miss (memory stays bounded however many distinct numbers arrive).
+    repeat an earlier one (and a current's string is often a peak's), and a dict hit costs a
+    fraction of a float() call.  Only values inside ``[low, high]`` (so finite) with printable
+    keys are stored: anything else raises ValueError like any other non-number, so every value
+    _fast() gets from a memo is finite and free of control characters without a check per line.
+    A full memo is emptied on the next miss (memory stays bounded however many distinct numbers
+    arrive).
     """
 
-    __slots__ = ()
+    __slots__ = ("low", "high")
+
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        self.low, self.high = low, high
 
     def __missing__(self, key: str) -> float:
         value = float(key)
-        if value - value != 0.0:
+        if not self.low <= value <= self.high or not key.isprintable():
             raise ValueError(key)
         if len(self) >= _MEMO_LIMIT:
             self.clear()
@@ -177,24 +192,38 @@ class _Floats(dict):
         return value
 
 
-class _Ints(dict):
-    """``_INTS[s]`` is ``int(s)``, remembered (see _Floats)."""
+class _Ints(_Floats):
+    """``memo[s]`` is ``int(s)``, remembered (see _Floats)."""
 
     __slots__ = ()
 
     def __missing__(self, key: str) -> int:
+        value = int(key)
+        if not self.low <= value <= self.high or not key.isprintable():
+            raise ValueError(key)
         if len(self) >= _MEMO_LIMIT:
             self.clear()
-        self[key] = value = int(key)
+        self[key] = value
         return value
 
 
 _MEMO_LIMIT = 1 << 15  # entries per memo
-_FLOATS = _Floats()
-_INTS = _Ints()
+# A memo per field, so that each holds only its field's range; but the real sensors' current is, as a string, nearly
+# always one of the event's peaks, so currents go through the peaks' memo (a hit) and are range-checked in _fast().
+_FLOAT_MEMOS = {field: _Floats(*RANGES[field][:2]) for field in (
+    "peaks", "fft_re", "active_power_w", "reactive_power_var", "apparent_power_va", "voltage_v", "phase_rad",
+    "frequency_hz")}
+_INT_MEMOS = {field: _Ints(*RANGES[field][:2]) for field in ("device_id", "event_type", "wifi_strength_dbm", "dummy")}
 _TIMES: dict[tuple[str, str, str], datetime] = {}
-_float_of = _FLOATS.__getitem__
-_int_of = _INTS.__getitem__
+_peak_of, _fft_of, _active_of, _reactive_of, _apparent_of, _voltage_of, _phase_of, _hz_of = (
+    m.__getitem__ for m in _FLOAT_MEMOS.values())
+_device_of, _evt_of, _wifi_of, _dummy_of = (m.__getitem__ for m in _INT_MEMOS.values())
+_CURRENT_LO, _CURRENT_HI = RANGES["current_a"][:2]
+if RANGES["fft_img"] != RANGES["fft_re"] or not RANGES["peaks"][0] <= _CURRENT_LO <= _CURRENT_HI <= RANGES["peaks"][1]:
+    raise ImportError("_fast() reads fft_img through fft_re's memo and currents through the peaks' one")
+
+
+_AHEAD_SECONDS = TIME_AHEAD.total_seconds()
 
 
 def _fast_time(day_hour: str, minute: str, second: str) -> datetime:
@@ -205,6 +234,9 @@ def _fast_time(day_hour: str, minute: str, second: str) -> datetime:
     if not (year + month + day + hour + minute + second).isdigit():
         raise ValueError(day_hour)
     when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+    # A time once plausible stays so (the upper bound only moves forward): checked on a miss only.
+    if when < TIME_MIN or when.timestamp() > time.time() + _AHEAD_SECONDS:
+        raise ValueError(day_hour)
     if len(_TIMES) >= _MEMO_LIMIT:
         _TIMES.clear()
     _TIMES[day_hour, minute, second] = when
@@ -233,29 +265,29 @@ def _fast(text: str) -> EventRecord | None:
     else:
         return None
     firmware = head[3].strip()
-    if not firmware or ":" in firmware or text[fft_re_at - 2:fft_re_at] != "; " \
-            or text[fft_img_at - 2:fft_img_at] != "; " or text[time_at - 2:time_at] != "; ":
+    if not firmware or ":" in firmware or len(firmware) > MAX_FIRMWARE or not head[3].isprintable() \
+            or text[fft_re_at - 2:fft_re_at] != "; " or text[fft_img_at - 2:fft_img_at] != "; " \
+            or text[time_at - 2:time_at] != "; ":
         return None
-    number = _float_of
-    integer = _int_of
     try:
-        peaks = tuple(map(number, text[peaks_at + 6:fft_re_at - 2].split(";")))
-        fft_re = tuple(map(number, text[fft_re_at + 7:fft_img_at - 2].split(";")))
-        fft_img = tuple(map(number, text[fft_img_at + 8:time_at - 2].split(";")))
-        active = number(head[9].removesuffix("W"))
-        reactive = number(head[11].removesuffix("var"))
-        apparent = number(head[13].removesuffix("VA"))
-        current = number(head[15].removesuffix("A"))
-        voltage = number(head[17].removesuffix("V"))
-        phase = number(head[19].removesuffix("rad").replace(",", "."))
-        hz = number(tail[5])
-        if len(peaks) < MIN_PEAKS or len(fft_re) != len(fft_img):
-            return None  # NaN/inf (or a finite sum overflowing: _parse decides), bad lengths
+        peaks = tuple(map(_peak_of, text[peaks_at + 6:fft_re_at - 2].split(";")))
+        fft_re = tuple(map(_fft_of, text[fft_re_at + 7:fft_img_at - 2].split(";")))
+        fft_img = tuple(map(_fft_of, text[fft_img_at + 8:time_at - 2].split(";")))
+        active = _active_of(head[9].removesuffix("W"))
+        reactive = _reactive_of(head[11].removesuffix("var"))
+        apparent = _apparent_of(head[13].removesuffix("VA"))
+        current = _peak_of(head[15].removesuffix("A"))
+        voltage = _voltage_of(head[17].removesuffix("V"))
+        phase = _phase_of(head[19].removesuffix("rad").replace(",", "."))
+        hz = _hz_of(tail[5])
+        if not (MIN_PEAKS <= len(peaks) <= MAX_PEAKS and len(fft_re) == len(fft_img) <= MAX_FFT
+                and _CURRENT_LO <= current <= _CURRENT_HI):
+            return None  # a length or the current out of range: _parse says which
         when = _TIMES.get((tail[1], tail[2], tail[3])) or _fast_time(tail[1], tail[2], tail[3])
-        return new_record(integer(head[1]), firmware, integer(head[5]), coil_reversed, active, reactive,
+        return new_record(_device_of(head[1]), firmware, _evt_of(head[5]), coil_reversed, active, reactive,
                           apparent, current, voltage, phase, peaks, fft_re, fft_img,
-                          when, hz, integer(tail[7]), integer(tail[9]))
-    except (ValueError, OverflowError):  # not a number, impossible date...: _parse says which
+                          when, hz, _wifi_of(tail[7]), _dummy_of(tail[9]))
+    except (ValueError, OverflowError):  # not a number, out of range, impossible date...: _parse says which
         return None
 
 
@@ -263,6 +295,8 @@ def _fast(text: str) -> EventRecord | None:
 
 def _parse(text: str) -> EventRecord:
     """The general parser: any section order, spacing, case, units, unknown keys; precise errors."""
+    if not text.isprintable():
+        _refuse_invisible(text)
     pieces = text.split(":")
     last = len(pieces) - 1
 
@@ -326,6 +360,8 @@ def _parse(text: str) -> EventRecord:
         raise InvalidEvent("missing field", e.args[0]) from None
     if not firmware:
         raise InvalidEvent("must not be empty", "firmware")
+    if len(firmware) > MAX_FIRMWARE:
+        raise InvalidEvent(f"must be at most {MAX_FIRMWARE} characters, got {len(firmware)}", "firmware")
     if coil == "OFF":
         coil_reversed = False
     elif coil == "ON":
@@ -333,9 +369,9 @@ def _parse(text: str) -> EventRecord:
     else:
         raise InvalidEvent(f"must be ON or OFF, not {a['coil_reversed'].strip()!r}", "coil_reversed")
 
-    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS)
-    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT)
-    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT)
+    peaks = _floats(bodies["Peaks"], "peaks", MIN_PEAKS, MAX_PEAKS)
+    fft_re = _floats(bodies["FFT Re"], "fft_re", MIN_FFT, MAX_FFT)
+    fft_img = _floats(bodies["FFT Img"], "fft_img", MIN_FFT, MAX_FFT)
     if len(fft_re) != len(fft_img):
         raise InvalidEvent(
             f"FFT Img has {len(fft_img)} values but FFT Re has {len(fft_re)}; they must be equally long",
@@ -349,6 +385,12 @@ def _parse(text: str) -> EventRecord:
 
     return new_record(device_id, firmware, event_type, coil_reversed, active, reactive, apparent,
                       current, voltage, phase, peaks, fft_re, fft_img, sensor_time, hz, wifi, dummy)
+
+
+def _refuse_invisible(text: str) -> None:
+    for column, ch in enumerate(text, 1):
+        if ch != "\t" and not ch.isprintable():
+            raise InvalidEvent(f"control or invisible character U+{ord(ch):04X} at column {column}")
 
 
 def _section_name(name: str) -> str | None:
@@ -409,9 +451,13 @@ def _int(s: str, field: str) -> int:
     digits = t[1:] if t[:1] in ("-", "+") else t
     if digits.isdigit() and digits.isascii():
         try:
-            return int(t)
+            value = int(t)
         except ValueError:  # more digits than int() accepts
-            pass
+            raise InvalidEvent(f"{t[:20]}... ({len(digits)} digits) is out of range", field) from None
+        low, high, _ = RANGES[field]
+        if low <= value <= high:
+            return value
+        raise out_of_range(field, value)
     raise InvalidEvent(f"not an integer: {t!r}", field)
 
 
@@ -425,9 +471,11 @@ def _float(s: str, field: str) -> float:
         except ValueError:
             pass
         else:
-            if x - x == 0.0:
+            low, high, _ = RANGES[field]
+            if low <= x <= high:
                 return x
-            raise InvalidEvent(f"number out of range: {s.strip()!r}", field)
+            raise out_of_range(field, x) if x - x == 0.0 else InvalidEvent(
+                f"number out of range: {s.strip()!r}", field)
     raise InvalidEvent(_not_a_number(s), field)
 
 
@@ -453,8 +501,8 @@ def _qty(s: str, field: str, unit: str) -> float:
         raise
 
 
-def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
-    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a finite plain decimal number."""
+def _floats(body: str, field: str, minimum: int, maximum: int) -> tuple[float, ...]:
+    """``1;2.5; 3`` -> (1.0, 2.5, 3.0); every item must be a plain decimal number in the field's range."""
     if "," in body:
         body = body.replace(",", ".")
     items = body.split(";")
@@ -465,7 +513,8 @@ def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
         except ValueError:  # an empty item, "1-2", "e", ...
             pass
         else:
-            if max(vals) == _INF or min(vals) == -_INF:  # overflow such as 1e400
+            low, high, _ = RANGES[field]
+            if max(vals) > high or min(vals) < low:  # the item-by-item pass below names it
                 vals = None
     if vals is None:
         if not body.strip():
@@ -475,8 +524,8 @@ def _floats(body: str, field: str, minimum: int) -> tuple[float, ...]:
                 if not item.strip():
                     raise InvalidEvent(f"empty value at position {i}", field)
             vals = tuple(_float(item, field) for item in items)
-    if len(vals) < minimum:
-        raise InvalidEvent(f"needs at least {minimum} values, got {len(vals)}", field)
+    if not minimum <= len(vals) <= maximum:
+        raise _bad_length(field, len(vals), minimum, maximum)
     return vals
 
 
@@ -500,8 +549,10 @@ def _time(s: str) -> datetime:
         try:
             y, mo, d = map(int, ymd)
             h, mi, sec = map(int, hms)
-            return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+            t = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
         except (ValueError, OverflowError) as e:
             if all(ymd) and all(hms):
                 raise InvalidEvent(f"impossible date or time {t!r} ({e})", "sensor_time") from None
+        else:
+            return check_time(t)
     raise InvalidEvent(f"expected a date and time like 2016-10-4 16:47:50, got {t!r}", "sensor_time")

@@ -6,19 +6,69 @@ Stdlib only; importing this module does no work beyond compiling one pattern.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from ..errors import InvalidEvent
 
-__all__ = ["EventRecord", "FIELDS", "InvalidEvent", "MIN_PEAKS", "MIN_FFT", "new_record", "format_time"]
+__all__ = ["EventRecord", "FIELDS", "InvalidEvent", "MIN_PEAKS", "MAX_PEAKS", "MIN_FFT", "MAX_FFT", "MAX_FIRMWARE",
+           "RANGES", "TIME_MIN", "TIME_AHEAD", "new_record", "format_time", "out_of_range", "bad_length",
+           "check_time"]
 
 UTC = timezone.utc
 
-#: A valid event carries at least this many peaks ...
-MIN_PEAKS = 3
-#: ... and at least this many FFT coefficients (FFT Re and FFT Img have equal lengths).
-MIN_FFT = 1
+#: A valid event carries 3 to 100 peaks ...
+MIN_PEAKS, MAX_PEAKS = 3, 100
+#: ... and 1 to 512 FFT coefficients (FFT Re and FFT Img have equal lengths).
+MIN_FFT, MAX_FFT = 1, 512
+#: The firmware is 1 to 64 printable characters.
+MAX_FIRMWARE = 64
+
+# Physically plausible values, per field: (lowest, highest, unit). Both parsers refuse anything outside, so one
+# event can never push clustering's distances to overflow or make its bandwidth meaningless. Every bound, and why,
+# is in the table of README.md and docs/input.md; the sensors' real file and the documented example sit well inside.
+# For the three lists the bound holds for every item.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "device_id": (0, 2 ** 31 - 1, ""),
+    "event_type": (0, 255, ""),
+    "active_power_w": (-100_000.0, 100_000.0, " W"),
+    "reactive_power_var": (-100_000.0, 100_000.0, " var"),
+    "apparent_power_va": (0.0, 100_000.0, " VA"),
+    "current_a": (0.0, 500.0, " A"),
+    "voltage_v": (0.0, 1000.0, " V"),
+    "phase_rad": (-360.0, 360.0, ""),
+    "peaks": (-1e6, 1e6, ""),
+    "fft_re": (-1e9, 1e9, ""),
+    "fft_img": (-1e9, 1e9, ""),
+    "frequency_hz": (0.0, 100.0, " Hz"),
+    "wifi_strength_dbm": (-128, 0, " dBm"),
+    "dummy": (-2 ** 31, 2 ** 31 - 1, ""),
+}
+#: No event predates the sensors (their firmware is from 2016); unset clocks say 1970-01-01 or 2000-01-01.
+TIME_MIN = datetime(2010, 1, 1, tzinfo=UTC)
+#: ... nor comes from the future, beyond a day of clock drift.
+TIME_AHEAD = timedelta(days=1)
+
+
+def out_of_range(field: str, value, item: int | None = None) -> InvalidEvent:
+    low, high, unit = RANGES[field]
+    where = f"item {item} " if item is not None else ""
+    return InvalidEvent(f"{where}{value!r} is out of range: must be between {low:g} and {high:g}{unit}", field)
+
+
+def bad_length(field: str, n: int, minimum: int, maximum: int) -> InvalidEvent:
+    if n < minimum:
+        return InvalidEvent(f"needs at least {minimum} values, got {n}", field)
+    return InvalidEvent(f"takes at most {maximum} values, got {n}", field)
+
+
+def check_time(t: datetime) -> datetime:
+    """``t`` if it is a plausible event time (see TIME_MIN, TIME_AHEAD), else InvalidEvent on sensor_time."""
+    if t < TIME_MIN or t.timestamp() > time.time() + TIME_AHEAD.total_seconds():
+        raise InvalidEvent(f"{format_time(t)} is out of range: must be from {format_time(TIME_MIN)} to a day "
+                           "from now", "sensor_time")
+    return t
 
 
 @dataclass(frozen=True)
@@ -78,9 +128,9 @@ class EventRecord:
             if name not in obj:
                 raise InvalidEvent("missing field", name)
         g = obj.__getitem__
-        peaks = _json_floats(g("peaks"), "peaks", MIN_PEAKS)
-        fft_re = _json_floats(g("fft_re"), "fft_re", MIN_FFT)
-        fft_img = _json_floats(g("fft_img"), "fft_img", MIN_FFT)
+        peaks = _json_floats(g("peaks"), "peaks", MIN_PEAKS, MAX_PEAKS)
+        fft_re = _json_floats(g("fft_re"), "fft_re", MIN_FFT, MAX_FFT)
+        fft_img = _json_floats(g("fft_img"), "fft_img", MIN_FFT, MAX_FFT)
         if len(fft_re) != len(fft_img):
             raise InvalidEvent(
                 f"fft_img has {len(fft_img)} values but fft_re has {len(fft_re)}; they must be equally long",
@@ -169,6 +219,9 @@ def _json_int(v, field: str) -> int:
     if type(v) is not int:
         raise InvalidEvent(f"must be an integer, not {_kind(v)}"
                            + (f" ({v!r})" if isinstance(v, float) else ""), field)
+    low, high, _ = RANGES[field]
+    if not low <= v <= high:
+        raise out_of_range(field, v)
     return v
 
 
@@ -177,20 +230,25 @@ def _json_float(v, field: str) -> float:
     if t is float:
         if v - v != 0.0:  # NaN or +-inf
             raise InvalidEvent(f"must be a finite number, not {v!r}", field)
-        return v
-    if t is int:
+    elif t is int:
         try:
-            return float(v)
+            v = float(v)
         except OverflowError:
             raise InvalidEvent("number is too large", field) from None
-    raise InvalidEvent(f"must be a number, not {_kind(v)}", field)
+    else:
+        raise InvalidEvent(f"must be a number, not {_kind(v)}", field)
+    low, high, _ = RANGES[field]
+    if not low <= v <= high:
+        raise out_of_range(field, v)
+    return v
 
 
-def _json_floats(v, field: str, minimum: int) -> tuple[float, ...]:
+def _json_floats(v, field: str, minimum: int, maximum: int) -> tuple[float, ...]:
     if not isinstance(v, list):
         raise InvalidEvent(f"must be an array of numbers, not {_kind(v)}", field)
-    if len(v) < minimum:
-        raise InvalidEvent(f"needs at least {minimum} values, got {len(v)}", field)
+    if not minimum <= len(v) <= maximum:
+        raise bad_length(field, len(v), minimum, maximum)
+    low, high, _ = RANGES[field]
     out = []
     for i, x in enumerate(v):
         t = type(x)
@@ -204,6 +262,8 @@ def _json_floats(v, field: str, minimum: int) -> tuple[float, ...]:
                 raise InvalidEvent(f"item {i} is too large", field) from None
         else:
             raise InvalidEvent(f"item {i} must be a number, not {_kind(x)}", field)
+        if not low <= x <= high:
+            raise out_of_range(field, x, i)
         out.append(x)
     return tuple(out)
 
@@ -219,6 +279,8 @@ def _json_firmware(v) -> str:
         raise InvalidEvent(f"must be a string, not {_kind(v)}", "firmware")
     if not v:
         raise InvalidEvent("must not be empty", "firmware")
+    if len(v) > MAX_FIRMWARE:
+        raise InvalidEvent(f"must be at most {MAX_FIRMWARE} characters, got {len(v)}", "firmware")
     # It must survive the text form "Fw=<firmware>;" unchanged.
     if v != v.strip() or ";" in v or not v.isprintable():
         raise InvalidEvent("must not contain ';', control characters or surrounding whitespace", "firmware")
@@ -233,6 +295,7 @@ def _json_time(v) -> datetime:
         raise InvalidEvent(
             f"must look like 2016-10-04T16:47:50Z (UTC, whole seconds), not {v!r}", "sensor_time")
     try:
-        return datetime(*map(int, m.groups()), tzinfo=UTC)
+        t = datetime(*map(int, m.groups()), tzinfo=UTC)
     except ValueError as e:
         raise InvalidEvent(f"{v!r} is not a real date and time ({e})", "sensor_time") from None
+    return check_time(t)

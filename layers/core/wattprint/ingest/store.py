@@ -25,6 +25,7 @@ class Stored:
     ids: list[int]
     total: int  # events stored so far, this request included
     runs: list[Run]  # clustering runs this request opened (one per threshold it crossed)
+    replayed: bool = False  # the first answer to this request's idempotency key, nothing stored now
 
 
 # Taking event_counter's row lock numbers this request's events after every request that committed before

@@ -264,10 +264,17 @@ PATHS = {
     "/events": {
         "post": {
             "operationId": "postEvents", "tags": ["ingest"], "summary": "Store sensor events (all or nothing)",
-            "description": f"Up to {ingest.MAX_EVENTS} events and {ingest.MAX_BODY_BYTES} bytes per request. Each "
-                           "event gets the next seq; crossing a multiple of the cluster threshold opens a "
-                           "clustering run.",
+            "description": f"Up to {ingest.MAX_EVENTS} events and {ingest.MAX_BODY_BYTES} bytes per request (after "
+                           "gzip: `Content-Encoding: gzip` is accepted). Each event gets the next seq; crossing a "
+                           "multiple of the cluster threshold opens a clustering run. With an `Idempotency-Key` a "
+                           f"retry gets the first answer and stores nothing (keys kept {ingest.KEY_TTL}).",
             "security": [{"bearer": ["ingest"]}],
+            "parameters": [
+                {"name": "Idempotency-Key", "in": "header", "required": False,
+                 "description": "1-255 visible ASCII characters, new for every new body (a UUID).",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": ingest.MAX_KEY_LENGTH}},
+                {"name": "Content-Encoding", "in": "header", "required": False,
+                 "schema": {"type": "string", "enum": ["gzip", "identity"]}}],
             "requestBody": {"required": True, "content": {
                 "text/plain": {"schema": {"type": "string", "description": "raw sensor lines, one event per "
                                                                           "line (either firmware dialect)"}},
@@ -276,15 +283,21 @@ PATHS = {
                     {"type": "array", "items": _ref("EventRecord"), "minItems": 1}]}},
             }},
             "responses": {
-                "201": _json("Stored.", "Stored"),
-                "400": {"description": "An event is invalid (invalid_event, naming its line and field), or the "
-                                       "body holds no event (bad_request).",
+                "201": _json("Stored (or, with header Idempotent-Replayed: true, the first answer to this "
+                             "Idempotency-Key).", "Stored"),
+                "400": {"description": "An event is invalid (invalid_event, naming its line and field: out of its "
+                                       "range, a control character...), the body holds no event (bad_request), is "
+                                       "not gzip or UTF-8 as it says (invalid_body), holds a value the database "
+                                       "refuses (invalid_value), or the Idempotency-Key is malformed "
+                                       "(invalid_idempotency_key).",
                         "content": {"application/json": {"schema": {
                             "anyOf": [_ref("InvalidEventError"), _ref("Error")]}}}},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
                 "413": {"$ref": "#/components/responses/PayloadTooLarge"},
-                "415": _error("Neither text/plain nor application/json (unsupported_media_type)."),
+                "415": _error("Neither text/plain nor application/json (unsupported_media_type), or a "
+                              "Content-Encoding other than gzip (unsupported_content_encoding)."),
+                "422": _error("This Idempotency-Key was used with another body (idempotency_key_reused)."),
                 "503": {"$ref": "#/components/responses/Unavailable"},
             }},
         "get": {
