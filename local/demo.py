@@ -51,7 +51,7 @@ def demo_tokens(database_url: str) -> dict[str, str]:
     from wattprint import admin, db
 
     db.reset()
-    tokens = {scope: admin.run({"action": "create_token", "scope": scope, "name": name})["token"]
+    tokens = {scope: admin.handle({"action": "create_token", "scope": scope, "name": name})["token"]
               for scope, name in (("ingest", "demo"), ("read", "demo-dashboard"))}
     db.reset()
     return tokens
