@@ -3,14 +3,14 @@
 $connect has already been authorised (a read token, by the REQUEST authorizer) when this runs.
 """
 
-from aws_lambda_powertools import Logger
 
+from wattprint import observability
 from wattprint.live import service as live
 
-logger = Logger()
+logger = observability.logger("LiveSocketFunction")
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger)
 def handler(event, context):
     request = event["requestContext"]
     route, connection_id = request["routeKey"], request["connectionId"]

@@ -1,15 +1,14 @@
 """Scheduled: send the clustering runs whose message was never sent, and record the runs whose worker Lambda
 stopped (see wattprint.clustering.sweep)."""
 
-from aws_lambda_powertools import Logger
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.clustering import service as clustering
 
-logger = Logger()
+logger = observability.logger("SweepFunction")
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger)
 def handler(event, context):
     outcome = clustering.sweep_runs(settings.load())
     if outcome["sent"]:

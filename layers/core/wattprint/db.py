@@ -20,7 +20,7 @@ from typing import Iterator
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from . import aws
+from . import aws, observability
 from . import settings as settings_module
 from .errors import DatabaseUnavailable
 
@@ -156,6 +156,13 @@ def reset() -> None:
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
+    """BEGIN … COMMIT (see _transaction), one subsegment of the trace."""
+    with observability.subsegment("db.transaction"), _transaction() as conn:
+        yield conn
+
+
+@contextmanager
+def _transaction() -> Iterator[Connection]:
     """BEGIN … COMMIT on this instance's connection, ROLLBACK on any error.
 
     A connection that died while the instance was frozen fails at BEGIN, before anything was sent, so it is
@@ -187,6 +194,12 @@ def transaction() -> Iterator[Connection]:
 
 
 def execute(sql: str, *, prepare: bool = False, **params):
+    """One statement in autocommit (see _execute), one subsegment of the trace."""
+    with observability.subsegment("db.execute"):
+        return _execute(sql, prepare=prepare, **params)
+
+
+def _execute(sql: str, *, prepare: bool = False, **params):
     """One statement in autocommit (reads, and single-row updates that are safe to repeat).
 
     A connection that died while the instance was frozen fails on first use: it is re-opened and the statement
@@ -228,6 +241,12 @@ def _closed_by_server(conn: Connection) -> bool:
 
 
 def execute_once(sql: str, *, prepare: bool = False, **params):
+    """One statement that must not run twice (see _execute_once), one subsegment of the trace."""
+    with observability.subsegment("db.execute_once"):
+        return _execute_once(sql, prepare=prepare, **params)
+
+
+def _execute_once(sql: str, *, prepare: bool = False, **params):
     """One statement in autocommit that must not run twice (an INSERT: its own transaction, one round trip
     instead of BEGIN, the statement and COMMIT).
 

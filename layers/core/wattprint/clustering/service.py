@@ -24,6 +24,7 @@ import json
 import logging
 import time
 
+from .. import observability
 from ..errors import DatabaseUnavailable
 from ..live import service as live
 from ..settings import Settings
@@ -70,6 +71,12 @@ def compute(run: runs.Claim) -> dict:
             "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1), "store_ms": round(store_ms, 1)}
 
 
+def prepare() -> None:
+    """The cluster function's init: import what a run computes with (numpy, scikit-learn: ~1.3 s), so that a cold
+    instance pays it before its first message, and SnapStart or provisioned concurrency would keep it paid."""
+    from . import fit, labels  # noqa: F401
+
+
 def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
     """Run one clustering run at least once, safely: what the cluster function calls per SQS record.
 
@@ -84,15 +91,18 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         log.error("clustering message for no such run, dropped: %s", error)
         return {"run_id": run_id, "threshold": threshold, "status": "unknown", "error": str(error), "retry": False}
     if isinstance(claimed, runs.Skipped):
+        observability.count(observability.RUNS_SKIPPED)
         return {"run_id": run_id, "threshold": threshold, "status": claimed.status, "skipped": True}
     outcome = {"run_id": run_id, "threshold": threshold, "attempt": claimed.attempt}
     live.run_changed(run_id)  # dashboards: running
+    started = time.perf_counter()
     try:
         figures = compute(claimed)
     except runs.PermanentRunError as error:
         runs.fail(claimed, str(error))  # DatabaseUnavailable here: raised, redelivered, recomputed
         log.warning("clustering run %s failed permanently: %s", run_id, error)
         live.run_changed(run_id)
+        observability.count(observability.RUNS_FAILED)
         return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}
     except (DatabaseUnavailable, runs.LeaseLost):
         runs.release(claimed)
@@ -101,10 +111,18 @@ def process(run_id: int, threshold: int, lease_seconds: float) -> dict:
         try:
             runs.fail(claimed, f"{type(error).__name__}: {error}")
             live.run_changed(run_id)
+            observability.count(observability.RUNS_FAILED)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
         raise
     live.run_changed(run_id)  # dashboards: done
+    observability.count(observability.RUNS_DONE)
+    observability.milliseconds(observability.FIT_DURATION, figures["fit_ms"])
+    observability.milliseconds(observability.RUN_DURATION, (time.perf_counter() - started) * 1000)
+    # How far the newest labels lag behind what is stored (the next run's threshold is this far closer).
+    from ..report import service as report  # not at import: the sweep function imports this module too
+
+    observability.count(observability.EVENTS_BEHIND, max(0, report.stored_total() - threshold))
     return {**outcome, "status": runs.DONE, **figures}
 
 

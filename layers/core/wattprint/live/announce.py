@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Callable
 
-from .. import aws, settings
+from .. import aws, observability, settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ def announce(message: dict, delay_seconds: int = 0) -> bool:
         return False
     try:
         aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(message),
+                                       MessageAttributes=observability.message_attributes(),
                                        **({"DelaySeconds": int(delay_seconds)} if delay_seconds else {}))
+        observability.count(observability.ANNOUNCEMENTS_SENT)
         return True
     except aws.errors() as error:
         log.warning("live update not announced (dashboards catch up from the API): %s", error)
@@ -57,6 +59,12 @@ def count_connections() -> int:
     from .. import db  # here, not at import: the push function announces too and has no database
 
     return db.execute("SELECT count(*) FROM live_connections")[0][0]
+
+
+def _skipped(reason: str) -> None:
+    # Two names, not a dimension: added to the invocation's own metrics, no record of their own per request.
+    observability.count(observability.ANNOUNCEMENTS_SKIPPED + ("NoDashboard" if reason == NO_CONNECTION else
+                                                               "Throttled"))
 
 
 class Gate:
@@ -98,6 +106,7 @@ class Gate:
         if reason:
             with self._lock:
                 self.skipped[reason] += 1
+            _skipped(reason)
         return reason
 
     def run(self) -> str | None:
@@ -106,6 +115,7 @@ class Gate:
             return None
         with self._lock:
             self.skipped[NO_CONNECTION] += 1
+        _skipped(NO_CONNECTION)
         return NO_CONNECTION
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from .. import aws, db, settings
+from .. import aws, db, observability, settings
 from ..report import service as report
 from . import announce
 
@@ -82,6 +82,7 @@ def deliver(announcements: list[dict]) -> dict:
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
     ids = connections()
+    observability.count(observability.LIVE_CONNECTIONS, len(ids))
     payloads = messages(announcements) if ids else []  # nobody to tell: nothing to read
     if payloads:
         config = settings.live_settings()
@@ -91,7 +92,9 @@ def deliver(announcements: list[dict]) -> dict:
         for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
             request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
-                                                       MessageBody=json.dumps(request, separators=(",", ":")))
+                                                       MessageBody=json.dumps(request, separators=(",", ":")),
+                                                       MessageAttributes=observability.message_attributes())
+            observability.count(observability.PUSHES)
     pushed = [p["last_seq"] for p in payloads if p["type"] == "events"]
     if pushed:
         announce.tick(pushed[0])
