@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
            SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: run demo test bench lint build check token clean
+.PHONY: run demo test bench nilm-report lint build check token clean
 
 $(STAMP): requirements-dev.txt layers/core/requirements.txt layers/sklearn/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wattprint needs Python 3.11 or newer (set PYTHON=...)")'
@@ -34,6 +34,10 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --only-binary=:all: -r bench/requirements.txt \
 	  || echo "bench: awslambdaric could not be installed (Linux wheels only); the cold import is measured without the Lambda runtime's own imports"
 	$(PY) -m bench
+
+## The NILM evaluation report with pictures (docs/nilm/): accuracy, macro-F1, states over time, confusion matrices.
+nilm-report: $(STAMP)
+	$(PY) -m bench.nilm_report
 
 ## sam validate --lint (cfn-lint) on template.yaml.
 lint: $(STAMP)

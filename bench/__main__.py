@@ -24,7 +24,8 @@ OUT = ROOT / "BENCHMARKS.md"
 DESIGN_MEASUREMENTS = ROOT / "bench" / "design-measurements.md"  # hand-kept figures the code's comments refer to
 STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so one section can be re-run alone
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
-            "report": "bench.bench_report", "live": "bench.bench_live", "firstrun": "bench.bench_firstrun"}
+            "report": "bench.bench_report", "live": "bench.bench_live", "nilm": "bench.bench_nilm",
+            "firstrun": "bench.bench_firstrun"}
 
 
 def machine() -> str:

@@ -31,14 +31,22 @@ def main(argv: list[str] | None = None) -> int:
         if not state.exists():
             print("error: no DATABASE_URL and no running local stack (start it with `make run`)", file=sys.stderr)
             return 1
-        os.environ["DATABASE_URL"] = json.loads(state.read_text())["database_url"]
+        info = json.loads(state.read_text())
+        os.environ["DATABASE_URL"] = info["database_url"]
+        # Revoking a token closes its live connections through the stack's push queue and WebSocket API.
+        if info.get("queues", {}).get("PushQueue"):
+            for name, value in (("AWS_ENDPOINT_URL_SQS", info["sqs_endpoint"]), ("PUSH_QUEUE_URL", info["queues"]["PushQueue"]),
+                                ("LIVE_MANAGEMENT_ENDPOINT", info["url"]), ("AWS_ACCESS_KEY_ID", "local"),
+                                ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_DEFAULT_REGION", "us-east-1")):
+                os.environ.setdefault(name, value)
 
     from wattprint import admin
+    from wattprint.live import service as live
     from wattprint.errors import ServiceError
 
     request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name)) if v}}
     try:
-        print(json.dumps(admin.handle(request), indent=2))
+        print(json.dumps(admin.handle(request, connections=live), indent=2))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

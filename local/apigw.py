@@ -31,6 +31,7 @@ log = logging.getLogger("local.apigw")
 
 ACCOUNT, REGION, API_ID = "000000000000", "us-east-1", "local"
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway REST's request limit
+MAX_SOCKET_MESSAGE = 128 * 1024  # API Gateway WebSocket's message limit (@connections POST: 413 above it)
 
 # API Gateway's own answers when the template does not override them (GatewayResponses).
 _DEFAULT_RESPONSES = {
@@ -168,7 +169,7 @@ class Gateway:
         if route.authorized:
             lower = {k.lower(): v for k, v in single.items()}
             token = lower.get(self.app.authorizer.header.lower())
-            if not token:
+            if not token or self.app.authorizer.refuses(token):
                 return self.gateway_response("UNAUTHORIZED", request_id)
             answer = self.authorize(token, self.method_arn(method, path))
             if isinstance(answer, str):
@@ -235,13 +236,21 @@ class Gateway:
 class _Socket:
     """One WebSocket connection's sending side (frames from the management API and from the reader's pongs)."""
 
-    def __init__(self, wfile):
-        self.wfile, self.lock = wfile, threading.Lock()
+    def __init__(self, wfile, connection: socket.socket):
+        self.wfile, self.connection, self.lock = wfile, connection, threading.Lock()
 
     def send(self, opcode: int, payload: bytes) -> None:
         with self.lock:
             self.wfile.write(websocket.encode(opcode, payload, mask=False))
             self.wfile.flush()
+
+    def close(self) -> None:
+        """As API Gateway's DELETE @connections does: a close frame, then the connection ends whatever the client
+        does (its reader sees the end and runs $disconnect)."""
+        try:
+            self.send(websocket.CLOSE, websocket.close_payload(1000))
+        finally:
+            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 class SocketGateway:
@@ -295,8 +304,13 @@ class SocketGateway:
         return (200, "") if 200 <= status < 300 else (status, (result or {}).get("body") or "")
 
     def message(self, connection_id: str, data: str | bytes) -> None:
-        route = self.routes.get("$default")
+        route = self.routes.get("$default")  # the template's only other keys are $connect and $disconnect
         if route is None:
+            # What API Gateway answers a message no route takes, without invoking anything.
+            sock = self.gw.sockets.get(connection_id)
+            if sock is not None:
+                sock.send(websocket.TEXT, json.dumps({"message": "Forbidden", "connectionId": connection_id,
+                                                      "requestId": str(uuid.uuid4())}).encode())
             return
         event = {"requestContext": self._context("$default", "MESSAGE", connection_id),
                  "body": data if isinstance(data, str) else base64.b64encode(data).decode(),
@@ -322,10 +336,12 @@ class SocketGateway:
             return 410
         try:
             if method == "POST":
+                if len(body) > MAX_SOCKET_MESSAGE:
+                    return 413  # PayloadTooLargeException: nothing is sent
                 sock.send(websocket.TEXT, body)
                 return 200
             if method == "DELETE":
-                sock.send(websocket.CLOSE, websocket.close_payload(1000))
+                sock.close()
                 return 204
         except OSError:
             return 410
@@ -348,10 +364,11 @@ class _Handler(BaseHTTPRequestHandler):
         if sockets and self.path.startswith("/@connections/"):
             length = int(self.headers.get("Content-Length") or 0)
             status = sockets.manage(self.command, self.path.split("/", 2)[2], self.rfile.read(length) if length else b"")
-            body = b"" if status < 300 else b'{"message":"Gone"}'
+            error = {410: "GoneException", 413: "PayloadTooLargeException"}.get(status)
+            body = b"" if status < 300 else json.dumps({"message": error or "error"}).encode()
             self.send_response(status)
-            if status == 410:
-                self.send_header("x-amzn-ErrorType", "GoneException")  # what boto3 maps to GoneException
+            if error:
+                self.send_header("x-amzn-ErrorType", error)  # what boto3 maps to its exception classes
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -393,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Sec-WebSocket-Accept", websocket.accept_key(self.headers.get("Sec-WebSocket-Key", "")))
         self.end_headers()
         self.wfile.flush()
-        sock = self.gateway.sockets[connection_id] = _Socket(self.wfile)
+        sock = self.gateway.sockets[connection_id] = _Socket(self.wfile, self.connection)
         try:
             while True:
                 sockets.message(connection_id, websocket.read_message(self.rfile, True, sock.send))

@@ -68,6 +68,10 @@ class Authorizer:
     function: str
     header: str
     ttl: int
+    validation: str | None = None  # Identity.ValidationExpression: other headers get 401 without a call
+
+    def refuses(self, value: str) -> bool:
+        return self.validation is not None and re.fullmatch(self.validation, value) is None
 
 
 @dataclass(frozen=True)
@@ -210,10 +214,12 @@ def load(path: Path) -> App:
         default = auth.get("DefaultAuthorizer")
         if default:
             spec = auth["Authorizers"][default]
+            identity = spec.get("Identity", {})
             app.authorizer = Authorizer(
                 function=_ref(spec["FunctionArn"]),
-                header=spec.get("Identity", {}).get("Header", "Authorization"),
-                ttl=int(spec.get("Identity", {}).get("ReauthorizeEvery", 300)),
+                header=identity.get("Header", "Authorization"),
+                ttl=int(identity.get("ReauthorizeEvery", 300)),
+                validation=identity.get("ValidationExpression"),
             )
         app.gateway_responses = api.get("Properties", {}).get("GatewayResponses", {}) or {}
 

@@ -68,18 +68,33 @@ def conn(database):
 
 
 @pytest.fixture
-def app_role(database, conn, pg_url, monkeypatch):
-    """A login with exactly the rights migrate gives wattprint_app in AWS (rows only: no CREATE, owns nothing);
-    the code under test connects as it."""
-    role = "app_" + uuid.uuid4().hex[:10]
-    conn.run(f"CREATE ROLE {role} LOGIN")
-    migrate.grant_app(conn, role)
-    monkeypatch.setenv("DATABASE_URL", pg_url.replace("//postgres@", f"//{role}@"))
+def login_as(database, conn, pg_url, monkeypatch):
+    """`login_as("ingest")`: from now on the code under test connects as a new login with exactly the rights migrate
+    gives that role of function in AWS (wattprint_ingest there). Returns the login's name."""
+    created = []
+
+    def become(*kinds: str) -> str:
+        role = "_".join(kinds) + "_" + uuid.uuid4().hex[:10]
+        conn.run(f"CREATE ROLE {role} LOGIN")
+        created.append(role)
+        for kind in kinds:
+            migrate.grant(conn, kind, role)
+        monkeypatch.setenv("DATABASE_URL", pg_url.replace("//postgres@", f"//{role}@"))
+        db.reset()
+        return role
+
+    yield become
     db.reset()
-    yield role
-    db.reset()
-    conn.run(f"DROP OWNED BY {role}")
-    conn.run(f"DROP ROLE {role}")
+    for role in created:
+        conn.run(f"DROP OWNED BY {role}")
+        conn.run(f"DROP ROLE {role}")
+
+
+@pytest.fixture
+def app_role(login_as):
+    """A login with the rights of every role of function together (no CREATE, owns nothing), for a test whose path
+    crosses functions in one process (the local gateway runs the authorizer too). Prefer login_as(kind)."""
+    return login_as(*migrate.ROLES)
 
 
 @pytest.fixture(scope="session")

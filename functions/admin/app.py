@@ -9,6 +9,7 @@ import urllib.request
 
 from wattprint import admin, observability
 from wattprint.errors import ServiceError
+from wattprint.live import service as live
 
 logger = observability.logger("AdminFunction")
 
@@ -49,6 +50,6 @@ def handler(event, context):
     if "RequestType" in event and "ResponseURL" in event:
         return _custom_resource(event, context)
     try:
-        return admin.handle(event)
+        return admin.handle(event, connections=live)  # a revoked token's live connections close
     except ServiceError as error:
         return {"error": error.to_dict()}

@@ -67,7 +67,7 @@ def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
     config = json.loads(urllib.request.urlopen(stack.info["url"] + "/dashboard/config.json").read())
     client = websocket.Client(config["websocket_url"] + "?token=" + stack.info["tokens"]["read"])
     try:
-        live.connect("ghost", None)  # a connection that closed without $disconnect
+        live.connect("ghost", 999, None, 5)  # a connection that closed without $disconnect
         post(stack, "\n".join(lines(5)))
         events = until(client, lambda m: m["type"] == "events")
         assert (events["total"], events["first_seq"], events["last_seq"]) == (5, 1, 5)
@@ -87,6 +87,99 @@ def test_events_and_runs_are_pushed_and_gone_connections_forgotten(stack):
     assert wait_for(lambda: live.connections() == [])  # $disconnect ran
 
 
+def ws_url(stack, token):
+    return stack.info["url"].replace("http://", "ws://") + "/?token=" + token
+
+
+def test_a_message_from_a_dashboard_invokes_nothing(stack):
+    """The template has no $default route: the gateway answers Forbidden itself and the connection stays open."""
+    from wattprint.live import live
+
+    client = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
+    try:
+        calls = []
+        functions = stack.started[[kind for kind, _ in stack.started].index("gateway")][1].functions
+        original = functions.invoke
+        functions.invoke = lambda name, event: calls.append(name) or original(name, event)
+        try:
+            client.send_text('{"action": "anything"}')
+            answer = client.recv_json(timeout=10)
+        finally:
+            functions.invoke = original
+        assert answer["message"] == "Forbidden" and calls == []
+        assert len(live.connections()) == 1
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def capped(monkeypatch, request):
+    monkeypatch.setenv("LIVE_CONNECTIONS_PER_TOKEN", "2")
+    return request.getfixturevalue("local_stack")
+
+
+def test_the_connection_past_a_tokens_cap_is_refused(capped):
+    from wattprint import admin
+
+    token = capped.info["tokens"]["read"]
+    first, second = websocket.Client(ws_url(capped, token)), websocket.Client(ws_url(capped, token))
+    try:
+        with pytest.raises(websocket.Refused) as refused:
+            websocket.Client(ws_url(capped, token))
+        assert refused.value.status == 429
+        assert json.loads(refused.value.body)["error"]["code"] == "too_many_connections"
+        other = admin.handle({"action": "create_token", "scope": "read", "name": "wall"})["token"]
+        websocket.Client(ws_url(capped, other)).close()  # another token has places of its own
+    finally:
+        first.close()
+        second.close()
+
+
+def test_revoking_a_token_closes_its_live_connections(stack):
+    from wattprint import admin
+    from wattprint.live import live, service
+
+    kept = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
+    board = admin.handle({"action": "create_token", "scope": "read", "name": "board"})["token"]
+    doomed = [websocket.Client(ws_url(stack, board)) for _ in range(2)]
+    try:
+        assert wait_for(lambda: len(live.connections()) == 3)
+        # As the admin function and `python -m local.admin` do: the live capability is handed in.
+        assert admin.handle({"action": "revoke_token", "name": "board"},
+                            connections=service)["live_connections_closed"] == 2
+        for client in doomed:
+            with pytest.raises(websocket.Closed):
+                for _ in range(50):
+                    client.recv(timeout=10)  # whatever was pushed before, then the close
+        assert wait_for(lambda: len(live.connections()) == 1)
+        post(stack, "\n".join(lines(2)))
+        assert until(kept, lambda m: m["type"] == "events")["last_seq"] == 2  # the other token's stays live
+        with pytest.raises(websocket.Refused) as refused:
+            websocket.Client(ws_url(stack, board))
+        assert refused.value.status == 401
+    finally:
+        kept.close()
+        for client in doomed:
+            client.close()
+
+
+def test_the_local_management_api_refuses_a_message_over_api_gateways_limit(stack):
+    from wattprint import aws
+    from wattprint.live import live
+
+    client = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
+    try:
+        assert wait_for(lambda: len(live.connections()) == 1)
+        (connection_id,) = live.connections()
+        api = aws.client("apigatewaymanagementapi", endpoint=stack.info["url"])
+        with pytest.raises(api.exceptions.PayloadTooLargeException):
+            api.post_to_connection(ConnectionId=connection_id, Data=b"x" * (128 * 1024 + 1))
+        api.post_to_connection(ConnectionId=connection_id, Data=b'{"fits": true}')
+        assert client.recv_json(timeout=10) == {"fits": True}
+    finally:
+        client.close()
+
+
 def test_the_last_event_of_a_burst_reaches_the_page(stack):
     """Single-event POSTs as fast as one client goes: most announcements are skipped (one a second while a
     dashboard is connected, none before the stack's count has seen it), yet the page gets the last event."""
@@ -94,8 +187,7 @@ def test_the_last_event_of_a_burst_reaches_the_page(stack):
 
     post(stack, "\n".join(lines(3)))  # stored before anyone listens
     skipped = sum(announce.GATE.skipped.values())
-    client = websocket.Client(stack.info["url"].replace("http://", "ws://") + "/?token="
-                              + stack.info["tokens"]["read"])
+    client = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
     try:
         for line in lines(40, seed=8):
             post(stack, line)

@@ -10,6 +10,7 @@ import pytest
 from local.stack import AlreadyRunning, Stack
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+PINNED_READ = "wp_pinned-read-token-" + "0123456789" * 2 + "abcde"
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def request(url, method="GET", token=None, body=None):
 
 
 def test_stack_serves_refuses_a_second_start_and_keeps_data_across_restarts(tmp_path, clean_env, monkeypatch):
-    monkeypatch.setenv("WATTPRINT_READ_TOKEN", "pinned-read-token-123456")
+    monkeypatch.setenv("WATTPRINT_READ_TOKEN", PINNED_READ)
     first = Stack(template=ROOT / "template.yaml", data_dir=tmp_path, port=0)
     first.start()
     try:
@@ -46,7 +47,7 @@ def test_stack_serves_refuses_a_second_start_and_keeps_data_across_restarts(tmp_
         assert request(url + "/health")[0] == 200
         status, body = request(url + "/events", "POST", body=b"Device: ID=1")
         assert (status, body["error"]["code"]) == (401, "unauthorized")
-        assert first.info["tokens"]["read"] == "pinned-read-token-123456"
+        assert first.info["tokens"]["read"] == PINNED_READ
         assert first.info["tokens"]["ingest"].startswith("wp_")
 
         from wattprint import admin
@@ -65,7 +66,7 @@ def test_stack_serves_refuses_a_second_start_and_keeps_data_across_restarts(tmp_
         from wattprint import admin
         names = {t["name"] for t in admin.handle({"action": "list_tokens"})["tokens"] if not t["revoked_at"]}
         assert names == {"survivor", "dev-ingest", "dev-read"}
-        assert request(restarted.info["url"] + "/runs", token="pinned-read-token-123456")[0] not in (401, 403)
+        assert request(restarted.info["url"] + "/runs", token=PINNED_READ)[0] not in (401, 403)
     finally:
         restarted.stop()
     assert not restarted.started

@@ -421,11 +421,15 @@ def test_database_lost_mid_run_releases_the_lease_without_failing_the_run(databa
 
 # ------------------------------------------------------------------------------ least privilege (AWS role)
 
-def test_runs_as_the_least_privileged_application_role(conn, functions, app_role):
+def test_runs_as_the_cluster_functions_own_role(conn, functions, login_as):
     (run,) = insert(conn, synthetic(1000, seed=13))
-    assert db.execute("SELECT current_user")[0][0] == app_role
-    with pytest.raises(Exception, match="permission denied"):
-        db.execute("CREATE TABLE not_allowed (x int)")
+    role = login_as("cluster")
+    assert db.execute("SELECT current_user")[0][0] == role
+    for statement in ("CREATE TABLE not_allowed (x int)", "SELECT count(*) FROM api_tokens",
+                      "DELETE FROM events", "INSERT INTO events (seq) VALUES (0)", "UPDATE event_counter SET total = 0",
+                      "SELECT count(*) FROM live_connections"):
+        with pytest.raises(Exception, match="permission denied"):
+            db.execute(statement)
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
     assert run_row(conn, run.id)["status"] == "done"
     assert_one_label_set(conn, run)
@@ -609,3 +613,53 @@ def test_security_definer_helpers_pin_their_search_path(database, conn):
     assert sorted((name, secdef, config) for name, secdef, config in rows) == [
         (name, True, [f"search_path={database}, pg_temp"])
         for name in ("clustering_labels_attach", "clustering_labels_open")]
+
+
+# ------------------------------------------------------------- errors served to read tokens (no driver internals)
+
+INTERNALS = ("'F'", "'L'", "'R'", "'W'", "'D'", ".c'", "SELECT", "plpgsql")
+
+
+def real_database_error(conn):
+    from pg8000.exceptions import DatabaseError
+
+    try:
+        conn.run("DO $$ BEGIN PERFORM 1 / (SELECT count(*) FROM events WHERE id < 0); END $$")
+    except DatabaseError as error:
+        return error
+    raise AssertionError("the statement must fail")
+
+
+def test_a_run_failed_by_a_database_error_serves_its_message_without_driver_internals(database, conn, functions,
+                                                                                       monkeypatch):
+    from wattprint.report import queries as report
+
+    error = real_database_error(conn)
+    assert all(key in str(error) for key in ("'F'", "'L'", "'R'", "'W'"))  # what pg8000 puts in its text
+    (run,) = insert(conn, synthetic(1000, seed=31))
+
+    def broken(threshold):
+        db.execute("DO $$ BEGIN PERFORM 1 / (SELECT count(*) FROM events WHERE id < 0); END $$")
+
+    monkeypatch.setattr(label_store, "load", broken)
+    assert failed_ids(deliver(functions, body(run))[0])  # left for redelivery, as any unexpected error
+    stored = run_row(conn, run.id)["error"]
+    served = next(r for r in report.runs()["runs"] if r["id"] == run.id)["error"]
+    for text in (stored, served):
+        assert text == "DatabaseError: division by zero (SQLSTATE 22012)"
+
+    # A row failed before errors were scrubbed is served scrubbed.
+    conn.run("UPDATE clustering_runs SET error = :e WHERE id = :id", e=f"DatabaseError: {error}", id=run.id)
+    served = next(r for r in report.runs()["runs"] if r["id"] == run.id)["error"]
+    assert served == "DatabaseError: division by zero (SQLSTATE 22012)"
+    assert not any(marker in served for marker in INTERNALS)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("plain words stay", "plain words stay"),
+    ("X: {'S': 'ERROR', 'C': '23505', 'M': 'duplicate key', 'D': 'Key (id)=(7) exists.', 'F': 'nbtinsert.c', "
+     "'L': '666', 'R': '_bt_check_unique'} and more", "X: duplicate key (SQLSTATE 23505) and more"),
+    ("{'S': 'ERROR', 'M': \"it's quoted\", 'F': 'x.c'}", "it's quoted (SQLSTATE unknown)"),
+])
+def test_scrub_keeps_the_message_and_sqlstate_only(text, expected):
+    assert db.scrub(text) == expected

@@ -51,10 +51,10 @@ def post(app, functions, database, conn, sqs):
     gateway = Gateway(app, functions, workers=8)
     _, token = tokens.create(conn, "ingest", "sensor")
 
-    def post(body, content_type="text/plain"):
+    def post(body, content_type="text/plain", headers=()):
         data = body.encode() if isinstance(body, str) else body
         reply = gateway.handle("POST", "/events", [("Authorization", f"Bearer {token}"),
-                                                    ("Content-Type", content_type)], data)
+                                                    ("Content-Type", content_type), *headers], data)
         return reply.status, json.loads(reply.body), dict(reply.headers)
 
     yield post
@@ -243,7 +243,7 @@ def test_database_down_is_503_with_retry_after(app, functions, database, conn, m
         assert dict(reply.headers)["Retry-After"] == "5"
         assert json.loads(reply.body)["error"]["code"] == "database_unavailable"
         # A token not in the authorizer's cache: the authorizer itself cannot reach the database.
-        reply = gateway.handle("POST", "/events", [("Authorization", "Bearer wp_uncached-token-0123456789"),
+        reply = gateway.handle("POST", "/events", [("Authorization", "Bearer wp_uncached-token-" + "0" * 28),
                                                    ("Content-Type", "text/plain")], DOCUMENTED.encode())
         assert (reply.status, dict(reply.headers)["Retry-After"]) == (503, "5")
         assert json.loads(reply.body)["error"]["code"] == "database_unavailable"
@@ -294,16 +294,29 @@ def test_the_copy_path_stores_varied_list_lengths_and_edge_floats_exactly(databa
         assert signs == [math.copysign(1, x) for x in (r.phase_rad, *r.peaks, *r.fft_img)]
 
 
-def test_both_paths_run_as_the_least_privileged_application_role(post, conn, app_role, sqs, monkeypatch):
-    """The batch path reserves ids with setval on the identity sequence: the runtime login must be allowed to."""
+def test_both_paths_run_as_the_ingest_functions_own_role(post, conn, login_as, sqs, monkeypatch):
+    """The batch path reserves ids with setval on the identity sequence: the ingest login must be allowed to. It
+    may not read tokens, nor delete, change or read back events."""
     monkeypatch.setenv("CLUSTER_THRESHOLD", "20")
-    assert db.execute("SELECT current_user")[0][0] == app_role
+    assert post("")[0] == 400  # the authorizer (the superuser here) has run: its answer is cached, as in AWS
+    role = login_as("ingest")
+    assert db.execute("SELECT current_user")[0][0] == role
     status, single, _ = post(lines(1)[0])
     assert status == 201
     status, batch, _ = post("\n".join(lines(store.COPY_FROM + 20, 1)))
     assert status == 201 and batch["total"] == store.COPY_FROM + 21
     assert single["ids"] + batch["ids"] == [row[0] for row in conn.run("SELECT id FROM events ORDER BY seq")]
-    assert conn.run("SELECT threshold FROM clustering_runs") == [[20]]
+    assert conn.run("SELECT threshold, enqueued_at IS NOT NULL FROM clustering_runs") == [[20, True]]
+    assert [m["threshold"] for m in messages(*sqs)] == [20]
+    keyed = [("Idempotency-Key", "retry-1")]
+    status, first, _ = post(lines(1, 50)[0], headers=keyed)
+    assert status == 201 and post(lines(1, 50)[0], headers=keyed)[1]["ids"] == first["ids"]  # the retry: no new row
+    assert conn.run("SELECT count(*) FROM events")[0][0] == store.COPY_FROM + 22
+    for statement in ("SELECT count(*) FROM api_tokens", "DELETE FROM events", "UPDATE events SET dummy = 0",
+                      "SELECT raw FROM events", "SELECT count(*) FROM event_labels", "DELETE FROM clustering_runs",
+                      "UPDATE clustering_runs SET status = 'done'", "SELECT count(*) FROM live_connections"):
+        with pytest.raises(Exception, match="permission denied"):
+            db.execute(statement)
 
 
 def test_a_rolled_back_batch_leaves_no_rows_and_later_ids_stay_unique(database, conn, real_lines_or_synth):

@@ -69,6 +69,12 @@ def pushes(calls, urls):
     return sent(calls, urls["push"])
 
 
+def dashboard(conn) -> int:
+    """A read token's id, for a connection of its own."""
+    token, _ = tokens.create(conn, "read", "dashboard")
+    return token.id
+
+
 @pytest.fixture
 def post(app, functions, conn, queues):
     gateway = Gateway(app, functions, workers=1)
@@ -97,7 +103,7 @@ def test_no_announcement_is_sent_while_no_dashboard_is_connected(queues, post, c
 def test_with_a_dashboard_one_announcement_per_interval(queues, post, clock, conn):
     calls, urls = queues
     post(3)
-    live.connect("dash-1", "dashboard")
+    live.connect("dash-1", dashboard(conn), "dashboard", 10)
     assert sent(calls, urls["live"]) == [{"tick": 3, "delay": announce.CONNECT_TICK_DELAY}]
     post(5)  # within the cached count's TTL: the new dashboard is not seen yet; the connect tick covers these
     assert sent(calls, urls["live"]) == []
@@ -110,10 +116,10 @@ def test_with_a_dashboard_one_announcement_per_interval(queues, post, clock, con
     assert announce.GATE.skipped == {"no_connection": 8, "throttled": 50}
 
 
-def test_the_events_of_skipped_announcements_reach_the_dashboard_by_ticks(queues, post, clock):
+def test_the_events_of_skipped_announcements_reach_the_dashboard_by_ticks(queues, post, clock, conn):
     calls, urls = queues
     announce.GATE = announce.Gate(count=lambda: 1, clock=clock)
-    live.connect("dash-1", None)
+    live.connect("dash-1", dashboard(conn), None, 10)
     sent(calls, urls["live"])  # the connect tick
     post(4)
     (first,) = sent(calls, urls["live"])  # events 1..1; 2..4 skipped
@@ -143,5 +149,5 @@ def test_nothing_is_read_or_pushed_for_nobody(queues, post, monkeypatch):
     sent(calls, urls["live"])
     monkeypatch.setattr(live, "messages", lambda a: pytest.fail("read with no connection"))
     outcome = live.deliver([{"kind": "events", "first_seq": 1, "last_seq": 1}])
-    assert outcome == {"messages": 0, "connections": 0, "forgotten": 0, "ticked": False}
+    assert outcome == {"messages": 0, "connections": 0, "forgotten": 0, "requests": 0, "ticked": False}
     assert pushes(calls, urls) == [] and sent(calls, urls["live"]) == []

@@ -1,5 +1,7 @@
 import threading
 
+import pytest
+
 from wattprint import db, migrate
 
 
@@ -70,30 +72,39 @@ def test_failed_migration_leaves_nothing_half_applied(database, conn, tmp_path, 
     assert conn.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == [[0]]
 
 
-def test_app_role_is_granted_where_rds_iam_exists(database, conn):
-    """On Aurora the runtime functions log in as wattprint_app via IAM; the migration keeps its rights."""
+def test_function_roles_are_created_and_granted_where_rds_iam_exists(database, conn):
+    """On Aurora each function logs in as its own role via IAM; every migration run keeps their rights."""
     created = conn.run("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]
     if created:
         conn.run("CREATE ROLE rds_iam NOLOGIN")
+    logins = [migrate.login(kind) for kind in migrate.ROLES]
     try:
         migrate.apply(conn)
-        assert conn.run("SELECT pg_has_role('wattprint_app', 'rds_iam', 'MEMBER')") == [[True]]
-        assert conn.run("SELECT has_table_privilege('wattprint_app', 'api_tokens', 'INSERT')") == [[True]]
-        assert conn.run("SELECT has_function_privilege('wattprint_app', 'clustering_labels_open(bigint)', "
-                        "'EXECUTE')") == [[True]]
-        assert conn.run("SELECT has_schema_privilege('wattprint_app', current_schema(), 'CREATE')") == [[False]]
+        for role in logins:
+            assert conn.run("SELECT pg_has_role(:r, 'rds_iam', 'MEMBER'), rolcanlogin FROM pg_roles "
+                            "WHERE rolname = :r", r=role) == [[True, True]]
+            assert conn.run("SELECT has_schema_privilege(:r, current_schema(), 'CREATE')", r=role) == [[False]]
+            assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                            "WHERE r.rolname = :r", r=role) == [[["idle_session_timeout=60s",
+                                                                  "idle_in_transaction_session_timeout=60s"]]]
+        readers = [r for r in logins if conn.run("SELECT has_table_privilege(:r, 'api_tokens', 'SELECT')", r=r)[0][0]]
+        assert readers == ["wattprint_authorizer"]
+        assert conn.run("SELECT has_function_privilege('wattprint_cluster', 'clustering_labels_open(bigint)', "
+                        "'EXECUTE'), has_function_privilege('wattprint_ingest', 'clustering_labels_open(bigint)', "
+                        "'EXECUTE')") == [[True, False]]
         # The security-definer helpers are not callable by PUBLIC (any other login).
         assert conn.run("SELECT count(*) FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
                         "WHERE p.proname LIKE 'clustering_labels_%' AND p.pronamespace = current_schema()::regnamespace "
                         "AND a.grantee = 0") == [[0]]
-        assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-                        "WHERE r.rolname = 'wattprint_app'") == [[["idle_session_timeout=60s",
-                                                                     "idle_in_transaction_session_timeout=60s"]]]
+        assert migrate.apply(conn) == []  # a second run (every deploy) finds the roles and grants again
     finally:
-        conn.run("REVOKE ALL ON ALL TABLES IN SCHEMA " + database + " FROM wattprint_app")
-        conn.run("REVOKE ALL ON ALL SEQUENCES IN SCHEMA " + database + " FROM wattprint_app")
-        conn.run("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA " + database + " FROM wattprint_app")
-        conn.run("REVOKE USAGE ON SCHEMA " + database + " FROM wattprint_app")
-        conn.run("DROP ROLE wattprint_app")
+        for role in logins:
+            conn.run(f"DROP OWNED BY {role}")
+            conn.run(f"DROP ROLE {role}")
         if created:
             conn.run("DROP ROLE rds_iam")
+
+
+def test_an_unknown_role_of_function_is_refused():
+    with pytest.raises(ValueError, match="no database role"):
+        migrate.login("superuser")

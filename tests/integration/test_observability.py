@@ -124,7 +124,6 @@ print(json.dumps({"status": result["statusCode"], "traced": observability.tracer
 def test_tracing_on_works_with_no_xray_daemon(database, pg_url, conn):
     """As in Lambda (LAMBDA_TASK_ROOT set, tracing not disabled), in a process of its own: the tracer patches
     botocore for the whole process. Nothing listens on the daemon's port; the request still succeeds."""
-    tokens.create(conn, "ingest", "sample-ingest", "sample-ingest-token-000000")
     env = {**os.environ, "DATABASE_URL": pg_url, "DB_SCHEMA": database, "LAMBDA_TASK_ROOT": str(ROOT),
            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
     env.pop("POWERTOOLS_TRACE_DISABLED", None)

@@ -12,8 +12,9 @@ from wattprint import tokens
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "cluster": "ClusterFunction",
                       "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
-                      "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction"}
-SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local"  # the token in authorizer-token.json and the ingest samples
+                      "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction",
+                      "appliances": "ApplianceFunction"}
+SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local_012345678"  # the token in authorizer-token.json and the ingest samples
 
 
 def samples():
@@ -49,6 +50,8 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
         assert 200 <= result["statusCode"] < 300, result
         if function == "IngestFunction":
             assert json.loads(result["body"])["count"] >= 1
+        if function == "ApplianceFunction":
+            assert [s["name"] for s in json.loads(result["body"])["states"]] == ["OFF", "ON"]
     elif function == "AuthorizerFunction":
         assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
         assert result["context"]["scope"] == "ingest"

@@ -22,6 +22,11 @@ def _policy(scope):
     ("read", "POST/events", False),
     ("read", "$connect", True),  # the WebSocket API's
     ("ingest", "$connect", False),
+    ("ingest", "PUT/appliances/models/PC%20screen1", True),
+    ("ingest", "POST/appliances/label", False),
+    ("read", "PUT/appliances/models/PC%20screen1", False),
+    ("read", "POST/appliances/label", True),
+    ("read", "POST/appliances/models/x", False),
 ])
 def test_scope_policy(scope, method_path, allowed):
     # The policy is cached per token and reused for other routes, so it must hold for every route.
@@ -54,11 +59,23 @@ def test_stage_prefix_rejects_non_api_arns():
         auth.stage_prefix("arn:aws:lambda:eu-west-1:1:function:x")
 
 
+READ = "wp_" + "r" * 43
+
+
 def test_websocket_connect_takes_the_token_from_the_query_string():
     known = Token(id=3, name="dash", scope="read", created_at=None)
-    find = {"wp_read": known}.get
-    answer = auth.authorize_token("wp_read", STAGE + "$connect", find)
+    find = {READ: known}.get
+    answer = auth.authorize_token(READ, STAGE + "$connect", find)
     assert allows(answer["policyDocument"], STAGE + "$connect")
-    for text in (None, "", "wp_unknown"):
+    for text in (None, "", "wp_" + "u" * 43):
         with pytest.raises(auth.Unauthorized):
             auth.authorize_token(text, STAGE + "$connect", find)
+
+
+@pytest.mark.parametrize("text", ["wp_read", READ + "x", READ[:-1], READ.replace("r", "=", 1), " " + READ, "x" * 10_000])
+def test_a_malformed_query_string_token_is_refused_before_any_lookup(text):
+    """The WebSocket's REQUEST authorizer has no ValidationExpression: the function checks the shape itself."""
+    looked_up = []
+    with pytest.raises(auth.Unauthorized, match="malformed"):
+        auth.authorize_token(text, STAGE + "$connect", lambda t: looked_up.append(t))
+    assert looked_up == []

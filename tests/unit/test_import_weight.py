@@ -14,6 +14,7 @@ HEAVY = ("numpy", "scipy", "sklearn")
     ("ingest", (*HEAVY, "boto3", "wattprint.report")),  # boto3 only once something is sent
     ("report", (*HEAVY, "boto3")),
     ("authorizer", (*HEAVY, "boto3", "wattprint.report")),
+    ("appliances", (*HEAVY, "boto3", "wattprint.report")),  # decoding is plain Python
     ("push", (*HEAVY, "pg8000", "wattprint.db")),  # outside the VPC: no database
     ("sweep", (*HEAVY, "boto3", "wattprint.report")),  # no scikit-learn layer: clustering's fit is not loaded
     ("live", (*HEAVY, "boto3")),

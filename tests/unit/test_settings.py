@@ -28,6 +28,7 @@ def test_pg_variables_are_the_fallback():
 
 @pytest.mark.parametrize("env", [{"DATABASE_URL": "mysql://x"}, {"DB_AUTH": "kerberos"},
                                  {"CLUSTER_THRESHOLD": "0"}, {"CLUSTER_THRESHOLD": "many"},
+                                 {"LIVE_CONNECTIONS_PER_TOKEN": "0"}, {"LIVE_CONNECTIONS_PER_TOKEN": "lots"},
                                  {"DB_STATEMENT_TIMEOUT": "0"}, {"DB_STATEMENT_TIMEOUT": "soon"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
@@ -40,6 +41,8 @@ def test_live_settings_and_empty_values():
     assert s.live == settings.LiveSettings(queue_url="https://q/live", push_queue_url="https://q/push",
                                            management_endpoint="https://api/v1", websocket_url=None)
     assert settings.live_settings({}) == settings.LiveSettings(None, None, None, None)
+    assert settings.live_settings({"LIVE_CONNECTIONS_PER_TOKEN": "3"}).connections_per_token == 3
+    assert settings.live_settings({}).connections_per_token == 5
 
 
 def test_aws_settings_keep_every_endpoint_override():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from typing import Protocol
+
 from . import db, migrate, tokens
 from .errors import BadRequest
 
@@ -15,19 +17,45 @@ def _token_json(token: tokens.Token) -> dict:
     return data
 
 
-def handle(request: dict) -> dict:
+class Connections(Protocol):
+    """What the live capability does when a token stops being valid (wattprint.live.service is one). The base
+    imports no capability: the admin handler and the local CLI hand it in."""
+
+    def forget_token(self, conn: db.Connection, token_id: int) -> list[str]: ...
+
+    def close_connections(self, connection_ids: list[str]) -> bool: ...
+
+
+class _NoConnections:
+    def forget_token(self, conn, token_id):
+        return []
+
+    def close_connections(self, connection_ids):
+        return True
+
+
+def handle(request: dict, connections: Connections = _NoConnections()) -> dict:
     """One operator request {"action": ..., ...} → its JSON answer; BadRequest for an unknown action."""
+    live = connections
     action = request.get("action")
     if action == "migrate":
         return {"applied": migrate.apply(db.connection())}
+    # A token that stops being valid (revoked, or replaced by a new one of its name) loses its live connections
+    # too: forgotten in the same transaction (nothing more is pushed to them), then closed by the push function.
     if action == "create_token":
         with db.transaction() as conn:
+            replaced = tokens.live_id(conn, request.get("name", ""))
             token, plain = tokens.create(conn, request.get("scope", ""), request.get("name", ""),
                                          request.get("token"))
+            gone = live.forget_token(conn, replaced) if replaced not in (None, token.id) else []
+        live.close_connections(gone)
         return {**_token_json(token), "token": plain}
     if action == "revoke_token":
         with db.transaction() as conn:
-            return _token_json(tokens.revoke(conn, request.get("name", "")))
+            token = tokens.revoke(conn, request.get("name", ""))
+            gone = live.forget_token(conn, token.id)
+        live.close_connections(gone)
+        return {**_token_json(token), "live_connections_closed": len(gone)}
     if action == "list_tokens":
         with db.transaction() as conn:
             return {"tokens": [_token_json(t) for t in tokens.list_all(conn)]}

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import tokens
 from .tokens import Token
 
+# The TOKEN authorizer's Identity.ValidationExpression in template.yaml (a test keeps the two equal): API Gateway
+# answers 401 itself to any other Authorization header. The scheme is case-insensitive (RFC 9110), one space.
+HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
+
 # Method ARN suffixes ("METHOD/path") each scope may call; `*` is IAM's wildcard.
+# Training an appliance model (PUT /appliances/models/*) uploads a recording, as sensors and the people who
+# install them do, and changes everyone's labels: not for a read token, which lives in dashboards' browsers.
+# Labelling a recording (POST only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events",),
-    "read": ("GET/*", "$connect"),
+    "ingest": ("POST/events", "PUT/appliances/models/*"),
+    "read": ("GET/*", "POST/appliances/label", "$connect"),
 }
 
 
@@ -52,8 +60,9 @@ def policy(token: Token, method_arn: str) -> dict:
                 "Resource": [prefix + suffix for suffix in SCOPE_RESOURCES[token.scope]],
             }],
         },
-        # Handed to the backend as requestContext.authorizer.
-        "context": {"scope": token.scope, "token_name": token.name},
+        # Handed to the backend as requestContext.authorizer. The WebSocket's $connect records token_id: the live
+        # role may not read api_tokens, and revoking a token closes its connections by it.
+        "context": {"scope": token.scope, "token_name": token.name, "token_id": token.id},
     }
 
 
@@ -64,6 +73,9 @@ def authorize(header: str | None, method_arn: str, find: Callable[[str], Token |
 def authorize_token(text: str | None, method_arn: str, find: Callable[[str], Token | None]) -> dict:
     if not text:
         raise Unauthorized("missing token")
+    # The WebSocket's REQUEST authorizer has no validation expression: the same check, before any query.
+    if not tokens.well_formed(text):
+        raise Unauthorized("malformed token")
     token = find(text)
     if token is None:
         raise Unauthorized("unknown or revoked token")

@@ -7,7 +7,9 @@ for one warm instance, and tests run concurrent writers in threads.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import select
 import socket
 import ssl
@@ -46,6 +48,37 @@ _open_lock = threading.Lock()
 def sqlstate(error: DatabaseError) -> str | None:
     detail = error.args[0] if error.args else None
     return detail.get("C") if isinstance(detail, dict) else None
+
+
+# pg8000 raises a DatabaseError whose text is the server's whole error: besides the message (M) and SQLSTATE (C),
+# the server's source file (F), line (L) and routine (R), the detail (D, which can quote row values), the context
+# (W, which quotes SQL) and more. Clients are shown M and C; the rest stays in the logs.
+_PG_FIELDS = re.compile(r"""\{'S': (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+                        r"""(?:, '\w': (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))*\}""")
+
+
+def _brief(fields: dict) -> str:
+    return f"{fields.get('M') or 'database error'} (SQLSTATE {fields.get('C') or 'unknown'})"
+
+
+def scrub(text: str) -> str:
+    """`text` with every pg8000 error field dump in it reduced to its message and SQLSTATE."""
+    def brief(match: re.Match) -> str:
+        try:
+            fields = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return "database error"
+        return _brief(fields) if isinstance(fields, dict) else "database error"
+
+    return _PG_FIELDS.sub(brief, text)
+
+
+def describe(error: BaseException) -> str:
+    """What a client may read about an error (a failed run's `error`): no driver or server internals."""
+    detail = error.args[0] if isinstance(error, DatabaseError) and error.args else None
+    if isinstance(detail, dict):
+        return f"{type(error).__name__}: {_brief(detail)}"
+    return scrub(f"{type(error).__name__}: {error}")
 
 
 def is_unavailable(error: BaseException) -> bool:

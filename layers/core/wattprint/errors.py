@@ -161,7 +161,44 @@ class NoCompletedRun(Conflict):
     code = "no_completed_run"
 
 
+# --------------------------------------------------------------------------------------------- appliances
+
+class InvalidRecording(BadRequest):
+    """A recording (CSV) that cannot be read; `row` as a spreadsheet numbers it (the header is row 1)."""
+
+    code = "invalid_recording"
+
+    def __init__(self, message: str, row: int | None = None, column: str | None = None):
+        super().__init__(message, row=row, column=column)
+
+
+class InvalidModel(BadRequest):
+    code = "invalid_model"
+
+
+class UnknownAppliance(BadRequest):
+    code = "unknown_appliance"
+
+
+class TooMuchWork(BadRequest):
+    code = "too_much_work"
+
+
 # ---------------------------------------------------------------------------------------------- dashboard
 
 class AssetNotFound(NotFound):
     code = "asset_not_found"
+
+
+# --------------------------------------------------------------------------------------------------- live
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyConnections(ServiceError):
+    """A $connect past the token's cap of open live connections (LiveConnectionsPerToken)."""
+
+    status = 429
+    code = "too_many_connections"

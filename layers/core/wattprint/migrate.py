@@ -19,40 +19,84 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
 
-# On RDS/Aurora (where the rds_iam role exists) the runtime functions log in as wattprint_app with IAM
-# tokens; the admin function, which runs migrations as the master user, keeps that role's rights current.
-APP_ROLE = "wattprint_app"
-_APP_LOGIN = f"""
+# One database login per role of function (template.yaml gives each function its DB_USER and an rds-db:connect for
+# that user only). Each gets the rows its own path touches and nothing else: only the authorizer reads api_tokens,
+# ingest can neither read tokens nor delete or read back events (beyond the ids it returns), the report only reads.
+# The admin function runs the migrations as the master user, which owns everything. `{events_id}` is the events
+# id sequence: the batch ingest path reserves ids on it with setval (wattprint.store).
+ROLES: dict[str, tuple[str, ...]] = {
+    "ingest": (
+        "GRANT SELECT (id, seq), INSERT ON events TO {role}",
+        "GRANT USAGE, UPDATE ON SEQUENCE {events_id} TO {role}",
+        "GRANT SELECT, UPDATE ON event_counter TO {role}",
+        # Opening runs (the outbox row) and marking them sent.
+        "GRANT SELECT (id, threshold, sends), INSERT, UPDATE (enqueued_at, sends) ON clustering_runs TO {role}",
+        # Idempotency-Key answers (0007): recorded with the events, recalled for a retry, an expired one replaced.
+        "GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO {role}",
+    ),
+    "report": (
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations "
+        "TO {role}",
+    ),
+    "authorizer": (
+        "GRANT SELECT ON api_tokens TO {role}",
+    ),
+    "cluster": (
+        "GRANT SELECT ON events TO {role}",
+        "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
+        "GRANT SELECT, INSERT, DELETE ON cluster_stats TO {role}",
+        # The run's labels table is created, granted (INSERT) and attached by these two, as their owner (0004).
+        "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
+    ),
+    # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
+    "live": (
+        "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs TO {role}",
+    ),
+    # Appliance models (0011): trained (stored or replaced by name), listed, read to label a mains recording.
+    "appliances": (
+        "GRANT SELECT, INSERT, UPDATE ON appliance_models TO {role}",
+    ),
+    "sweep": (
+        "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
+        "GRANT SELECT (created_at), DELETE ON idempotency_keys TO {role}",  # expired keys purged
+    ),
+}
+ROLE_PREFIX = "wattprint_"
+
+# Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all. Dropping idle
+# sessions lets it pause; wattprint.db re-opens a connection that died this way. A connection whose Lambda was
+# stopped inside a transaction can stay open until TCP notices; its locks (the event counter's row, a run's row,
+# event_labels while attaching) must not outlive a minute. No transaction of the code waits on anything but the
+# database (the fit runs between the load's and the store's).
+_LOGIN = """
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-        CREATE ROLE {APP_ROLE} LOGIN;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+        CREATE ROLE {role} LOGIN;
     END IF;
-    GRANT rds_iam TO {APP_ROLE};
-    -- Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all.
-    -- Dropping idle sessions lets it pause; wattprint.db re-opens a connection that died this way.
-    ALTER ROLE {APP_ROLE} SET idle_session_timeout = '60s';
-    -- A connection whose Lambda was stopped inside a transaction can stay open until TCP notices; its locks (the
-    -- event counter's row, a run's row, event_labels while attaching) must not outlive a minute. No transaction
-    -- of the code waits on anything but the database (the fit runs between the load's and the store's).
-    ALTER ROLE {APP_ROLE} SET idle_in_transaction_session_timeout = '60s';
+    GRANT rds_iam TO {role};
+    ALTER ROLE {role} SET idle_session_timeout = '60s';
+    ALTER ROLE {role} SET idle_in_transaction_session_timeout = '60s';
 END
 $$"""
 
-# All the runtime login may do: rows and sequences, and the two DDL helpers of 0004. No CREATE, owns nothing.
-_APP_GRANTS = (
-    "GRANT USAGE ON SCHEMA {schema} TO {role}",
-    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
-    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
-    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}",
-)
+
+def login(kind: str) -> str:
+    """The AWS login of one role of function (template.yaml's DB_USER)."""
+    if kind not in ROLES:
+        raise ValueError(f"no database role {kind!r}; the roles are {', '.join(ROLES)}")
+    return ROLE_PREFIX + kind
 
 
-def grant_app(conn: Connection, role: str = APP_ROLE) -> None:
-    """Give `role` the runtime's rights on the current schema (and nothing more)."""
-    schema, quoted = conn.run("SELECT quote_ident(current_schema()), quote_ident(:role)", role=role)[0]
-    for statement in _APP_GRANTS:
-        conn.run(statement.format(schema=schema, role=quoted))
+def grant(conn: Connection, kind: str, role: str) -> None:
+    """Give `role` the rights of one role of function on the current schema (and nothing more)."""
+    schema, quoted, events_id = conn.run(
+        "SELECT quote_ident(current_schema()), quote_ident(:role), pg_get_serial_sequence('events', 'id')",
+        role=role)[0]
+    conn.run(f"GRANT USAGE ON SCHEMA {schema} TO {quoted}")
+    for statement in ROLES[kind]:
+        conn.run(statement.format(role=quoted, events_id=events_id))
 
 
 def available() -> list[str]:
@@ -88,9 +132,11 @@ def apply(conn: Connection) -> list[str]:
                 conn.run("ROLLBACK")
                 raise
             done.append(version)
+        # On RDS/Aurora (where rds_iam exists) the functions log in with IAM tokens as these roles.
         if conn.run("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]:
-            conn.run(_APP_LOGIN)
-            grant_app(conn)
+            for kind in ROLES:
+                conn.run(_LOGIN.format(role=login(kind)))
+                grant(conn, kind, login(kind))
         return done
     finally:
         conn.run("SELECT pg_advisory_unlock(:key)", key=LOCK_KEY)

@@ -39,6 +39,7 @@ class LiveSettings:
     push_queue_url: str | None  # PushQueue: the live function's push requests
     management_endpoint: str | None  # the WebSocket API's @connections endpoint, for the push function
     websocket_url: str | None  # what the dashboard connects to (none: no live updates)
+    connections_per_token: int = 5  # open live connections one token may hold (the next $connect: 429)
 
 
 # boto3 reads these itself; a cached client is only valid for the values it was made with.
@@ -119,11 +120,15 @@ def database_settings(env=None) -> DatabaseSettings:
 
 def live_settings(env=None) -> LiveSettings:
     env = os.environ if env is None else env
+    per_token = int(env.get("LIVE_CONNECTIONS_PER_TOKEN", "5"))
+    if per_token < 1:
+        raise ValueError("LIVE_CONNECTIONS_PER_TOKEN must be a positive integer")
     return LiveSettings(
         queue_url=env.get("LIVE_QUEUE_URL") or None,
         push_queue_url=env.get("PUSH_QUEUE_URL") or None,
         management_endpoint=env.get("LIVE_MANAGEMENT_ENDPOINT") or None,
         websocket_url=env.get("LIVE_WEBSOCKET_URL") or None,
+        connections_per_token=per_token,
     )
 
 

@@ -143,6 +143,7 @@ RETURNING id
 
 def fail(run: Claim, error: str, events: int | None = None) -> bool:
     """Record the failure on the run (autocommit); False if this worker no longer owns it."""
+    error = db.scrub(error)  # read tokens are served this text (GET /runs)
     text = error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
     return bool(db.execute(_FAIL, id=run.run_id, attempt=run.attempt, error=text, events=events))
 

@@ -2,8 +2,8 @@
 
 Ingest and clustering *announce* changes on the live queue (wattprint.live.announce). The live function (in the VPC)
 drains the queue in batches (the event source's batching window bounds pushes to about one a second), turns a
-batch into at most one `events` message and one `run` message per run, and queues them with the connection ids
-on the push queue. The push function (wattprint.live.push) — the one function outside the VPC, because API Gateway's
+batch into `events` messages (one, or several when its items would not fit API Gateway's 128 KB per message) and
+one `run` message per run, and queues them with the connection ids on the push queue. The push function (wattprint.live.push) — the one function outside the VPC, because API Gateway's
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 
@@ -21,15 +21,56 @@ Messages, as JSON text frames:
 from __future__ import annotations
 
 import json
+import logging
 
 from .. import aws, db, observability, settings
 from ..report import service as report
 from . import announce
 
-MAX_ITEMS = 100  # events per message: a dashboard shows the newest few; the API has the rest
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 100  # events per batch: a dashboard shows the newest few; the API has the rest
+# API Gateway refuses a WebSocket message over 128 KB: every message is kept to this many bytes of JSON.
+MAX_MESSAGE_BYTES = 128_000
+# SQS refuses a message over 256 KiB: a push request (messages and connection ids) is kept to this.
+MAX_REQUEST_BYTES = 250_000
+# API Gateway ends every WebSocket connection after two hours: a row older than that is a connection whose
+# $disconnect was lost, and must not hold a place under the per-token cap.
+CONNECTION_LIFETIME = "2 hours"
+
+
+def _size(doc) -> int:
+    return len(json.dumps(doc, separators=(",", ":")).encode())
 
 
 # ------------------------------------------------------------------------------------------------ messages
+
+def events_messages(total: int, first_seq: int, last_seq: int, items: list[dict],
+                    limit: int = MAX_MESSAGE_BYTES) -> list[dict]:
+    """The `events` messages for a batch's items (in seq order), each at most `limit` bytes as JSON.
+
+    Consecutive messages cover consecutive seq ranges (the first starts at the batch's first_seq, the last ends at
+    its last_seq), so a dashboard reading them in order sees no gap that is not one. An item too large for a
+    message of its own is left out: its range is still covered, and the API serves it."""
+    def message(first, last, chunk):
+        return {"type": "events", "total": total, "first_seq": first, "last_seq": last, "items": chunk}
+
+    base = _size(message(last_seq, last_seq, []))  # the widest the numbers get: first_seq <= last_seq
+    out, chunk, start, size = [], [], first_seq, base
+    for item in items:
+        n = _size(item)
+        if base + n > limit:
+            log.warning("live event %s (%d bytes) is too large for a WebSocket message; left to the API",
+                        item.get("seq"), n)
+            continue
+        if chunk and size + 1 + n > limit:
+            out.append(message(start, chunk[-1]["seq"], chunk))
+            start, chunk, size = chunk[-1]["seq"] + 1, [], base
+        size += n + (1 if chunk else 0)
+        chunk.append(item)
+    out.append(message(start, last_seq, chunk))
+    return out
+
 
 def messages(announcements: list[dict]) -> list[dict]:
     """What a batch of announcements means for a dashboard, read now from the database."""
@@ -43,8 +84,7 @@ def messages(announcements: list[dict]) -> list[dict]:
         # from the API.
         stored = report.events_since(first, MAX_ITEMS)
         if stored["total"] >= first:
-            out.append({"type": "events", "total": stored["total"], "first_seq": first, "last_seq": stored["total"],
-                        "items": stored["items"]})
+            out += events_messages(stored["total"], first, stored["total"], stored["items"])
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
@@ -53,12 +93,29 @@ def messages(announcements: list[dict]) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- connections
 
-def connect(connection_id: str, token_name: str | None) -> None:
-    db.execute("INSERT INTO live_connections (connection_id, token_name) VALUES (:id, :name) "
-           "ON CONFLICT (connection_id) DO NOTHING", id=connection_id, name=token_name)
+# Serialises the $connects of one token, so two at once cannot both take the last place under the cap.
+_LOCK_TOKEN = "SELECT pg_advisory_xact_lock(hashtextextended('wattprint.live_connections:' || :token_id, 0))"
+_OPEN = f"""
+SELECT count(*) FROM live_connections
+WHERE token_id = :token_id AND connection_id <> :id AND connected_at > now() - interval '{CONNECTION_LIFETIME}'
+"""
+_INSERT = """
+INSERT INTO live_connections (connection_id, token_id, token_name) VALUES (:id, :token_id, :name)
+ON CONFLICT (connection_id) DO NOTHING
+"""
+
+
+def connect(connection_id: str, token_id: int, token_name: str | None, per_token: int) -> bool:
+    """Record a connection of the token; False (nothing recorded) if the token holds `per_token` already."""
+    with db.transaction() as conn:
+        conn.run(_LOCK_TOKEN, token_id=str(token_id))
+        if conn.run(_OPEN, token_id=token_id, id=connection_id)[0][0] >= per_token:
+            return False
+        conn.run(_INSERT, id=connection_id, token_id=token_id, name=token_name)
     # Ingest instances that counted no dashboard a moment ago skip their announcements until they count again:
     # this tick pushes what they stored meanwhile.
     announce.tick(report.stored_total(), announce.CONNECT_TICK_DELAY)
+    return True
 
 
 def disconnect(connection_ids: list[str]) -> None:
@@ -70,9 +127,57 @@ def connections() -> list[str]:
     return [row[0] for row in db.execute("SELECT connection_id FROM live_connections ORDER BY connected_at")]
 
 
+def forget_token(conn, token_id: int) -> list[str]:
+    """In the caller's transaction (the token's revocation): forget the token's connections; their ids."""
+    return [row[0] for row in conn.run(
+        "DELETE FROM live_connections WHERE token_id = :token_id RETURNING connection_id", token_id=token_id)]
+
+
+def close(connection_ids: list[str]) -> bool:
+    """Ask the push function (the one outside the VPC) to close these connections; False if it cannot be asked.
+    They are forgotten already, so nothing is pushed to them even if the request is lost."""
+    if not connection_ids:
+        return True
+    config = settings.live_settings()
+    if not (config.push_queue_url and config.management_endpoint):
+        log.warning("no push queue: %d revoked connections stay open until they end", len(connection_ids))
+        return False
+    try:
+        for i in range(0, len(connection_ids), CONNECTIONS_PER_PUSH):
+            request = {"endpoint": config.management_endpoint,
+                       "close": connection_ids[i:i + CONNECTIONS_PER_PUSH]}
+            aws.client("sqs", attempts=3).send_message(QueueUrl=config.push_queue_url,
+                                                       MessageBody=json.dumps(request, separators=(",", ":")))
+    except aws.errors() as error:
+        log.warning("revoked connections not closed (nothing is pushed to them): %s", error)
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------------------------- delivery
 
-CONNECTIONS_PER_PUSH = 500  # connection ids per push message (SQS messages are at most 256 KiB)
+CONNECTIONS_PER_PUSH = 500  # connection ids per push request
+
+
+def push_requests(endpoint: str, ids: list[str], payloads: list[dict],
+                  limit: int = MAX_REQUEST_BYTES) -> list[dict]:
+    """Push requests carrying every payload to every connection, each at most `limit` bytes as JSON (payloads are
+    at most MAX_MESSAGE_BYTES each, so a request holds at least one)."""
+    out = []
+    for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
+        connections_ = ids[i:i + CONNECTIONS_PER_PUSH]
+        base = _size({"endpoint": endpoint, "connections": connections_, "messages": []})
+        group, size = [], base
+        for payload in payloads:
+            n = _size(payload)
+            if group and size + 1 + n > limit:
+                out.append({"endpoint": endpoint, "connections": connections_, "messages": group})
+                group, size = [], base
+            size += n + (1 if group else 0)
+            group.append(payload)
+        if group:
+            out.append({"endpoint": endpoint, "connections": connections_, "messages": group})
+    return out
 
 
 def deliver(announcements: list[dict]) -> dict:
@@ -84,18 +189,20 @@ def deliver(announcements: list[dict]) -> dict:
     ids = connections()
     observability.count(observability.LIVE_CONNECTIONS, len(ids))
     payloads = messages(announcements) if ids else []  # nobody to tell: nothing to read
+    requests = []
     if payloads:
         config = settings.live_settings()
         queue, endpoint = config.push_queue_url, config.management_endpoint
         if not (queue and endpoint):
             raise RuntimeError("PUSH_QUEUE_URL and LIVE_MANAGEMENT_ENDPOINT must be set to push live messages")
-        for i in range(0, len(ids), CONNECTIONS_PER_PUSH):
-            request = {"endpoint": endpoint, "connections": ids[i:i + CONNECTIONS_PER_PUSH], "messages": payloads}
+        requests = push_requests(endpoint, ids, payloads)
+        for request in requests:
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
                                                        MessageBody=json.dumps(request, separators=(",", ":")),
                                                        MessageAttributes=observability.message_attributes())
             observability.count(observability.PUSHES)
     pushed = [p["last_seq"] for p in payloads if p["type"] == "events"]
     if pushed:
-        announce.tick(pushed[0])
-    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "ticked": bool(pushed)}
+        announce.tick(pushed[-1])
+    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "requests": len(requests),
+            "ticked": bool(pushed)}

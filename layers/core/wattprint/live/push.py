@@ -28,8 +28,25 @@ def post(endpoint: str, connection_ids: list[str], payloads: list[dict]) -> list
     return gone
 
 
+def close(endpoint: str, connection_ids: list[str]) -> int:
+    """Close connections (a revoked token's); return how many were still open."""
+    client = aws.client("apigatewaymanagementapi", endpoint=endpoint)
+    closed = 0
+    for connection_id in connection_ids:
+        try:
+            client.delete_connection(ConnectionId=connection_id)
+            closed += 1
+        except client.exceptions.GoneException:
+            pass  # closed already
+    return closed
+
+
 def push(request: dict) -> list[str]:
-    """One push request from the push queue: post it, and announce the connections found gone."""
+    """One request from the push queue: post its messages and announce the connections found gone, or, for
+    {"endpoint", "close": [...]}, close those connections (the live side has forgotten them already)."""
+    if "close" in request:
+        close(request["endpoint"], request["close"])
+        return []
     gone = post(request["endpoint"], request["connections"], request["messages"])
     if gone:
         announce.connections_gone(gone)

@@ -8,6 +8,8 @@ reads the database (wattprint.live.live, which reads through the report) is impo
 
 from __future__ import annotations
 
+from .. import settings
+from ..errors import Forbidden, TooManyConnections
 from . import announce, push as pusher
 
 
@@ -36,11 +38,34 @@ def deliver(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]
     return live.deliver(announcements), dropped
 
 
-def connect(connection_id: str, token_name: str | None) -> None:
-    """$connect (already authorised with a read token): remember the connection."""
+def connect(connection_id: str, authorizer: dict) -> None:
+    """$connect (already authorised with a read token, whose context is `authorizer`): remember the connection, or
+    refuse it (TooManyConnections) when the token holds its cap of open ones."""
     from . import live
 
-    live.connect(connection_id, token_name)
+    try:
+        token_id = int(authorizer["token_id"])  # API Gateway may hand context values over as strings
+    except (KeyError, TypeError, ValueError):
+        # Fail closed: without the token's id its connections could be neither capped nor closed on revoke.
+        raise Forbidden("the authorizer named no token") from None
+    cap = settings.live_settings().connections_per_token
+    if not live.connect(connection_id, token_id, authorizer.get("token_name"), cap):
+        raise TooManyConnections(f"this token has {cap} live connections open already; close one", cap=cap)
+
+
+def forget_token(conn, token_id: int) -> list[str]:
+    """In the transaction that revokes or replaces a token: forget its connections (nothing more is pushed to
+    them); their ids, for close_connections after the commit."""
+    from . import live
+
+    return live.forget_token(conn, token_id)
+
+
+def close_connections(connection_ids: list[str]) -> bool:
+    """Have the push function (outside the VPC) close these connections; False if it could not be asked."""
+    from . import live
+
+    return live.close(connection_ids)
 
 
 def disconnect(connection_id: str) -> None:

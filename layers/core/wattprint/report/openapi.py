@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ..appliances import service as appliances
 from ..clustering.features import FEATURES
 from ..ingest import service as ingest
 from . import params, queries
@@ -162,6 +163,32 @@ SCHEMAS = {
     }),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
+    "ApplianceState": _object({
+        "name": {"type": "string", "description": "OFF, IDLE, ON … by level, lowest first, or the names given"},
+        "rms": {**_NUMBER, "description": "effective current, mA (median of the state's rows)"},
+        "rms_sd": {**_NUMBER, "exclusiveMinimum": 0, "description": "its spread (MAD x 1.4826), mA"},
+        "peak": {**_NUMBER, "description": "maximum current, mA (median)"},
+        "peak_sd": {**_NUMBER, "exclusiveMinimum": 0},
+        "share": {"type": "number", "minimum": 0, "maximum": 1, "description": "of the training rows"},
+    }),
+    "ApplianceModel": _object({
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "states": {"type": "array", "items": _ref("ApplianceState"), "minItems": 1,
+                   "maxItems": appliances.MAX_STATES, "description": "lowest level first"},
+        "switch_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                     "description": "changes of state per second in the training recording (bounded)"},
+        "rows": {"type": "integer", "minimum": appliances.MIN_ROWS},
+        "updated_at": _TIMESTAMP,
+    }),
+    "ApplianceModels": _object({"models": {"type": "array", "items": _ref("ApplianceModel"),
+                                           "description": "by name"}}),
+    "InvalidRecordingError": _object({"error": _object({
+        "code": {"enum": ["invalid_recording", "invalid_model"]},
+        "message": {"type": "string"},
+        "row": {**_nullable({"type": "integer", "minimum": 1}),
+                "description": "the CSV row at fault, as a spreadsheet numbers it (the header is row 1)"},
+        "column": {**_nullable({"type": "string"}), "description": "Timestamp, Maximum current or Effective current"},
+    }, required=["code", "message"])}),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
                                                   "description": "the live WebSocket API; null: no live updates"}}),
@@ -252,7 +279,74 @@ CSV_DESCRIPTION = (
     "an empty cell; booleans are true/false; numbers are written as in the JSON form. A text cell that starts with "
     "=, +, -, @, tab or carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 
+_RECORDING = {"required": True, "content": {"text/csv": {"schema": {
+    "type": "string", "description": f"a header row with {', '.join(appliances.COLUMNS)} (any order, other "
+                                     "columns ignored), then one row a second in time order; Timestamp in Unix "
+                                     "seconds or ISO 8601, currents in mA"}}}}
+_RECORDING_400 = {"description": "The recording is not usable (invalid_recording: missing column, non-numeric value, "
+                                 "unordered or repeated timestamp, too few rows; naming row and column), or a name "
+                                 "or parameter is invalid (invalid_model, unknown_parameter, unknown_appliance, "
+                                 "too_much_work).",
+                  "content": {"application/json": {"schema": {"anyOf": [_ref("InvalidRecordingError"),
+                                                                        _ref("Error")]}}}}
+_CSV_415 = _error("The body is not text/csv (unsupported_media_type).")
+
 PATHS = {
+    "/appliances/models/{name}": {"put": {
+        "operationId": "putApplianceModel", "tags": ["appliances"],
+        "summary": "Learn an appliance's states from a recording of it alone, and store the model",
+        "description": f"At least {appliances.MIN_ROWS} rows. The number of states is found from the data (at "
+                       f"most {appliances.MAX_STATES}) and named by level (OFF, IDLE, ON), unless `states` "
+                       "names them. Replaces the model of the same name (case ignored).",
+        "security": [{"bearer": ["ingest"]}],
+        "parameters": [
+            {"name": "name", "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+             "description": "the appliance, e.g. `PC screen1` (URL-encoded): the labelled CSV's column name"},
+            {"name": "states", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "state names, lowest level first, comma-separated: `OFF,IDLE,ON`"}],
+        "requestBody": _RECORDING,
+        "responses": {
+            "200": _json("Replaced the model of that name.", "ApplianceModel"),
+            "201": _json("Stored a new model.", "ApplianceModel"),
+            "400": _RECORDING_400,
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+            "415": _CSV_415,
+            "503": {"$ref": "#/components/responses/Unavailable"},
+        }}},
+    "/appliances/models": {"get": {
+        "operationId": "listApplianceModels", "tags": ["appliances"], "summary": "The stored appliance models",
+        "security": READ,
+        "responses": _responses("400", **{"200": _json("The models.", "ApplianceModels")}),
+    }},
+    "/appliances/label": {"post": {
+        "operationId": "labelMains", "tags": ["appliances"],
+        "summary": "Label each second of a mains recording with every appliance's state",
+        "description": "A factorial hidden Markov model decoded by Viterbi (see the README). At most "
+                       f"{appliances.MAX_ROWS} rows and {appliances.MAX_WORK} rows x state "
+                       f"combinations; bodies up to {appliances.MAX_BODY_BYTES} bytes. Stores nothing.",
+        "security": [{"bearer": ["read"]}],
+        "parameters": [{"name": "models", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "only these appliances, comma-separated (default: every model)"}],
+        "requestBody": _RECORDING,
+        "responses": {
+            "200": {"description": "The recording's rows with one `<name> state` column per appliance, by name: "
+                                   "timestamp,Maximum current,Effective current,PC screen1 state,…",
+                    "headers": {"X-Rho-Rms": {"description": "the fitted correlation of the appliances' currents "
+                                                             "(1: RMS values add; 0: they add in quadrature)",
+                                              "schema": {"type": "string"}},
+                                "X-Rho-Peak": {"description": "the same for the maximum current",
+                                               "schema": {"type": "string"}}},
+                    "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "400": _RECORDING_400,
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+            "415": _CSV_415,
+            "503": {"$ref": "#/components/responses/Unavailable"},
+        }}},
     "/health": {"get": {
         "operationId": "getHealth", "tags": ["health"], "summary": "Database reachable and schema current",
         "security": [],
@@ -382,14 +476,15 @@ def document() -> dict:
         "servers": [{"url": "/v1", "description": "the API Gateway stage (https://{api}.execute-api.{region}"
                                                   ".amazonaws.com/v1)"}],
         "security": READ,
-        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "health"}, {"name": "dashboard"}],
+        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "health"}, {"name": "dashboard"},
+                 {"name": "appliances"}],
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
-                "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events) or "
-                               "`read` (every GET). The role names in each operation's security requirement "
-                               "are the scope it needs."}},
+                "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events, PUT "
+                               "/appliances/models/{name}) or `read` (every GET, POST /appliances/label). The "
+                               "role names in each operation's security requirement are the scope it needs."}},
             "schemas": SCHEMAS,
             "responses": RESPONSES,
             "parameters": PARAMETERS,

@@ -134,7 +134,9 @@ def events_total() -> int:
 def runs() -> dict:
     return {"runs": [{
         "id": run_id, "threshold": threshold, "status": status, "events": events, "clusters": n_clusters,
-        "bandwidth": bandwidth, "attempts": attempts, "error": error, "created_at": iso(created_at),
+        "bandwidth": bandwidth, "attempts": attempts,
+        "error": db.scrub(error) if error else error,  # rows failed before errors were scrubbed when stored
+        "created_at": iso(created_at),
         "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
                     "finished_at": iso(finished_at)},
     } for (run_id, threshold, status, events, n_clusters, bandwidth, attempts, error, created_at, load_ms, fit_ms,

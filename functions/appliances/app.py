@@ -1,0 +1,48 @@
+"""Appliance states from the mains: PUT /appliances/models/{name} (scope ingest) trains a model from a recording
+of the appliance alone; POST /appliances/label (scope read) labels a mains recording; GET /appliances/models lists
+them. Plain Python all the way down (no numpy: cold start)."""
+
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+
+from wattprint.appliances import service
+from wattprint.http import json_response, query_params, resolver
+
+logger = Logger()
+app = resolver()
+
+
+def _query(*allowed: str) -> dict:
+    return query_params(app.current_event.resolved_query_string_parameters, allowed)
+
+
+@app.put("/appliances/models/<name>")
+def put_model(name: str):
+    event = app.current_event
+    states = _query("states").get("states")
+    created, model = service.train(unquote(name), event.decoded_body or "", event.headers.get("content-type"), states)
+    logger.info("appliance model stored", extra={"appliance": model["name"], "states": len(model["states"])})
+    return json_response(201 if created else 200, model)
+
+
+@app.get("/appliances/models")
+def get_models():
+    _query()
+    return json_response(200, {"models": service.models()})
+
+
+@app.post("/appliances/label")
+def post_label():
+    event = app.current_event
+    names = _query("models").get("models")
+    labelled = service.label(event.decoded_body or "", event.headers.get("content-type"), names)
+    return Response(status_code=200, content_type="text/csv; charset=utf-8; header=present", body=labelled.csv,
+                    headers={"X-Rho-Rms": f"{labelled.decoded.rho_rms:.3f}",
+                             "X-Rho-Peak": f"{labelled.decoded.rho_peak:.3f}"})
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event, context):
+    return app.resolve(event, context)
