@@ -158,7 +158,8 @@ def _over_http() -> list[dict]:
                              "met": None if reference else rate >= target},
                             {"metric": "… request latency p50 / p99 (client side)",
                              "value": f"{p50 * 1000:.2f} / {p99 * 1000:.2f} ms",
-                             "target": "" if reference else "p99 ≤ 10 ms", "met": None if reference else p99 <= 0.010}]
+                             "target": "" if reference else "p99 ≤ 10 ms",
+                             "met": None if reference else p99 <= 0.010}]
                     if watcher and variant == "a dashboard connected":
                         from wattprint import db
 
@@ -226,15 +227,16 @@ def run() -> dict:
                      "process) with 1 or 8 client processes, each on one keep-alive connection, timing every request; "
                      "then the same with a dashboard connected over the WebSocket API (pushes read by a client "
                      "thread in the bench process). "
-                     "With 8 closed-loop clients each request waits for the others' (Little's law: mean latency = clients "
-                     "/ throughput, 8 / 840 per s = 9.5 ms), so a p99 within 10 ms with 8 clients would take about twice "
-                     "the throughput on this 2-core machine, where the clients, the stack and PostgreSQL share the cores. "
-                     "The reference rows run the same stack with the announcement gate off (one SQS send per request, as "
-                     "before issue 18) in the same minutes. Cold import: a fresh `python -I -S` with only "
-                     "the function's folder and the core layer's content on the path (bench.common.lambda_layout: "
-                     "the pinned distributions copied from this environment, byte-compiled), timing `import app`; "
-                     "the second row imports only the packages the handler is built on, in the same layout, so the "
-                     "difference is what wattprint itself costs. In Lambda the handler is imported by the runtime "
+                     "With 8 closed-loop clients each request waits for the others' (Little's law: mean latency "
+                     "= clients / throughput, 8 / 840 per s = 9.5 ms), so a p99 within 10 ms with 8 clients "
+                     "would take about twice the throughput on this 2-core machine, where the clients, the stack"
+                     " and PostgreSQL share the cores. The reference rows run the same stack with the "
+                     "announcement gate off (one SQS send per request, as before issue 18) in the same minutes. "
+                     "Cold import: a fresh `python -I -S` with only the function's folder and the core layer's "
+                     "content on the path (bench.common.lambda_layout: the pinned distributions copied from this"
+                     " environment, byte-compiled), timing `import app`; the second row imports only the "
+                     "packages the handler is built on, in the same layout, so the difference is what wattprint "
+                     "itself costs. In Lambda the handler is imported by the runtime "
                      f"interface client ({RUNTIME}), which has loaded logging, json, decimal and more by then; the "
                      "third and fourth rows first import what `python -m awslambdaric` imports (untimed), from "
                      "var/runtime last on the path. All four variants take turns in every round. Without bytecode: "
