@@ -134,8 +134,8 @@ class Stack:
 
     def start(self) -> None:
         self._lock()
-        # Metrics are EMF lines on stdout, one or two per request: noise in a terminal (POWERTOOLS_METRICS_DISABLED=false
-        # shows them). Tracing is off outside Lambda by itself (wattprint.settings.tracing_enabled).
+        # Metrics are EMF lines on stdout, one or two per request: noise in a terminal
+        # (POWERTOOLS_METRICS_DISABLED=false shows them). Tracing is off outside Lambda by itself (wattprint.settings.tracing_enabled).
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                             "POWERTOOLS_METRICS_DISABLED": "true"}.items():

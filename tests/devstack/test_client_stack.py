@@ -45,7 +45,8 @@ class Flaky:
                     upstream.request("POST", self.path, body=body, headers=dict(self.headers.items()))
                     reply = upstream.getresponse()
                     status, data = reply.status, reply.read()
-                    headers = [("Retry-After", reply.getheader("Retry-After"))] if reply.getheader("Retry-After") else []
+                    after = reply.getheader("Retry-After")
+                    headers = [("Retry-After", after)] if after else []
                     upstream.close()
                 else:
                     _, status, retry_after = step

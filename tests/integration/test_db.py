@@ -87,7 +87,8 @@ def test_tls_context_verifies_chain_and_hostname(monkeypatch):
 
 
 def _insert_token(name):
-    return ("INSERT INTO api_tokens (name, scope, token_sha256) SELECT :name, 'read', sha256(convert_to(CAST(:name AS text), 'UTF8')) "
+    return ("INSERT INTO api_tokens (name, scope, token_sha256) "
+            "SELECT :name, 'read', sha256(convert_to(CAST(:name AS text), 'UTF8')) "
             "FROM pg_sleep(:pause) RETURNING name")
 
 

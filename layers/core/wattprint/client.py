@@ -86,7 +86,8 @@ class Progress:
         text = f"{done:,} events"
         if self.total:
             filled = int(30 * min(done, self.total) / self.total)
-            text = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * done // self.total:3d}% {done:,}/{self.total:,} events"
+            bar = "#" * filled + "." * (30 - filled)
+            text = f"[{bar}] {100 * done // self.total:3d}% {done:,}/{self.total:,} events"
         text += f"  {rate:,.0f}/s" + (f"  {retries} retr{'y' if retries == 1 else 'ies'}" if retries else "")
         self.stream.write("\r" + text + "\x1b[K")
         self.stream.flush()
