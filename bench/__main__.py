@@ -25,7 +25,7 @@ DESIGN_MEASUREMENTS = ROOT / "bench" / "design-measurements.md"  # hand-kept fig
 STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so one section can be re-run alone
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
             "report": "bench.bench_report", "live": "bench.bench_live", "nilm": "bench.bench_nilm",
-            "firstrun": "bench.bench_firstrun"}
+            "energy": "bench.bench_energy", "firstrun": "bench.bench_firstrun"}
 
 
 def machine() -> str:

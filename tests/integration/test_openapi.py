@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -245,3 +246,53 @@ def test_unavailable_answers_match_the_document(world, monkeypatch):
             assert dict(reply.headers)["Retry-After"] == "5"
     finally:
         db.reset()
+
+
+def test_energy_answers_match_the_document(world, conn):
+    gateway, read, ingest = world
+    hours = [{"datetime": f"2019-01-{5 + h // 24:02d}T{h % 24:02d}:00:00Z", "value": 1.0 + h % 3} for h in range(72)]
+
+    def post(body, status):
+        reply = call(gateway, "POST", "/energy", ingest, json.dumps(body).encode(),
+                     [("Content-Type", "application/json")])
+        assert reply.status == status, reply.body
+        return validate(reply, "/energy", "POST")
+
+    def get(target, path, status, headers=()):
+        reply = call(gateway, "GET", target, read, headers=headers)
+        assert reply.status == status, reply.body
+        return validate(reply, path, "GET")
+
+    assert post({"device_id": 1, "units": "kWh", "data": hours}, 200)["inserted"] == 72
+    assert post({"device_id": 2, "units": "kW", "data": hours[:5]}, 200)["buckets_changed"] > 0
+    bad = post({"device_id": 1, "units": "kW", "data": [{"datetime": "2019-01-05T04:42:00ZZ", "value": 1}]}, 400)
+    assert bad["error"]["index"] == 0
+    assert post({"device_id": 1, "units": "kW", "data": []}, 400)["error"]["field"] == "data"
+    window = "start=2019-01-05T00:00:00Z&end=2019-01-07T00:00:00Z"
+    series = get(f"/energy?device_id=1&{window}", "/energy", 200)
+    assert len(series["data"]) == 192 and series["data"][0]["value"] == 0.25
+    assert len(get(f"/energy?device_id=1&{window}&resolution=1d", "/energy", 200)["data"]) == 2
+    assert get(f"/energy?device_id=1&{window}&format=csv", "/energy", 200).startswith("datetime,value")
+    assert get("/energy?device_id=1", "/energy", 400)["error"]["parameter"] == "start"
+    assert get(f"/energy/fleet?{window}&resolution=1h", "/energy/fleet", 200)["data"][0]["devices"] == 2
+    assert get("/energy/top?count=2", "/energy/top", 200)["data"][0]["device_id"] == 1
+    assert get("/energy/top?count=x", "/energy/top", 400)["error"]["parameter"] == "count"
+    forecast = get(f"/energy/forecast?device_id=1&{window}", "/energy/forecast", 409)
+    assert forecast["error"]["code"] == "insufficient_history"
+    reply = call(gateway, "POST", "/energy", read, b"{}", [("Content-Type", "application/json")])
+    assert reply.status == 403 and validate(reply, "/energy", "POST")["error"]["code"] == "forbidden"
+
+
+def test_energy_forecast_answer_matches_the_document(world, conn):
+    gateway, read, ingest = world
+    start = datetime(2019, 1, 5, tzinfo=timezone.utc)
+    data = [{"datetime": (start + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ"), "value": 1.0 + h % 5}
+            for h in range(7 * 7 * 24)]
+    reply = call(gateway, "POST", "/energy", ingest, json.dumps({"device_id": 3, "units": "kWh", "data": data}).encode(),
+                 [("Content-Type", "application/json")])
+    assert reply.status == 200, reply.body
+    reply = call(gateway, "GET", "/energy/forecast?device_id=3&start=2019-02-23T00:00:00Z&end=2019-02-24T00:00:00Z",
+                 read)
+    assert reply.status == 200, reply.body
+    body = validate(reply, "/energy/forecast", "GET")
+    assert body["backtest"]["weeks"] == 2 and len(body["data"]) == 96

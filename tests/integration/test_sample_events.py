@@ -13,7 +13,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "cluster": "ClusterFunction",
                       "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
                       "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction",
-                      "appliances": "ApplianceFunction"}
+                      "appliances": "ApplianceFunction", "energy": "EnergyFunction"}
 SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local_012345678"  # the token in authorizer-token.json and the ingest samples
 
 

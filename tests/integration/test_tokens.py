@@ -66,6 +66,7 @@ def test_authorize_maps_scope_to_policy(database, conn):
     answer = auth.authorize(f"Bearer {plain}", ARN, lambda t: tokens.find(conn, t))
     assert answer["policyDocument"]["Statement"][0]["Resource"] == [
         "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/events",
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/POST/energy",
         "arn:aws:execute-api:eu-west-1:123456789012:abc123/v1/PUT/appliances/models/*"]
     assert answer["context"] == {"scope": "ingest", "token_name": "sensor-1", "token_id": token.id}
     with pytest.raises(auth.Unauthorized):

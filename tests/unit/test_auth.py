@@ -14,6 +14,10 @@ def _policy(scope):
 
 @pytest.mark.parametrize("scope,method_path,allowed", [
     ("ingest", "POST/events", True),
+    ("ingest", "POST/energy", True),
+    ("ingest", "GET/energy", False),
+    ("read", "POST/energy", False),
+    ("read", "GET/energy/top", True),
     ("ingest", "GET/events", False),
     ("ingest", "GET/clusters/summary", False),
     ("read", "GET/events", True),

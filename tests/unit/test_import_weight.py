@@ -13,6 +13,7 @@ HEAVY = ("numpy", "scipy", "sklearn")
 @pytest.mark.parametrize("function, must_not_load", [
     ("ingest", (*HEAVY, "boto3", "wattprint.report")),  # boto3 only once something is sent
     ("report", (*HEAVY, "boto3")),
+    ("energy", (*HEAVY, "boto3", "wattprint.report", "wattprint.ingest")),
     ("authorizer", (*HEAVY, "boto3", "wattprint.report")),
     ("appliances", (*HEAVY, "boto3", "wattprint.report")),  # decoding is plain Python
     ("push", (*HEAVY, "pg8000", "wattprint.db")),  # outside the VPC: no database

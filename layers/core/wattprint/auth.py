@@ -21,7 +21,7 @@ HEADER_PATTERN = "^[Bb][Ee][Aa][Rr][Ee][Rr] " + tokens.PATTERN + "$"
 # install them do, and changes everyone's labels: not for a read token, which lives in dashboards' browsers.
 # Labelling a recording (POST only because the recording is the body) stores nothing: a read.
 SCOPE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "ingest": ("POST/events", "PUT/appliances/models/*"),
+    "ingest": ("POST/events", "POST/energy", "PUT/appliances/models/*"),
     "read": ("GET/*", "POST/appliances/label", "$connect"),
 }
 

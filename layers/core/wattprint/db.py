@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import select
 import socket
 import ssl
 import threading
@@ -259,53 +258,3 @@ def _execute(sql: str, *, prepare: bool = False, **params):
             continue
     raise AssertionError("unreachable")
 
-
-def _closed_by_server(conn: Connection) -> bool:
-    """Whether an idle connection has something to read: the server closed it (its FATAL message, then EOF;
-    pg_terminate_backend, an idle-session timeout, a restart). Idle, nothing else arrives unasked: wattprint
-    does not LISTEN. A look at the socket, no round trip."""
-    sock = getattr(conn, "_usock", None)
-    if sock is None:
-        return True
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-def execute_once(sql: str, *, prepare: bool = False, **params):
-    """One statement that must not run twice (see _execute_once), one subsegment of the trace."""
-    with observability.subsegment("db.execute_once"):
-        return _execute_once(sql, prepare=prepare, **params)
-
-
-def _execute_once(sql: str, *, prepare: bool = False, **params):
-    """One statement in autocommit that must not run twice (an INSERT: its own transaction, one round trip
-    instead of BEGIN, the statement and COMMIT).
-
-    A connection the server has closed is replaced before anything is sent. Once it is sent, a lost connection is
-    DatabaseUnavailable and never retried here, since the statement may have committed: the same doubt as a
-    COMMIT whose answer was lost, which the client's retry settles as it would for that."""
-    conn = connection()
-    if _closed_by_server(conn):
-        discard(conn)
-        conn = connection()
-    for attempt in (1, 2):
-        try:
-            return prepared(conn, sql).run(**params) if prepare else conn.run(sql, **params)
-        except (InterfaceError, OSError) as error:
-            discard(conn)
-            raise DatabaseUnavailable() from error
-        except DatabaseError as error:
-            if is_unavailable(error):
-                raise DatabaseUnavailable() from error
-            # A plan made stale by a migration fails before the statement runs: safe to prepare it again.
-            stale = conn.prepared.pop(sql, None) if prepare and sqlstate(error) == _PLAN_CHANGED else None
-            if stale is None or attempt == 2:
-                raise
-            try:
-                stale.close()
-            except (InterfaceError, OSError) as closing:
-                discard(conn)
-                raise DatabaseUnavailable() from closing
-    raise AssertionError("unreachable")

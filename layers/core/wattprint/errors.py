@@ -184,6 +184,24 @@ class TooMuchWork(BadRequest):
     code = "too_much_work"
 
 
+# ------------------------------------------------------------------------------------------------- energy
+
+class InvalidReading(BadRequest):
+    """POST /energy: the body, or one of its readings, is not acceptable. `index` is the reading's 0-based
+    position in `data` (None for the body's own fields), `field` the key at fault."""
+
+    code = "invalid_reading"
+
+    def __init__(self, message: str, index: int | None = None, field: str | None = None):
+        super().__init__(message, index=index, field=field)
+
+
+class InsufficientHistory(Conflict):
+    """A forecast needs weeks of the device's own history; it says how many there are instead of guessing."""
+
+    code = "insufficient_history"
+
+
 # ---------------------------------------------------------------------------------------------- dashboard
 
 class AssetNotFound(NotFound):

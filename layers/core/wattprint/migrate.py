@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 # ingest can neither read tokens nor delete or read back events (beyond the ids it returns), the report only reads.
 # The admin function runs the migrations as the master user, which owns everything. `{events_id}` is the events
 # id sequence: the batch ingest path reserves ids on it with setval (wattprint.store).
+_ENERGY_WRITES = (
+    "GRANT SELECT, INSERT, UPDATE ON energy_readings, energy_days TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON energy_buckets TO {role}",  # a bucket a correction empties goes
+)
 ROLES: dict[str, tuple[str, ...]] = {
     "ingest": (
         "GRANT SELECT (id, seq), INSERT ON events TO {role}",
@@ -33,7 +37,12 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT (id, threshold, sends), INSERT, UPDATE (enqueued_at, sends) ON clustering_runs TO {role}",
         # Idempotency-Key answers (0007): recorded with the events, recalled for a retry, an expired one replaced.
         "GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO {role}",
+        # Feeding the energy series (0010): its readings, the sensors' clocks, the buckets and days it recomputes.
+        *_ENERGY_WRITES,
+        "GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {role}",
     ),
+    # POST /energy and the GET /energy routes.
+    "energy": _ENERGY_WRITES,
     "report": (
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations "
         "TO {role}",

@@ -65,6 +65,8 @@ class Settings:
     region: str | None
     live: LiveSettings
     aws: AwsSettings
+    # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
+    energy_max_gap_s: int = 7200
 
 
 def _statement_timeout(env) -> float | None:
@@ -148,8 +150,12 @@ def load(env=None) -> Settings:
     threshold = int(env.get("CLUSTER_THRESHOLD", "1000"))
     if threshold < 1:
         raise ValueError("CLUSTER_THRESHOLD must be a positive integer")
+    max_gap = int(env.get("ENERGY_MAX_GAP_SECONDS", "7200"))
+    if max_gap < 1:
+        raise ValueError("ENERGY_MAX_GAP_SECONDS must be a positive integer")
     return Settings(
         database=database_settings(env),
+        energy_max_gap_s=max_gap,
         cluster_queue_url=env.get("CLUSTER_QUEUE_URL") or None,
         cluster_threshold=threshold,
         region=_region(env),

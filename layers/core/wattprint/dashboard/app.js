@@ -84,7 +84,7 @@
 
   async function catchUp() {
     // After (re)connecting: whatever was missed while the socket was down.
-    await Promise.all([loadRecent(), loadRuns()]);
+    await Promise.all([loadRecent(), loadRuns(), loadEnergy()]);
     const newest = latestDone();
     if (!state.current || (newest && newest.id !== state.current.id)) await loadCurrent(Boolean(state.current));
     renderCounters();
@@ -138,6 +138,8 @@
         renderRecent(new Set(fresh.map((item) => item.id)));
       }
       renderCounters();
+    } else if (message.type === "energy") {
+      handleEnergy(message);
     } else if (message.type === "run") {
       const run = message.run;
       state.runs.set(run.id, run);
@@ -148,6 +150,162 @@
         Promise.all([loadCurrent(true), loadRecent()]).then(renderCounters).catch(showError);
       }
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------- energy
+
+  const BUCKET_MS = 15 * 60 * 1000;
+  const DAY_MS = 24 * 3600 * 1000;
+  const ENERGY_PLOT = { width: 960, height: 300, left: 56, right: 56, top: 16, bottom: 40 };
+  const energy = { device: null, start: null, days: 2, buckets: new Map(), refreshTimer: null };
+
+  const isoUtc = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
+
+  function energyWindow() {
+    return { start: energy.start, end: energy.start + energy.days * DAY_MS };
+  }
+
+  async function loadEnergy() {
+    if (energy.device === null) return;
+    const { start, end } = energyWindow();
+    const range = `start=${isoUtc(start)}&end=${isoUtc(end)}`;
+    $("energy-status").textContent = "Loading…";
+    const [series, fleet, top] = await Promise.all([
+      api(`energy?device_id=${energy.device}&${range}`),
+      api(`energy/fleet?${range}&resolution=1h`),
+      api(`energy/top?count=5&${range}`),
+    ]);
+    energy.buckets = new Map(series.data.map((item) => [Date.parse(item.datetime), item]));
+    renderEnergy();
+    renderFleet(fleet, top);
+  }
+
+  function scheduleFleetRefresh() {
+    // New buckets arrive about once a second; the fleet and top tables are re-read at most that often.
+    if (energy.refreshTimer) return;
+    energy.refreshTimer = window.setTimeout(async () => {
+      energy.refreshTimer = null;
+      const { start, end } = energyWindow();
+      const range = `start=${isoUtc(start)}&end=${isoUtc(end)}`;
+      try {
+        const [fleet, top] = await Promise.all([api(`energy/fleet?${range}&resolution=1h`), api(`energy/top?count=5&${range}`)]);
+        renderFleet(fleet, top);
+      } catch (error) {
+        showError(error);
+      }
+    }, 1000);
+  }
+
+  function handleEnergy(message) {
+    if (energy.device === null) return;
+    const { start, end } = energyWindow();
+    let changed = false, inWindow = false;
+    for (const item of message.items) {
+      const at = Date.parse(item.datetime);
+      if (at < start || at >= end) continue;
+      inWindow = true;
+      if (item.device_id === energy.device) {
+        energy.buckets.set(at, item);
+        changed = true;
+      }
+    }
+    if (message.truncated) {
+      loadEnergy().catch(showError);
+      return;
+    }
+    if (changed) renderEnergy();
+    if (inWindow) scheduleFleetRefresh();
+  }
+
+  function renderFleet(fleet, top) {
+    const total = fleet.data.reduce((sum, step) => sum + step.sum, 0);
+    $("fleet-total").textContent = `${fmtNum(total, 2)} kWh`;
+    $("fleet-devices").textContent = fmtInt(Math.max(0, ...fleet.data.map((step) => step.devices)));
+    $("energy-top").tBodies[0].replaceChildren(...top.data.map((entry) => {
+      const row = document.createElement("tr");
+      cell(row, String(entry.rank));
+      cell(row, String(entry.device_id));
+      cell(row, fmtNum(entry.kwh, 3));
+      return row;
+    }));
+  }
+
+  function renderEnergy() {
+    const { start, end } = energyWindow();
+    const n = Math.round((end - start) / BUCKET_MS);
+    const w = ENERGY_PLOT.width - ENERGY_PLOT.left - ENERGY_PLOT.right;
+    const h = ENERGY_PLOT.height - ENERGY_PLOT.top - ENERGY_PLOT.bottom;
+    const items = [];
+    for (let i = 0; i < n; i++) {
+      items.push(energy.buckets.get(start + i * BUCKET_MS) || { datetime: isoUtc(start + i * BUCKET_MS), value: 0, coverage: 0, flags: [] });
+    }
+    const power = items.map((item) => (item.coverage > 0 ? item.value / (item.coverage * 0.25) : null));
+    const maxKwh = Math.max(1e-9, ...items.map((item) => item.value));
+    const maxKw = Math.max(1e-9, ...power.filter((p) => p !== null));
+    const bw = w / n;
+    const parts = [svg("defs", {})];
+    const pattern = svg("pattern", { id: "partial-hatch", width: 5, height: 5, patternUnits: "userSpaceOnUse",
+                                     patternTransform: "rotate(45)" });
+    pattern.append(svg("rect", { width: 2, height: 5, fill: "#0072B2" }));
+    parts[0].append(pattern);
+    parts.push(svg("line", { class: "axis", x1: ENERGY_PLOT.left, y1: ENERGY_PLOT.top + h, x2: ENERGY_PLOT.left + w, y2: ENERGY_PLOT.top + h }));
+    parts.push(svg("line", { class: "axis", x1: ENERGY_PLOT.left, y1: ENERGY_PLOT.top, x2: ENERGY_PLOT.left, y2: ENERGY_PLOT.top + h }));
+    parts.push(svg("line", { class: "axis", x1: ENERGY_PLOT.left + w, y1: ENERGY_PLOT.top, x2: ENERGY_PLOT.left + w, y2: ENERGY_PLOT.top + h }));
+    for (let i = 0; i <= 4; i++) {
+      const y = ENERGY_PLOT.top + h - h * i / 4;
+      parts.push(svg("text", { x: ENERGY_PLOT.left - 6, y, "text-anchor": "end", "dominant-baseline": "middle" }, fmtNum(maxKwh * i / 4, 3)));
+      parts.push(svg("text", { x: ENERGY_PLOT.left + w + 6, y, "dominant-baseline": "middle" }, fmtNum(maxKw * i / 4, 2)));
+    }
+    for (let d = 0; d <= energy.days; d++) {
+      const x = ENERGY_PLOT.left + w * d / energy.days;
+      parts.push(svg("text", { x, y: ENERGY_PLOT.top + h + 16, "text-anchor": "middle" }, isoUtc(start + d * DAY_MS).slice(5, 10)));
+    }
+    parts.push(svg("text", { x: 14, y: ENERGY_PLOT.top + h / 2, "text-anchor": "middle", transform: `rotate(-90 14 ${ENERGY_PLOT.top + h / 2})` }, "kWh"));
+    parts.push(svg("text", { x: ENERGY_PLOT.width - 8, y: ENERGY_PLOT.top + h / 2, "text-anchor": "middle", transform: `rotate(90 ${ENERGY_PLOT.width - 8} ${ENERGY_PLOT.top + h / 2})` }, "kW"));
+    let partial = 0;
+    items.forEach((item, i) => {
+      if (item.coverage <= 0) return;
+      const barHeight = h * item.value / maxKwh;
+      const isPartial = item.coverage < 1;
+      if (isPartial) partial += 1;
+      const bar = svg("rect", {
+        class: isPartial ? "bar partial" : "bar", "data-datetime": item.datetime, "data-coverage": item.coverage,
+        x: Math.round((ENERGY_PLOT.left + i * bw) * 10) / 10, width: Math.max(0.5, Math.round(bw * 0.9 * 10) / 10),
+        y: Math.round((ENERGY_PLOT.top + h - barHeight) * 10) / 10, height: Math.max(0.5, Math.round(barHeight * 10) / 10),
+      });
+      bar.append(svg("title", {}, `${item.datetime}: ${fmtNum(item.value, 4)} kWh, coverage ${fmtNum(item.coverage * 100)} %` +
+                                  (item.flags.length ? ` (${item.flags.join(", ")})` : "")));
+      parts.push(bar);
+    });
+    let d = "";
+    power.forEach((p, i) => {
+      if (p === null) return;
+      const x0 = ENERGY_PLOT.left + i * bw, x1 = x0 + bw, y = ENERGY_PLOT.top + h - h * p / maxKw;
+      d += `${power[i - 1] === null || i === 0 ? "M" : "L"}${x0.toFixed(1)} ${y.toFixed(1)}H${x1.toFixed(1)}`;
+    });
+    if (d) parts.push(svg("path", { class: "power", d }));
+    $("energy-chart").replaceChildren(...parts);
+    const total = items.reduce((sum, item) => sum + item.value, 0);
+    $("energy-status").textContent = `Device ${energy.device}: ${fmtNum(total, 3)} kWh from ${isoUtc(start)} to ${isoUtc(end)}.`;
+    const covered = items.filter((item) => item.coverage > 0).length;
+    $("energy-chart-desc").textContent = `${fmtInt(covered)} of ${fmtInt(n)} quarter hours have readings, ${fmtInt(partial)} of them partial.`;
+  }
+
+  function initEnergy() {
+    const today = new Date();
+    const startOfDay = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+    $("energy-start").value = isoUtc(startOfDay - DAY_MS).slice(0, 10);
+    $("energy-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      showEnergy().catch(showError);
+    });
+  }
+
+  async function showEnergy() {
+    energy.device = Number($("energy-device").value);
+    energy.start = Date.parse(`${$("energy-start").value}T00:00:00Z`);
+    energy.days = Number($("energy-days").value);
+    await loadEnergy();
   }
 
   // ------------------------------------------------------------------------------------------- rendering
@@ -392,6 +550,7 @@
       // The plot's events arrive page by page after the page is usable.
       await loadCurrent(false);
       renderCounters();
+      await showEnergy();
     } catch (error) {
       showError(error);
     }
@@ -409,6 +568,7 @@
       $(id).replaceChildren(...FEATURES.map(([key, name]) => new Option(name, key)));
       $(id).addEventListener("change", renderScatter);
     }
+    initEnergy();
     $("x-axis").value = "active_power_w";
     $("y-axis").value = "reactive_power_var";
     $("token-form").addEventListener("submit", (event) => {

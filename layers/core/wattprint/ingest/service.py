@@ -14,6 +14,7 @@ from datetime import timedelta
 from pg8000.exceptions import DatabaseError
 
 from .. import db, observability
+from ..energy import service as energy
 from ..errors import (BadRequest, IdempotencyKeyReused, InvalidBody, InvalidEvent, InvalidIdempotencyKey, InvalidValue,
                       PayloadTooLarge, ServiceError, UnsupportedEncoding, UnsupportedMediaType)
 from ..http import GZIP_MAGIC, inflate_gzip
@@ -169,15 +170,14 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
     digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).digest()
     for _ in range(2):  # the second pass only if the row it lost to expired in between
         try:
-            if key is None:  # a few events are one autocommit statement: one round trip (store.insert)
-                stored = store.insert(events, settings.cluster_threshold)
-            else:
-                with db.transaction() as conn:
-                    stored = store.insert_events(conn, events, settings.cluster_threshold)
-                    if not db.prepared(conn, _REMEMBER).run(
-                            principal=principal, key=key, digest=digest, ids=stored.ids, total=stored.total,
-                            ttl=KEY_TTL.total_seconds()):
-                        raise _Answered()
+            with db.transaction() as conn:
+                stored = store.insert_events(conn, events, settings.cluster_threshold)
+                if key is not None and not db.prepared(conn, _REMEMBER).run(
+                        principal=principal, key=key, digest=digest, ids=stored.ids, total=stored.total,
+                        ttl=KEY_TTL.total_seconds()):
+                    raise _Answered()
+                # In the same transaction: a device's energy series never lacks an event that was stored.
+                fed = energy.feed_events(conn, [record for _, record in events], settings)
         except _Answered:
             replayed = _replay(principal, key, digest)
             if replayed is not None:
@@ -194,6 +194,7 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
+    energy.announce(fed)
     return stored
 
 

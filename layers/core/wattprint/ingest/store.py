@@ -202,15 +202,3 @@ def _stored(rows: list) -> Stored:
     return Stored(ids=ids, total=last, runs=runs)
 
 
-def insert(events: Sequence[tuple[str, EventRecord]], threshold: int) -> Stored:
-    """Insert (raw, record) pairs in order, all or nothing, on this instance's connection.
-
-    A few events are one statement, which autocommit makes its own transaction: one round trip where BEGIN,
-    the statement and COMMIT took three (issue 18: a single-event POST is mostly waiting on the database). A
-    batch takes the counter and COPYs in one transaction."""
-    if len(events) <= COPY_FROM:
-        return _stored(db.execute_once(_INSERT_JSON, prepare=True, n=len(events), every=threshold,
-                                   rows=_json_rows(events)))
-    with db.transaction() as conn:
-        return insert_events(conn, events, threshold)
-

@@ -9,6 +9,7 @@ the ingest function imports it on every cold start. See wattprint.live.live for 
     {"kind": "run", "run_id": r}
     {"kind": "gone", "connection_ids": [...]}
     {"kind": "tick", "after_seq": n}        the live function's own "look again", sent with a delay
+    {"kind": "energy", "items": [{"device_id", "datetime", "value", "coverage", "flags"}, ...], "truncated": bool}
 
 Announcing only when it can matter: one SQS send per ingest request was most of an ingest request's cost
 (issue 18), and a live batch only ever needs one announcement. So an instance (the GATE below) sends nothing
@@ -140,6 +141,31 @@ def tick(after_seq: int, delay_seconds: int = TICK_DELAY) -> bool:
     return announce({"kind": "tick", "after_seq": int(after_seq)}, delay_seconds)
 
 
+MAX_ENERGY_ITEMS = 200  # buckets per announcement (SQS takes 256 KiB); beyond, dashboards re-read the API
+
+
+def energy_changed(items: list[dict]) -> bool:
+    """Buckets cannot be caught up by a tick: only the connection count holds them back (a dashboard that connects
+    reads the energy view from the API)."""
+    if not settings.live_settings().queue_url:
+        return False
+    if not GATE.connected():
+        _skipped(NO_CONNECTION)
+        return False
+    return announce({"kind": "energy", "items": items[:MAX_ENERGY_ITEMS], "truncated": len(items) > MAX_ENERGY_ITEMS})
+
+
+_ENERGY_ITEM = {"device_id": int, "datetime": str, "value": (int, float), "coverage": (int, float), "flags": list}
+
+
+def _energy(doc: dict) -> bool:
+    items = doc.get("items")
+    return isinstance(doc.get("truncated"), bool) and isinstance(items, list) and all(
+        isinstance(item, dict) and set(item) == set(_ENERGY_ITEM)
+        and all(isinstance(item[k], t) and not isinstance(item[k], bool) for k, t in _ENERGY_ITEM.items())
+        for item in items)
+
+
 def connections_gone(connection_ids: list[str]) -> bool:
     return announce({"kind": "gone", "connection_ids": list(connection_ids)})
 
@@ -157,6 +183,8 @@ def parse(body: str) -> dict:
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if kind == "gone" and isinstance(doc.get("connection_ids"), list) \
             and all(isinstance(c, str) for c in doc["connection_ids"]):
+        return doc
+    if kind == "energy" and _energy(doc):
         return doc
     keys = {"events": ("first_seq", "last_seq"), "run": ("run_id",), "tick": ("after_seq",)}.get(kind)
     if keys is None or not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in keys):

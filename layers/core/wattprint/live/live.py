@@ -88,6 +88,11 @@ def messages(announcements: list[dict]) -> list[dict]:
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
+    energy = [a for a in announcements if a["kind"] == "energy"]
+    if energy:
+        # One message for the batch; a bucket announced twice keeps its later value.
+        items = {(i["device_id"], i["datetime"]): i for a in energy for i in a["items"]}
+        out.append({"type": "energy", "items": list(items.values()), "truncated": any(a["truncated"] for a in energy)})
     return out
 
 

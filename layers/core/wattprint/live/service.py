@@ -23,6 +23,11 @@ def run_changed(run_id: int) -> bool:
     return announce.run_changed(run_id)
 
 
+def energy_changed(items: list[dict]) -> bool:
+    """After energy's commit: these buckets (as GET /energy items, with device_id) changed (best effort)."""
+    return announce.energy_changed(items)
+
+
 def deliver(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
     """The live function: a batch of (message id, body) from the live queue → push requests on the push queue.
     Returns the counts, and the (message id, reason) of each malformed announcement, which is dropped with the

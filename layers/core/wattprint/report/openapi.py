@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from ..appliances import service as appliances
 from ..clustering.features import FEATURES
+from ..energy import service as energy
 from ..ingest import service as ingest
 from . import params, queries
 
@@ -193,6 +194,7 @@ SCHEMAS = {
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
                                                   "description": "the live WebSocket API; null: no live updates"}}),
 }
+
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
@@ -459,6 +461,12 @@ PATHS = {
 }
 
 
+
+_ENERGY_SCHEMAS, _ENERGY_PATHS = energy.openapi()
+SCHEMAS.update(_ENERGY_SCHEMAS)
+PATHS.update(_ENERGY_PATHS)
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     """The document (built once per process; callers must not mutate it)."""
@@ -476,15 +484,16 @@ def document() -> dict:
         "servers": [{"url": "/v1", "description": "the API Gateway stage (https://{api}.execute-api.{region}"
                                                   ".amazonaws.com/v1)"}],
         "security": READ,
-        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "health"}, {"name": "dashboard"},
-                 {"name": "appliances"}],
+        "tags": [{"name": "ingest"}, {"name": "report"}, {"name": "energy"}, {"name": "health"},
+                 {"name": "dashboard"}, {"name": "appliances"}],
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
-                "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events, PUT "
-                               "/appliances/models/{name}) or `read` (every GET, POST /appliances/label). The "
-                               "role names in each operation's security requirement are the scope it needs."}},
+                "description": "Authorization: Bearer <token>. A token has one scope: `ingest` (POST /events, "
+                               "POST /energy, PUT /appliances/models/{name}) or `read` (every GET, POST "
+                               "/appliances/label). The role names in each operation's security requirement are "
+                               "the scope it needs."}},
             "schemas": SCHEMAS,
             "responses": RESPONSES,
             "parameters": PARAMETERS,

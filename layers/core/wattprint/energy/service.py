@@ -1,0 +1,163 @@
+"""The energy capability's use cases: one function per route, and the sensor events' feed into the series
+(called by the ingest path inside its own transaction)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+from .. import db
+from ..live import service as live
+from ..settings import Settings
+from . import forecast as forecasting
+from . import integrate, params, readings, store, times
+from ..errors import InsufficientHistory
+
+
+@dataclass(frozen=True)
+class Answer:
+    payload: dict
+    csv: str | None  # the same rows as CSV, when asked for
+
+
+def _csv(header: Sequence[str], rows) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+def post_readings(body: str, settings: Settings) -> dict:
+    """POST /energy: all readings stored (or replaced) and their buckets recomputed, or nothing."""
+    post = readings.parse(body)
+    n = len(post.ts)
+    max_gap = settings.energy_max_gap_s * times.SECOND
+    with db.transaction() as conn:
+        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
+        written = [(change.device_id, row) for change in changes for row in store.recompute(conn, change, max_gap)]
+    announce(written)
+    inserted = sum(c.inserted for c in changes)
+    replaced = sum(c.replaced for c in changes)
+    return {"device_id": post.device_id, "units": integrate.UNIT_NAMES[post.units], "received": n,
+            "inserted": inserted, "replaced": replaced, "unchanged": n - inserted - replaced,
+            "buckets_changed": len(written)}
+
+
+def feed_events(conn, records: Sequence, settings: Settings) -> list[tuple]:
+    """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
+    the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
+    clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
+    (see store._SENSOR_UPSERT). Returns the buckets changed: give them to announce() once committed."""
+    if not records:
+        return []
+    changes = store.upsert_sensor(conn, records)
+    max_gap = settings.energy_max_gap_s * times.SECOND
+    return [(change.device_id, row) for change in changes for row in store.recompute(conn, change, max_gap)]
+
+
+def announce(written: list[tuple]) -> None:
+    """After commit: dashboards learn of the buckets that changed (best effort, over the live channel)."""
+    if written:
+        live.energy_changed([
+            {"device_id": device, "datetime": times.iso(start), "value": kwh, "coverage": covered / times.BUCKET,
+             "flags": integrate.flag_names(integrate.flags_of(estimated, arrival))}
+            for device, (start, kwh, covered, estimated, arrival) in written])
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+def _item(row: dict) -> dict:
+    return {"datetime": times.iso(row["start"]), "value": row["value"], "coverage": row["coverage"],
+            "flags": integrate.flag_names(row["flags"])}
+
+
+def series(query: dict | None, accept: str | None) -> Answer:
+    p = params.read(query, params.SERIES)
+    device = params.integer(p, "device_id", params.INT32_MIN, params.INT32_MAX)
+    window = params.window(p)
+    as_csv = params.wants_csv(p, accept)
+    rows = store.series_rows(device, window.start, window.end, window.step)
+    data = [_item(r) for r in integrate.aggregate(rows, window.start, window.end, window.step)]
+    payload = {"device_id": device, "units": "kWh", "resolution": params.resolution_name(window.step),
+               "start": times.iso(window.start), "end": times.iso(window.end), "data": data}
+    text = _csv(("datetime", "value", "coverage", "flags"),
+                ((d["datetime"], d["value"], d["coverage"], ";".join(d["flags"])) for d in data)) if as_csv else None
+    return Answer(payload, text)
+
+
+def fleet(query: dict | None, accept: str | None) -> Answer:
+    p = params.read(query, params.FLEET)
+    window = params.window(p)
+    as_csv = params.wants_csv(p, accept)
+    found = {at: (total, devices) for at, total, devices in store.fleet_rows(window.start, window.end, window.step)}
+    data = []
+    for at in range(window.start, window.end, window.step):
+        total, devices = found.get(at, (0.0, 0))
+        data.append({"datetime": times.iso(at), "sum": total, "avg": total / devices if devices else None,
+                     "devices": devices})
+    payload = {"units": "kWh", "resolution": params.resolution_name(window.step), "start": times.iso(window.start),
+               "end": times.iso(window.end), "data": data}
+    text = _csv(("datetime", "sum", "avg", "devices"),
+                ((d["datetime"], d["sum"], "" if d["avg"] is None else d["avg"], d["devices"]) for d in data)
+                ) if as_csv else None
+    return Answer(payload, text)
+
+
+def top(query: dict | None, accept: str | None) -> Answer:
+    p = params.read(query, params.TOP)
+    count = params.integer(p, "count", 1, params.MAX_COUNT, default=params.DEFAULT_COUNT)
+    window = params.window(p, required=False, step_name=None)
+    as_csv = params.wants_csv(p, accept)
+    rows = store.top_rows(count, window.start if window else None, window.end if window else None)
+    data = [{"rank": i, "device_id": device, "kwh": kwh} for i, (device, kwh) in enumerate(rows, start=1)]
+    payload = {"units": "kWh", "count": count, "start": times.iso(window.start) if window else None,
+               "end": times.iso(window.end) if window else None, "data": data}
+    text = _csv(("rank", "device_id", "kwh"), ((d["rank"], d["device_id"], d["kwh"]) for d in data)) if as_csv \
+        else None
+    return Answer(payload, text)
+
+
+def forecast(query: dict | None, accept: str | None) -> Answer:
+    p = params.read(query, params.FORECAST)
+    device = params.integer(p, "device_id", params.INT32_MIN, params.INT32_MAX)
+    window = params.window(p, step_name=None)
+    as_csv = params.wants_csv(p, accept)
+    first, last = store.extent(device)
+    if first is None:
+        raise InsufficientHistory(f"device {device} has no energy recorded", device_id=device, weeks_available=0,
+                                  weeks_needed=forecasting.WEEKS_NEEDED)
+    # History strictly before the window (or before the data ends): a forecast of a past window is out of sample.
+    origin = min(window.start, last + times.BUCKET)
+    weeks = max(0, (origin - first) // times.WEEK)
+    if weeks < forecasting.WEEKS_NEEDED:
+        raise InsufficientHistory(
+            f"a forecast needs {forecasting.WEEKS_NEEDED} weeks of device {device}'s history before "
+            f"{times.iso(origin)}; it has {weeks}", device_id=device, weeks_available=weeks,
+            weeks_needed=forecasting.WEEKS_NEEDED)
+    rows = store.history(device, origin - forecasting.HISTORY_WEEKS * times.WEEK, origin)
+    result = forecasting.forecast(dict(rows), origin, list(range(window.start, window.end, window.step)),
+                                  backtest_weeks=min(forecasting.BACKTEST_WEEKS, weeks - forecasting.WEEKS_NEEDED + 1))
+    data = [{"datetime": times.iso(at), "value": value} for at, value in zip(result.starts, result.values)]
+    payload = {
+        "device_id": device, "units": "kWh", "resolution": "15m", "start": times.iso(window.start),
+        "end": times.iso(window.end), "origin": times.iso(origin), "total": sum(result.values), "data": data,
+        "method": {"baseline": f"median of the same weekday and quarter hour over the {forecasting.WEEKS} weeks "
+                               "before the origin, times the level of the last week",
+                   "weeks": forecasting.WEEKS, "level": result.level},
+        "backtest": {"weeks": result.backtest_weeks, "buckets": result.backtest_buckets, "mae_kwh": result.mae,
+                     "smape_percent": result.smape},
+    }
+    text = _csv(("datetime", "value"), ((d["datetime"], d["value"]) for d in data)) if as_csv else None
+    return Answer(payload, text)
+
+
+def openapi() -> tuple[dict, dict]:
+    """(schemas, paths) of the energy routes for the API's OpenAPI document."""
+    from . import openapi as document  # only GET /openapi.json needs it
+
+    return document.SCHEMAS, document.PATHS

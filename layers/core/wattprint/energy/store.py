@@ -1,0 +1,341 @@
+"""The energy capability's SQL, and the one recompute both sources share. Every function runs inside the
+caller's transaction (or, for reads, on the instance's connection).
+
+Times cross the wire as integer microseconds since the epoch (`_T` turns one into a timestamptz, `_US` back):
+exact, and no datetime objects built per row.
+
+A change to a device's readings touches only the buckets between the reading before its earliest changed
+instant and the reading after its latest; when it reaches the device's last SPACING_INTERVALS + 1 readings (the
+ones that decide the last interval's estimated end), everything from there to the end is recomputed, since the
+old estimated end may lie beyond the new one. Writers of one device take its advisory lock first, so a
+recompute always sees every reading committed before it (READ COMMITTED takes a new snapshot per statement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .. import db
+from ..db import Connection
+from . import integrate, times
+from .integrate import Bucket, Reading
+
+_LOCK_CLASS = 0x656E  # "en": pg_advisory_xact_lock(class, device_id)
+_TAIL = integrate.SPACING_INTERVALS + 1
+
+
+def _array(values) -> str:
+    """A list as one array literal: pg8000 converts a list element by element (~0.2 µs each, 3.6 ms per 500-event
+    batch of the feed); one string is cast by the server."""
+    return "{" + ",".join(map(repr, values)) + "}"
+
+
+def _T(name: str) -> str:
+    return f"(timestamptz 'epoch' + CAST(:{name} AS bigint) * interval '1 microsecond')"
+
+
+def _US(column: str) -> str:
+    return f"CAST(extract(epoch FROM {column}) * 1000000 AS bigint)"
+
+
+# Writers of a device take its advisory lock (in device order, so two cannot deadlock) in the statement that
+# writes its readings: `locked` is joined to every row inserted, so no row is written before the locks are held,
+# and the recompute's statements, which come after, see every reading committed before.
+_LOCKED = "locked AS (SELECT count(pg_advisory_xact_lock(:class, d)) FROM unnest(CAST(:lock AS int[])) AS d)"
+
+# Rows (device_id, first changed, last changed, inserted, replaced): a re-post of the same readings changes no
+# row (the WHERE of DO UPDATE), so it returns nothing and nothing is recomputed.
+_UPSERTED = f"""upserted AS (
+    INSERT INTO energy_readings AS r (device_id, ts, source, units, value, flags)
+    SELECT device_id, timestamptz 'epoch' + us * interval '1 microsecond', CAST(:source AS smallint), units, value,
+           flags
+    FROM input, locked
+    ON CONFLICT (device_id, ts, source) DO UPDATE
+        SET units = EXCLUDED.units, value = EXCLUDED.value, flags = EXCLUDED.flags
+        WHERE (r.units, r.value, r.flags) IS DISTINCT FROM (EXCLUDED.units, EXCLUDED.value, EXCLUDED.flags)
+    RETURNING device_id, ts, xmax = 0 AS inserted
+)
+SELECT device_id, {_US("min(ts)")}, {_US("max(ts)")}, count(*) FILTER (WHERE inserted),
+       count(*) FILTER (WHERE NOT inserted)
+FROM upserted GROUP BY device_id ORDER BY device_id"""
+
+_UPSERT = f"""
+WITH {_LOCKED}, input AS (
+    SELECT * FROM unnest(CAST(:devices AS int[]), CAST(:ts AS bigint[]), CAST(:units AS smallint[]),
+                         CAST(:vals AS float8[])) AS i(device_id, us, units, value)
+    CROSS JOIN (SELECT CAST(0 AS smallint) AS flags) AS f
+), {_UPSERTED}"""
+
+# Sensor events → readings. An event's sample time is its sensor time when that is later than every sensor time
+# its device sent before (the stored clock, and the batch's earlier events), else the arrival time (now(): the
+# events' received_at), flagged ARRIVAL_TIME. Events of a device at one instant make one reading, the last one's.
+# The caller sends only the events that can matter (see upsert_sensor): `candidate` ones beat every earlier one of
+# the batch and advance unless the stored clock is as late; the others are at arrival time. A sensor clock is
+# only written here, under the event counter's row lock that ingest holds until it commits, so this statement's
+# snapshot has the latest clocks.
+_SENSOR_UPSERT = f"""
+WITH {_LOCKED}, timed AS (
+    SELECT i.*, i.candidate AND (c.sensor_time IS NULL OR i.sensor_us > {_US("c.sensor_time")}) AS advancing
+    FROM unnest(CAST(:devices AS int[]), CAST(:sensor AS bigint[]), CAST(:watts AS float8[]),
+                CAST(:ords AS int[]), CAST(:candidates AS boolean[])) AS i(device_id, sensor_us, watts, ord, candidate)
+    LEFT JOIN energy_sensor_clocks c USING (device_id)
+), input AS (
+    SELECT DISTINCT ON (device_id, us) device_id, us, CAST({integrate.KW} AS smallint) AS units,
+           watts / 1000 AS value, flags
+    FROM (SELECT device_id, ord, watts,
+                 CASE WHEN advancing THEN sensor_us ELSE {_US("now()")} END AS us,
+                 CAST(CASE WHEN advancing THEN 0 ELSE {integrate.ARRIVAL_TIME} END AS smallint) AS flags
+          FROM timed) AS t
+    ORDER BY device_id, us, ord DESC
+), clocks AS (
+    INSERT INTO energy_sensor_clocks AS c (device_id, sensor_time)
+    SELECT device_id, timestamptz 'epoch' + max(sensor_us) * interval '1 microsecond' FROM timed
+    WHERE advancing GROUP BY device_id
+    ON CONFLICT (device_id) DO UPDATE SET sensor_time = EXCLUDED.sensor_time
+    WHERE c.sensor_time < EXCLUDED.sensor_time
+), {_UPSERTED}"""
+
+
+@dataclass(frozen=True)
+class Change:
+    device_id: int
+    first: int  # µs
+    last: int
+    inserted: int
+    replaced: int
+
+
+def upsert(conn: Connection, devices: list[int], ts: list[int], units: list[int], values: list[float]) -> list[Change]:
+    """POST /energy's readings, under their devices' locks."""
+    rows = db.prepared(conn, _UPSERT).run(**{"class": _LOCK_CLASS}, lock=_array(sorted(set(devices))),
+                                          source=integrate.API, devices=_array(devices), ts=_array(ts),
+                                          units=_array(units), vals=_array(values))
+    return [Change(*row) for row in rows]
+
+
+def upsert_sensor(conn: Connection, records: Sequence) -> list[Change]:
+    """Sensor events (records in seq order) as readings, under their devices' locks.
+
+    Of a batch only a device's running-maximum sensor times (candidates for an advancing clock) and its last
+    other event can become readings, so only those are sent: the deployed firmware, whose clock repeats, sends
+    two rows per device and batch however many events it holds."""
+    latest: dict[int, object] = {}
+    last_other: dict[int, int] = {}
+    picked: list[int] = []
+    for i, r in enumerate(records):
+        best = latest.get(r.device_id)
+        if best is None or r.sensor_time > best:
+            latest[r.device_id] = r.sensor_time
+            picked.append(i)
+        else:
+            last_other[r.device_id] = i
+    candidates = set(picked)
+    rows = sorted(candidates | set(last_other.values()))
+    epoch, us = times.EPOCH, times.MICROSECOND
+    out = db.prepared(conn, _SENSOR_UPSERT).run(
+        **{"class": _LOCK_CLASS}, lock=_array(sorted(latest)), source=integrate.SENSOR,
+        devices=_array(records[i].device_id for i in rows),
+        sensor=_array((records[i].sensor_time - epoch) // us for i in rows),
+        watts=_array(records[i].active_power_w for i in rows), ords=_array(rows),
+        candidates="{" + ",".join("t" if i in candidates else "f" for i in rows) + "}")
+    return [Change(*row) for row in out]
+
+
+# The neighbours of a change [lo, hi]: the reading before it, the first _TAIL after it, the device's last _TAIL
+# and the last _TAIL before lo. When nothing follows hi (an append, the ingest path's usual case) also the
+# readings from the one before lo on and the buckets from that one's bucket on, as JSON: enough to apply the
+# append as a difference without loading the bucket's earlier readings (a sensor timed by arrival can put
+# hundreds of readings in one bucket).
+_BOUNDS = f"""
+WITH p AS (SELECT max(ts) AS ts FROM energy_readings WHERE device_id = :d AND ts < {_T("lo")}),
+appending AS (
+    SELECT p.ts FROM p
+    WHERE p.ts IS NOT NULL AND NOT EXISTS (SELECT FROM energy_readings WHERE device_id = :d AND ts > {_T("hi")})
+)
+SELECT {_US("p.ts")},
+       ARRAY(SELECT {_US("ts")} FROM energy_readings WHERE device_id = :d AND ts > {_T("hi")} ORDER BY ts
+             LIMIT {_TAIL}),
+       ARRAY(SELECT {_US("ts")} FROM energy_readings WHERE device_id = :d ORDER BY ts DESC LIMIT {_TAIL}),
+       ARRAY(SELECT {_US("ts")} FROM energy_readings WHERE device_id = :d AND ts < {_T("lo")} ORDER BY ts DESC
+             LIMIT {_TAIL}),
+       (SELECT json_agg(json_build_array({_US("r.ts")}, r.value, r.units, r.flags, r.source)
+                        ORDER BY r.ts, r.source)
+        FROM appending, energy_readings r WHERE r.device_id = :d AND r.ts >= appending.ts),
+       (SELECT json_agg(json_build_array({_US("b.bucket_start")}, b.kwh, b.covered_us, b.estimated_us,
+                                         b.arrival_us))
+        FROM appending, energy_buckets b
+        WHERE b.device_id = :d AND b.bucket_start >= date_bin('15 minutes', appending.ts, timestamptz 'epoch'))
+FROM p"""
+
+# The readings whose intervals reach [blo, bhi): from the last one before blo to the first one at or after bhi
+# (bhi null: to the end).
+_LOAD = f"""
+SELECT {_US("ts")}, value, units, flags, source FROM energy_readings
+WHERE device_id = :d
+  AND ts >= COALESCE((SELECT max(ts) FROM energy_readings WHERE device_id = :d AND ts < {_T("blo")}), '-infinity')
+  AND ts <= COALESCE((SELECT min(ts) FROM energy_readings WHERE device_id = :d AND ts >= {_T("bhi")}), 'infinity')
+ORDER BY ts, source"""
+
+# Buckets of [blo, bhi) become exactly :starts (unchanged ones are not rewritten); the day totals move by the
+# difference. Rows: the buckets written (µs start, kwh, covered_us, estimated_us, arrival_us).
+_WRITE = f"""
+WITH new AS (
+    SELECT * FROM unnest(CAST(:starts AS bigint[]), CAST(:kwh AS float8[]), CAST(:covered AS bigint[]),
+                         CAST(:estimated AS bigint[]), CAST(:arrival AS bigint[]))
+                  AS n(us, kwh, covered_us, estimated_us, arrival_us)
+), old AS (
+    SELECT bucket_start, kwh, covered_us, estimated_us, arrival_us FROM energy_buckets
+    WHERE device_id = :d AND bucket_start >= {_T("blo")} AND bucket_start < COALESCE({_T("bhi")}, 'infinity')
+), gone AS (
+    DELETE FROM energy_buckets
+    WHERE device_id = :d AND bucket_start >= {_T("blo")} AND bucket_start < COALESCE({_T("bhi")}, 'infinity')
+      AND {_US("bucket_start")} <> ALL(CAST(:starts AS bigint[]))
+), written AS (
+    INSERT INTO energy_buckets AS b (device_id, bucket_start, kwh, covered_us, estimated_us, arrival_us)
+    SELECT :d, timestamptz 'epoch' + us * interval '1 microsecond', kwh, covered_us, estimated_us, arrival_us
+    FROM new
+    ON CONFLICT (device_id, bucket_start) DO UPDATE
+        SET kwh = EXCLUDED.kwh, covered_us = EXCLUDED.covered_us, estimated_us = EXCLUDED.estimated_us,
+            arrival_us = EXCLUDED.arrival_us
+        WHERE (b.kwh, b.covered_us, b.estimated_us, b.arrival_us)
+              IS DISTINCT FROM (EXCLUDED.kwh, EXCLUDED.covered_us, EXCLUDED.estimated_us, EXCLUDED.arrival_us)
+    RETURNING bucket_start, kwh, covered_us, estimated_us, arrival_us
+), delta AS (
+    SELECT date_trunc('day', t, 'UTC') AS day, sum(kwh) AS kwh, sum(covered_us) AS covered_us,
+           sum(estimated_us) AS estimated_us, sum(arrival_us) AS arrival_us
+    FROM (SELECT timestamptz 'epoch' + us * interval '1 microsecond', kwh, covered_us, estimated_us, arrival_us
+          FROM new
+          UNION ALL SELECT bucket_start, -kwh, -covered_us, -estimated_us, -arrival_us FROM old)
+         AS c(t, kwh, covered_us, estimated_us, arrival_us)
+    GROUP BY 1
+), days AS (
+    INSERT INTO energy_days AS e (device_id, day, kwh, covered_us, estimated_us, arrival_us)
+    SELECT :d, day, kwh, covered_us, estimated_us, arrival_us FROM delta
+    ON CONFLICT (device_id, day) DO UPDATE
+        SET kwh = e.kwh + EXCLUDED.kwh, covered_us = e.covered_us + EXCLUDED.covered_us,
+            estimated_us = e.estimated_us + EXCLUDED.estimated_us, arrival_us = e.arrival_us + EXCLUDED.arrival_us
+)
+SELECT {_US("bucket_start")}, kwh, covered_us, estimated_us, arrival_us FROM written ORDER BY bucket_start"""
+
+
+def _write(conn: Connection, d: int, blo: int, bhi: int | None, new: list[Bucket]) -> list[tuple]:
+    return db.prepared(conn, _WRITE).run(
+        d=d, blo=blo, bhi=bhi, starts=_array(b.start for b in new), kwh=_array(b.kwh for b in new),
+        covered=_array(b.covered for b in new), estimated=_array(b.estimated for b in new),
+        arrival=_array(b.arrival for b in new))
+
+
+def _append(readings: list[Reading], prev: int, before: list[int], tail: list[int], stored: list,
+            max_gap: int) -> list[Bucket] | None:
+    """The buckets from prev's bucket on after an append, as stored − prev's old (estimated) interval + the new
+    intervals; None when the change is not a pure append after prev."""
+    old = [r for r in readings if r.ts == prev]
+    removed = integrate.buckets(old, max_gap, integrate.typical_spacing(sorted(before), max_gap) or 0)
+    added = integrate.buckets(readings, max_gap, integrate.typical_spacing(sorted(tail), max_gap) or 0)
+    out = []
+    rows = {row[0]: row for row in stored}
+    for start in sorted(set(rows) | set(removed) | set(added)):
+        _, kwh, covered, estimated, arrival = rows.get(start, (start, 0.0, 0, 0, 0))
+        bucket = Bucket(start, kwh, covered, estimated, arrival)
+        for sign, source in ((-1, removed), (1, added)):
+            part = source.get(start)
+            if part is not None:
+                bucket.kwh += sign * part.kwh
+                bucket.covered += sign * part.covered
+                bucket.estimated += sign * part.estimated
+                bucket.arrival += sign * part.arrival
+        if bucket.covered > 0:
+            out.append(bucket)
+    return out
+
+
+def recompute(conn: Connection, change: Change, max_gap: int) -> list[tuple]:
+    """Re-integrate the buckets `change` reaches; returns the buckets whose stored row changed."""
+    d = change.device_id
+    prev, after, tail, before, from_prev, stored = db.prepared(conn, _BOUNDS).run(d=d, lo=change.first,
+                                                                                   hi=change.last)[0]
+    if from_prev is not None:
+        readings = [Reading(*row) for row in from_prev]
+        if change.replaced == 0 and sum(1 for r in readings if r.ts > prev) == change.inserted:
+            return _write(conn, d, times.floor(prev), None, _append(readings, prev, before, tail, stored or [],
+                                                                    max_gap))
+    blo = times.floor(prev if prev is not None else change.first)
+    at_end = len(after) < _TAIL
+    bhi = None if at_end else times.ceil(after[0])
+    rows = db.prepared(conn, _LOAD).run(d=d, blo=blo, bhi=bhi)
+    readings = [Reading(ts, value, units, flags, source) for ts, value, units, flags, source in rows]
+    if readings and readings[-1].ts == max(tail):
+        # No reading at or after bhi: the range ends with the device's last reading (and its estimated end), e.g.
+        # when the readings after the change all lie in one bucket.
+        at_end, bhi = True, None
+    spacing = (integrate.typical_spacing(sorted(tail), max_gap) or 0) if at_end else None
+    out = integrate.buckets(readings, max_gap, spacing, lo=blo, hi=bhi)
+    return _write(conn, d, blo, bhi, [out[k] for k in sorted(out)])
+
+
+# ------------------------------------------------------------------------------------------------- reads
+
+_SERIES = f"""
+SELECT {_US("bucket_start")}, kwh, covered_us, estimated_us, arrival_us FROM energy_buckets
+WHERE device_id = :d AND bucket_start >= {_T("lo")} AND bucket_start < {_T("hi")} ORDER BY bucket_start"""
+_SERIES_DAYS = f"""
+SELECT {_US("day")}, kwh, covered_us, estimated_us, arrival_us FROM energy_days
+WHERE device_id = :d AND day >= {_T("lo")} AND day < {_T("hi")} ORDER BY day"""
+
+
+def series_rows(device_id: int, lo: int, hi: int, step: int) -> list:
+    sql = _SERIES_DAYS if step == times.DAY else _SERIES
+    return db.execute(sql, prepare=True, d=device_id, lo=lo, hi=hi)
+
+
+_FLEET = f"""
+SELECT CAST(us / :step AS bigint) * :step AS at, sum(kwh), count(DISTINCT device_id) FILTER (WHERE covered_us > 0)
+FROM (SELECT {_US("bucket_start")} AS us, device_id, kwh, covered_us FROM energy_buckets
+      WHERE bucket_start >= {_T("lo")} AND bucket_start < {_T("hi")}) AS b
+GROUP BY 1 ORDER BY 1"""
+_FLEET_DAYS = f"""
+SELECT {_US("day")}, sum(kwh), count(*) FILTER (WHERE covered_us > 0) FROM energy_days
+WHERE day >= {_T("lo")} AND day < {_T("hi")} GROUP BY day ORDER BY day"""
+
+
+def fleet_rows(lo: int, hi: int, step: int) -> list:
+    if step == times.DAY:
+        return db.execute(_FLEET_DAYS, prepare=True, lo=lo, hi=hi)
+    return db.execute(_FLEET, prepare=True, lo=lo, hi=hi, step=step)
+
+
+# Whole days from energy_days, the window's ragged ends from energy_buckets.
+_TOP_WINDOW = f"""
+SELECT device_id, sum(kwh) AS kwh FROM (
+    SELECT device_id, kwh FROM energy_days WHERE day >= {_T("dlo")} AND day < {_T("dhi")}
+    UNION ALL
+    SELECT device_id, kwh FROM energy_buckets
+    WHERE (bucket_start >= {_T("lo")} AND bucket_start < {_T("dlo")})
+       OR (bucket_start >= {_T("dhi")} AND bucket_start < {_T("hi")})
+) AS parts GROUP BY device_id ORDER BY kwh DESC, device_id LIMIT :count"""
+_TOP_ALL = "SELECT device_id, sum(kwh) AS kwh FROM energy_days GROUP BY device_id ORDER BY kwh DESC, device_id LIMIT :count"
+
+
+def top_rows(count: int, lo: int | None, hi: int | None) -> list:
+    if lo is None:
+        return db.execute(_TOP_ALL, prepare=True, count=count)
+    dlo, dhi = times.ceil(lo, times.DAY), times.floor(hi, times.DAY)
+    if dlo >= dhi:  # no whole day inside: all of it from the buckets
+        dlo = dhi = hi
+    return db.execute(_TOP_WINDOW, prepare=True, count=count, lo=lo, hi=hi, dlo=dlo, dhi=dhi)
+
+
+_HISTORY = f"""
+SELECT {_US("bucket_start")}, kwh FROM energy_buckets
+WHERE device_id = :d AND bucket_start >= {_T("lo")} AND bucket_start < {_T("hi")} ORDER BY bucket_start"""
+_EXTENT = (f"SELECT {_US('min(bucket_start)')}, {_US('max(bucket_start)')} FROM energy_buckets "
+           "WHERE device_id = :d")
+
+
+def extent(device_id: int) -> tuple[int | None, int | None]:
+    return tuple(db.execute(_EXTENT, prepare=True, d=device_id)[0])
+
+
+def history(device_id: int, lo: int, hi: int) -> list:
+    return db.execute(_HISTORY, prepare=True, d=device_id, lo=lo, hi=hi)

@@ -1,0 +1,69 @@
+"""The dashboard's energy view in a real headless Chromium against the local stack: bars per quarter hour with
+partial buckets marked, the fleet and the top consumers, and new buckets arriving over the live channel."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+from test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+
+
+def post_energy(stack, device: int, units: str, points: list[tuple[str, float]]) -> dict:
+    body = json.dumps({"device_id": device, "units": units,
+                       "data": [{"datetime": t, "value": v} for t, v in points]}).encode()
+    request = urllib.request.Request(stack.info["url"] + "/energy", method="POST", data=body,
+                                     headers={"Authorization": f"Bearer {stack.info['tokens']['ingest']}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def at(minutes: int) -> str:
+    return f"2019-01-05T{minutes // 60:02d}:{minutes % 60:02d}:00Z"
+
+
+def test_the_energy_view_shows_buckets_partial_ones_and_live_updates(local_stack):
+    stack = local_stack
+    # Device 42: 2 kW from 00:07, every 5 minutes from 00:10 to 01:00: 00:00 is partial (8 of 15 minutes), and so
+    # is 01:00 (the last reading's estimated end: 5 minutes). Device 7: 1 kWh over the first hour.
+    post_energy(stack, 42, "kW", [(at(7), 2.0)] + [(at(m), 2.0) for m in range(10, 61, 5)])
+    post_energy(stack, 7, "kWh", [(at(0), 1.0), (at(60), 0.0)])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(stack.info["url"] + "/dashboard")
+        page.get_by_label("Read token").fill(stack.info["tokens"]["read"])
+        page.get_by_label("Read token").press("Enter")
+        page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+        page.evaluate("window.__sameDocument = true")
+
+        page.get_by_label("Device").fill("42")
+        page.get_by_label("From (UTC)").fill("2019-01-05")
+        page.get_by_label("Days").select_option("1")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_function("document.querySelectorAll('#energy-chart rect.bar').length === 5")
+        partial = page.eval_on_selector_all("#energy-chart rect.bar.partial", "bars => bars.map(b => b.dataset.datetime)")
+        assert partial == ["2019-01-05T00:00:00Z", "2019-01-05T01:00:00Z"]
+        assert page.text_content("#fleet-total") == "2.93 kWh"  # 2 kW × 58 minutes (device 42) + 1 (device 7)
+        top = page.eval_on_selector_all("#energy-top tbody tr", "rows => rows.map(r => r.innerText.split('\\t'))")
+        assert [row[1] for row in top] == ["42", "7"]
+
+        # New readings arrive while the page is open: their buckets come over the live channel, no reload; 01:00
+        # is complete now (its reading's interval ends at 01:15).
+        post_energy(stack, 42, "kW", [(at(m), 4.0) for m in range(75, 150, 5)])
+        page.wait_for_function("document.querySelectorAll('#energy-chart rect.bar').length === 10")
+        assert page.eval_on_selector_all("#energy-chart rect.bar.partial", "bars => bars.length") == 1
+        # 2 kW × 58 minutes, then 01:00's interval completed (10 more minutes) and 4 kW × 75 minutes.
+        page.wait_for_function("document.getElementById('energy-status').textContent.startsWith('Device 42: 7.267 kWh')")
+        page.wait_for_function("document.getElementById('fleet-total').textContent !== '2.93 kWh'")
+        assert page.evaluate("window.__sameDocument") is True
+        assert errors == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-energy.png"), full_page=True)
+        browser.close()
