@@ -6,13 +6,12 @@
 import json
 import urllib.request
 
-from aws_lambda_powertools import Logger
 
-from wattprint import admin
+from wattprint import admin, observability
 from wattprint.errors import ServiceError
 from wattprint.live import service as live
 
-logger = Logger()
+logger = observability.logger("AdminFunction")
 
 
 def _send_cfn_response(event, context, status: str, reason: str = "", data: dict | None = None) -> None:
@@ -46,7 +45,7 @@ def _custom_resource(event, context):
     _send_cfn_response(event, context, "SUCCESS", data={"Applied": ",".join(result["applied"]) or "none"})
 
 
-@logger.inject_lambda_context(log_event=False)  # events may carry token material
+@observability.handler(logger)  # events may carry token material
 def handler(event, context):
     if "RequestType" in event and "ResponseURL" in event:
         return _custom_resource(event, context)
