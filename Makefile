@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
            SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: run test bench nilm-report lint build check token fresh-check clean
+.PHONY: run demo test bench nilm-report lint build check token fresh-check clean
 
 $(STAMP): requirements-dev.txt layers/core/requirements.txt layers/sklearn/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wattprint needs Python 3.11 or newer (set PYTHON=...)")'
@@ -19,6 +19,11 @@ $(STAMP): requirements-dev.txt layers/core/requirements.txt layers/sklearn/requi
 ## Start the local stack on http://127.0.0.1:3000 (embedded PostgreSQL, moto SQS, template.yaml's routes).
 run: $(STAMP)
 	$(PY) -m local
+
+## Synthetic households streamed to the local stack (the one `make run` started, else its own): make demo RATE=50
+RATE ?= 25
+demo: $(STAMP)
+	$(PY) -m local.demo --rate $(RATE) $(DEMO_ARGS)
 
 ## The whole test suite, real PostgreSQL included (embedded, or DATABASE_URL when set).
 test: $(STAMP)

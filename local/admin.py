@@ -8,6 +8,9 @@
     python -m local.admin quarantine --field active_power_w --min -100000 --max 100000 [--dry-run] [--max-events N]
     python -m local.admin list_quarantine
     python -m local.admin release_quarantine --id 17
+    python -m local.admin register_webhook --url http://127.0.0.1:8099/alerts [--device-id 9]   (prints its secret)
+    python -m local.admin list_webhooks
+    python -m local.admin remove_webhook --webhook-id 1
 
 Quarantine filters take one field (an event's number, or any element of peaks/fft_re/fft_img) and pick the events
 whose value is below --min, above --max, NaN or missing. Quarantined events are left out of every later
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.admin", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["create_token", "revoke_token", "list_tokens", "migrate", "quarantine",
-                                           "list_quarantine", "release_quarantine"])
+                                           "list_quarantine", "release_quarantine", "register_webhook",
+                                           "list_webhooks", "remove_webhook"])
     parser.add_argument("--scope", choices=["ingest", "read"])
     parser.add_argument("--name")
     parser.add_argument("--id", type=int, action="append", dest="ids", help="an event id (repeat for more)")
@@ -40,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason")
     parser.add_argument("--dry-run", action="store_true", help="quarantine by filter: only list what matches")
     parser.add_argument("--max-events", type=int, help="quarantine by filter: refuse above this many (1000)")
+    parser.add_argument("--url", help="register_webhook: where alert notifications are POSTed")
+    parser.add_argument("--device-id", type=int, help="register_webhook: only this device's alerts (default: all)")
+    parser.add_argument("--webhook-id", type=int, help="remove_webhook: which one")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".local")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL") and not os.environ.get("PGHOST"):
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         info = json.loads(state.read_text())
         os.environ["DATABASE_URL"] = info["database_url"]
+        os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "true")  # the local stack delivers to receivers on this machine
         # Revoking a token closes its live connections through the stack's push queue and WebSocket API.
         if info.get("queues", {}).get("PushQueue"):
             for name, value in (("AWS_ENDPOINT_URL_SQS", info["sqs_endpoint"]), ("PUSH_QUEUE_URL", info["queues"]["PushQueue"]),
@@ -57,19 +65,23 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ.setdefault(name, value)
 
     from wattprint import admin
+    from wattprint.alerts import service as alerts
     from wattprint.clustering import service as clustering
     from wattprint.live import service as live
     from wattprint.errors import ServiceError
 
     request = {"action": args.action, **{k: v for k, v in (("scope", args.scope), ("name", args.name),
                                                             ("ids", args.ids), ("reason", args.reason),
-                                                            ("max_events", args.max_events)) if v is not None}}
+                                                            ("max_events", args.max_events), ("url", args.url),
+                                                            ("device_id", args.device_id),
+                                                            ("webhook_id", args.webhook_id)) if v is not None}}
     if args.field is not None:
         request["filter"] = {"field": args.field, **{k: v for k, v in (("min", args.min), ("max", args.max))
                                                        if v is not None}}
         request["dry_run"] = args.dry_run
     try:
-        print(json.dumps(admin.handle(request, connections=live, more=clustering.OPERATOR_ACTIONS), indent=2))
+        more = {**clustering.OPERATOR_ACTIONS, **alerts.OPERATOR_ACTIONS}
+        print(json.dumps(admin.handle(request, connections=live, more=more), indent=2))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

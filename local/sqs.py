@@ -56,12 +56,14 @@ def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
 
 class SqsPoller(threading.Thread):
     def __init__(self, client, queue_url: str, trigger: SqsTrigger, functions: Functions, region: str,
-                 wait_seconds: int = 1):
+                 wait_seconds: int = 1, warm: bool = False):
         super().__init__(name=f"sqs-{trigger.function}", daemon=True)
         self.client, self.queue_url, self.trigger = client, queue_url, trigger
         self.functions, self.region, self.wait_seconds = functions, region, wait_seconds
         self.queue_arn = client.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.warm = warm
+        self.initialised = threading.Event()  # set once warm's init is over (or at once without it)
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -102,6 +104,12 @@ class SqsPoller(threading.Thread):
         ).get("Messages", [])
 
     def run(self) -> None:
+        if self.warm:  # this instance's init before its first message, as provisioned concurrency would have it
+            try:
+                self.functions.handler(self.trigger.function)
+            except Exception:  # noqa: BLE001 — the first invocation reports it properly
+                log.error("%s could not be initialised:\n%s", self.trigger.function, traceback.format_exc())
+        self.initialised.set()
         while not self._stopping.is_set():
             try:
                 self.poll_once()

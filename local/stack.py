@@ -73,6 +73,10 @@ class Stack:
     workers: int = 8
     started: list = field(default_factory=list)  # things to stop, in start order
     info: dict = field(default_factory=dict)
+    # Each queue-triggered function is initialised by its poller at start, before any message, as a provisioned
+    # instance would be: a cold ClusterFunction's init imports scikit-learn (~1.3 s), which the first run after
+    # `make run` paid otherwise (issue 18). False only to measure that (make bench).
+    warm: bool = True
     _saved_env: dict = field(default_factory=dict)
 
     def _setenv(self, name: str, value: str, override: bool = True) -> None:
@@ -123,6 +127,7 @@ class Stack:
 
         # Loopback whatever --host says: moto accepts any credentials, so anyone reaching it could use the queues.
         port = free_port(LOOPBACK)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
         server.start()
         self.started.append(("moto", server))
@@ -132,10 +137,13 @@ class Stack:
 
     def start(self) -> None:
         self._lock()
+        # Metrics are EMF lines on stdout, one or two per request: noise in a terminal
+        # (POWERTOOLS_METRICS_DISABLED=false shows them). Tracing is off outside Lambda by itself (wattprint.settings.tracing_enabled).
         for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                             # Webhooks here are receivers on this machine (in AWS: https only).
-                            "WEBHOOK_ALLOW_HTTP": "true"}.items():
+                            "WEBHOOK_ALLOW_HTTP": "true",
+                            "POWERTOOLS_METRICS_DISABLED": "true"}.items():
             self._setenv(name, value, override=False)
         app = template_module.load(self.template)
 
@@ -168,7 +176,7 @@ class Stack:
         gateway = Gateway(app, functions, workers=self.workers)
         self.started.append(("gateway", gateway))
         for trigger in app.sqs_triggers:
-            poller = SqsPoller(client, queue_urls[trigger.queue], trigger, functions, REGION)
+            poller = SqsPoller(client, queue_urls[trigger.queue], trigger, functions, REGION, warm=self.warm)
             poller.start()
             self.started.append(("poller", poller))
         for schedule in app.schedules:
@@ -229,7 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     warnings.filterwarnings("ignore", module="platformdirs")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
 
     stack = Stack(template=args.template, data_dir=args.data_dir, host=args.host, port=args.port)
     stopping = threading.Event()

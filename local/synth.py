@@ -18,7 +18,8 @@ from typing import Iterable, Iterator, Sequence
 from wattprint.ingest.parser import DIALECTS
 from wattprint.ingest.record import EventRecord, new_record
 
-__all__ = ["MODES", "generate", "generate_records", "from_records", "iter_from_records", "render"]
+__all__ = ["APPLIANCES", "MODES", "appliance_lines", "appliance_records", "generate", "generate_records",
+           "from_records", "iter_from_records", "render"]
 
 # (name, weight, mean active power W, relative spread, power factor)
 MODES = (
@@ -53,19 +54,72 @@ def generate_records(n: int, seed: int = 0) -> list[EventRecord]:
         else:
             active = float(round(mean * (1.0 + gauss(0.0, spread))))
         reactive = float(round(active * math.tan(math.acos(pf)) * (1.0 + gauss(0.0, 0.05))))
-        apparent = float(round(math.hypot(active, reactive)))
-        voltage = round(230.0 + gauss(0.0, 0.8), 2)
-        current = _f32(active / voltage * (1.0 + gauss(0.0, 0.01)))
-        phase = round(-math.atan2(reactive, active) if active else 0.0, 3)
-        peaks = tuple(_f32(abs(current * (1.0 + gauss(0.0, 0.02))) + abs(gauss(0.0, 0.01)))
-                      for _ in range(10))
-        fft_re, fft_img = _fft(rng, active)
+        apparent, voltage, current, phase, peaks, fft_re, fft_img = _electrical(rng, active, reactive)
         t += timedelta(seconds=rng.randint(0, 3))
         out.append(new_record(
             rng.randint(1, 3), "16071801", rng.choice((1, 2, 5)), rng.random() < 0.01,
             active, reactive, apparent, current, voltage, phase, peaks, fft_re, fft_img, t,
             round(50.0 + gauss(0.0, 0.05), 2), rng.randint(-75, -50), 20))
     return out
+
+
+def _electrical(rng: Random, active: float, reactive: float) -> tuple:
+    """What a sensor reads besides the two powers: apparent power, voltage, current, phase, peaks and FFT."""
+    gauss = rng.gauss
+    apparent = float(round(math.hypot(active, reactive)))
+    voltage = round(230.0 + gauss(0.0, 0.8), 2)
+    current = _f32(active / voltage * (1.0 + gauss(0.0, 0.01)))
+    phase = round(-math.atan2(reactive, active) if active else 0.0, 3)
+    peaks = tuple(_f32(abs(current * (1.0 + gauss(0.0, 0.02))) + abs(gauss(0.0, 0.01))) for _ in range(10))
+    fft_re, fft_img = _fft(rng, active)
+    return apparent, voltage, current, phase, peaks, fft_re, fft_img
+
+
+# Appliance cycles (local.demo): (name, active power W, relative spread, power factor, on seconds, off seconds),
+# the durations drawn uniformly from their ranges, in sensor time. A fridge's compressor, a thermostat's heater
+# and a kettle boiled now and then: loads that add up, so a household's readings fall into a few levels.
+APPLIANCES = (
+    ("fridge", 120.0, 0.04, 0.80, (300, 600), (600, 1200)),
+    ("heater", 1500.0, 0.02, 1.00, (300, 900), (300, 900)),
+    ("kettle", 2200.0, 0.02, 0.99, (90, 180), (1200, 3600)),
+)
+STANDBY_W = 4.0
+
+
+def appliance_records(devices: int = 3, seed: int = 0, step: timedelta = timedelta(seconds=10),
+                      appliances: Sequence[tuple] = APPLIANCES) -> Iterator[EventRecord]:
+    """An endless stream from `devices` households (device ids 1..devices), each running `appliances` through
+    their on/off cycles: one event per household per `step` of sensor time, in turn, each reading the household's
+    whole load (standby plus whatever is on). Deterministic for a seed."""
+    rng = Random(seed)
+    gauss = rng.gauss
+    clocks = [_START] * devices
+    # Per household and appliance: on?, and until when. Started at a random point of a cycle.
+    states = [[[rng.random() < 0.3, _START + timedelta(seconds=rng.uniform(0, a[5][1]))] for a in appliances]
+              for _ in range(devices)]
+    while True:
+        for d in range(devices):
+            t = clocks[d] = clocks[d] + step
+            active, reactive = abs(gauss(STANDBY_W, 0.5)), 0.0
+            for state, (_name, power, spread, pf, on_s, off_s) in zip(states[d], appliances):
+                while state[1] <= t:  # a step may cover several switches of a short cycle
+                    state[0] = not state[0]
+                    state[1] += timedelta(seconds=rng.uniform(*(on_s if state[0] else off_s)))
+                if state[0]:
+                    load = power * (1.0 + gauss(0.0, spread))
+                    active += load
+                    reactive += load * math.tan(math.acos(pf))
+            active, reactive = float(round(active)), float(round(reactive * (1.0 + gauss(0.0, 0.05))))
+            apparent, voltage, current, phase, peaks, fft_re, fft_img = _electrical(rng, active, reactive)
+            yield new_record(d + 1, "16071801", 2, False, active, reactive, apparent, current, voltage, phase, peaks,
+                             fft_re, fft_img, t, round(50.0 + gauss(0.0, 0.05), 2), rng.randint(-75, -50), 20)
+
+
+def appliance_lines(devices: int = 3, seed: int = 0, step: timedelta = timedelta(seconds=10),
+                    dialect: str = "firmware") -> Iterator[str]:
+    """appliance_records as event lines, as the sensors would post them."""
+    for record in appliance_records(devices, seed, step):
+        yield render(record, dialect)
 
 
 def _fft(rng: Random, active: float) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -134,3 +134,14 @@ def local_stack(tmp_path, monkeypatch):
     yield running
     running.stop()
     db.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aws_clients():
+    """wattprint.aws caches clients per endpoint and region for a warm Lambda; a test's client (made without
+    credentials, or inside another test's moto) must not serve the next test."""
+    from wattprint import aws
+
+    aws._clients.clear()
+    yield
+    aws._clients.clear()

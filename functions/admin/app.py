@@ -6,14 +6,14 @@
 import json
 import urllib.request
 
-from aws_lambda_powertools import Logger
 
-from wattprint import admin
+from wattprint import admin, observability
+from wattprint.alerts import service as alerts
 from wattprint.clustering import service as clustering
 from wattprint.errors import ServiceError
 from wattprint.live import service as live
 
-logger = Logger()
+logger = observability.logger("AdminFunction")
 
 
 def _send_cfn_response(event, context, status: str, reason: str = "", data: dict | None = None) -> None:
@@ -47,12 +47,13 @@ def _custom_resource(event, context):
     _send_cfn_response(event, context, "SUCCESS", data={"Applied": ",".join(result["applied"]) or "none"})
 
 
-@logger.inject_lambda_context(log_event=False)  # events may carry token material
+@observability.handler(logger)  # events may carry token material
 def handler(event, context):
     if "RequestType" in event and "ResponseURL" in event:
         return _custom_resource(event, context)
     try:
-        # A revoked token's live connections close; clustering adds its operator actions (quarantine).
-        return admin.handle(event, connections=live, more=clustering.OPERATOR_ACTIONS)
+        # A revoked token's live connections close; clustering and alerts add their operator actions (quarantine,
+        # webhooks).
+        return admin.handle(event, connections=live, more={**clustering.OPERATOR_ACTIONS, **alerts.OPERATOR_ACTIONS})
     except ServiceError as error:
         return {"error": error.to_dict()}

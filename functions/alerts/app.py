@@ -1,11 +1,11 @@
 """Alerts API (scope `read`): the scored hours, the alerts, and acknowledging one (see wattprint.alerts)."""
 
-from aws_lambda_powertools import Logger
 
+from wattprint import observability
 from wattprint.alerts import service as alerts
 from wattprint.http import json_response, resolver
 
-logger = Logger()
+logger = observability.logger("AlertsFunction")
 app = resolver()
 
 
@@ -24,6 +24,6 @@ def post_ack(alert_id: str):
     return json_response(200, alerts.acknowledge(alert_id))
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, api=True)
 def handler(event, context):
     return app.resolve(event, context)

@@ -5,13 +5,13 @@ PUT /appliances/{key} (scope ingest) names one. Plain Python all the way down (n
 
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
+from wattprint import observability
 from wattprint.appliances import service
 from wattprint.http import json_response, query_params, resolver
 
-logger = Logger()
+logger = observability.logger("ApplianceFunction")
 app = resolver()
 
 
@@ -58,6 +58,6 @@ def name_appliance(key: str):
     return json_response(200, named)
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, api=True)
 def handler(event, context):
     return app.resolve(event, context)

@@ -1,13 +1,13 @@
 """Authorizer: a token → IAM policy for its scope. TOKEN (REST API, `Authorization: Bearer`) or REQUEST (the
 WebSocket API's $connect, `?token=`)."""
 
-from aws_lambda_powertools import Logger
 
-from wattprint import auth, tokens
+from wattprint import auth, observability, tokens
 
-logger = Logger()
+logger = observability.logger("AuthorizerFunction")
 
 
+@observability.handler(logger)
 def handler(event, context):
     try:
         if event.get("type") == "REQUEST":

@@ -6,14 +6,13 @@ unexpected error, a malformed body) is reported in batchItemFailures: SQS redeli
 timeout and moves it to the dead-letter queue after maxReceiveCount receives.
 """
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.clustering import service as clustering
-from wattprint.metrics import metrics
 
-logger = Logger()
+logger = observability.logger("ClusterFunction")
+clustering.prepare()  # the init phase imports scikit-learn, not the first run (docs/deploy.md)
 # With BatchSize 1 a failed record is the whole batch, for which Powertools would raise by default; report it
 # instead, so the invocation ends cleanly and only that message is retried.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -32,8 +31,7 @@ def record_handler(record, lambda_context=None):
     return outcome
 
 
-@metrics.log_metrics  # RunsFailed, when a run was marked failed (alarmed)
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, sqs=True)
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

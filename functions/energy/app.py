@@ -1,14 +1,13 @@
 """Energy API: POST /energy (scope ingest) and the GET /energy routes (scope read). No numpy: the forecast is a
 median of a few weeks, done in the standard library."""
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.energy import service
 from wattprint.http import json_response, resolver
 
-logger = Logger()
+logger = observability.logger("EnergyFunction")
 app = resolver()
 
 
@@ -50,6 +49,6 @@ def get_forecast():
     return _answer(service.forecast(*_query()))
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, api=True)
 def handler(event, context):
     return app.resolve(event, context)

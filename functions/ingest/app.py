@@ -1,12 +1,11 @@
 """POST /events: sensors post raw events (text, one per line) or canonical records (JSON)."""
 
-from aws_lambda_powertools import Logger
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.http import json_response, raw_body, resolver
 from wattprint.ingest import service as ingest
 
-logger = Logger()
+logger = observability.logger("IngestFunction")
 app = resolver()
 
 
@@ -24,6 +23,6 @@ def post_events():
                          {"Idempotent-Replayed": "true"} if stored.replayed else None)
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, api=True)
 def handler(event, context):
     return app.resolve(event, context)

@@ -1,14 +1,14 @@
 """SQS (the live queue, batched by a 1 s window): announcements of new events and run changes → one push
 request for the push function (outside the VPC), which posts to every connected dashboard."""
 
-from aws_lambda_powertools import Logger
 
+from wattprint import observability
 from wattprint.live import service as live
 
-logger = Logger()
+logger = observability.logger("LiveFunction")
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, sqs=True)
 def handler(event, context):
     outcome, dropped = live.deliver([(record["messageId"], record["body"]) for record in event["Records"]])
     for message_id, error in dropped:

@@ -6,15 +6,14 @@ with 429 when the token holds its cap of open connections. There is no $default 
 
 import json
 
-from aws_lambda_powertools import Logger
-
+from wattprint import observability
 from wattprint.errors import ServiceError
 from wattprint.live import service as live
 
-logger = Logger()
+logger = observability.logger("LiveSocketFunction")
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger)
 def handler(event, context):
     request = event["requestContext"]
     route, connection_id = request["routeKey"], request["connectionId"]

@@ -3,13 +3,12 @@ is delivered here, outside the VPC (webhooks are on the internet; the VPC has no
 the message carries what it needs. A failed delivery is tried again later, each time later (backoff), and
 dead-lettered after the queue's maxReceiveCount; a webhook that is down never holds up scoring."""
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.alerts import service as alerts
 
-logger = Logger()
+logger = observability.logger("NotifyFunction")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -25,7 +24,7 @@ def record_handler(record, lambda_context=None):
     return target
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, sqs=True)
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

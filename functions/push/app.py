@@ -7,12 +7,12 @@ found gone are announced back on the live queue for the live function to forget.
 
 import json
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from wattprint import observability
 from wattprint.live import service as live
 
-logger = Logger()
+logger = observability.logger("PushFunction")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -22,7 +22,7 @@ def record_handler(record, lambda_context=None):
     return gone
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, sqs=True)
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

@@ -5,14 +5,13 @@ Thin: each route hands the request's query parameters to one wattprint.report.se
 dashboard), which checks them and answers. No numpy or scikit-learn anywhere on this path (cold start).
 """
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from wattprint import dashboard, health
+from wattprint import dashboard, health, observability
 from wattprint.http import json_response, resolver
 from wattprint.report import service as report
 
-logger = Logger()
+logger = observability.logger("ReportFunction")
 app = resolver()
 
 
@@ -73,6 +72,6 @@ def get_dashboard_asset(asset: str):
     return _page(asset)
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, api=True)
 def handler(event, context):
     return app.resolve(event, context)

@@ -2,13 +2,12 @@
 hours are scored and its alerts moved on (see wattprint.alerts.service.score_changes). A redelivered message
 finds nothing left to do; a failed one is retried by SQS and dead-lettered after maxReceiveCount."""
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.alerts import service as alerts
 
-logger = Logger()
+logger = observability.logger("ScoreFunction")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -18,7 +17,7 @@ def record_handler(record, lambda_context=None):
     return outcome
 
 
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger, sqs=True)
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

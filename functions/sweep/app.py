@@ -4,18 +4,15 @@ expired idempotency keys (see wattprint.clustering.sweep). Alerts: hand over not
 and re-announce energy changes whose message was lost (see wattprint.alerts.service.sweep). One schedule for both:
 every wake keeps a paused Aurora awake for minutes."""
 
-from aws_lambda_powertools import Logger
 
-from wattprint import settings
+from wattprint import observability, settings
 from wattprint.alerts import service as alerts
 from wattprint.clustering import service as clustering
-from wattprint.metrics import metrics
 
-logger = Logger()
+logger = observability.logger("SweepFunction")
 
 
-@metrics.log_metrics  # RunsFailed, when runs were given up (alarmed)
-@logger.inject_lambda_context(log_event=False)
+@observability.handler(logger)
 def handler(event, context):
     config = settings.load()
     outcome = clustering.sweep_runs(config)

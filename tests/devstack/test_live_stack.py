@@ -178,3 +178,21 @@ def test_the_local_management_api_refuses_a_message_over_api_gateways_limit(stac
         assert client.recv_json(timeout=10) == {"fits": True}
     finally:
         client.close()
+
+
+def test_the_last_event_of_a_burst_reaches_the_page(stack):
+    """Single-event POSTs as fast as one client goes: most announcements are skipped (one a second while a
+    dashboard is connected, none before the stack's count has seen it), yet the page gets the last event."""
+    from wattprint.live import announce
+
+    post(stack, "\n".join(lines(3)))  # stored before anyone listens
+    skipped = sum(announce.GATE.skipped.values())
+    client = websocket.Client(ws_url(stack, stack.info["tokens"]["read"]))
+    try:
+        for line in lines(40, seed=8):
+            post(stack, line)
+        last = until(client, lambda m: m["type"] == "events" and m["last_seq"] == 43, limit=200)
+        assert last["total"] == 43 and last["items"][-1]["seq"] == 43
+        assert sum(announce.GATE.skipped.values()) > skipped  # some were skipped, and nothing was lost
+    finally:
+        client.close()

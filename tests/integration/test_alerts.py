@@ -270,3 +270,38 @@ def test_scoring_and_the_api_work_as_their_own_logins_and_no_more(api, conn, log
         db.execute("UPDATE alerts SET status = 'resolved'")
     with pytest.raises(DatabaseError, match="permission denied"):
         db.execute("SELECT secret FROM webhooks")
+
+
+def test_operator_actions_register_list_and_remove_webhooks(database, monkeypatch):
+    from wattprint.errors import BadRequest, NotFound
+
+    actions = alerts.OPERATOR_ACTIONS
+    monkeypatch.delenv("WEBHOOK_ALLOW_HTTP", raising=False)
+    with pytest.raises(BadRequest):  # in AWS: https only
+        actions["register_webhook"]({"url": "http://127.0.0.1:8099/hook"})
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "true")  # the local stack's setting
+    hook = actions["register_webhook"]({"url": "http://127.0.0.1:8099/hook", "device_id": 9})
+    assert hook["secret"].startswith("whsec_") and hook["device_id"] == 9
+    listed = actions["list_webhooks"]({})["webhooks"]
+    assert [w["id"] for w in listed] == [hook["id"]] and "secret" not in listed[0]  # shown once, never listed
+    with pytest.raises(BadRequest):
+        actions["register_webhook"]({"url": "https://example.com/x", "device_id": "nine"})
+    with pytest.raises(BadRequest):
+        actions["remove_webhook"]({"webhook_id": "1"})
+    assert actions["remove_webhook"]({"webhook_id": hook["id"]}) == {"removed": hook["id"]}
+    with pytest.raises(NotFound):
+        actions["remove_webhook"]({"webhook_id": hook["id"]})
+
+
+def test_the_local_cli_registers_and_removes_a_webhook(database, capsys):
+    from local import admin as cli
+
+    assert cli.main(["register_webhook", "--url", "https://example.com/hook", "--device-id", "9"]) == 0
+    hook = json.loads(capsys.readouterr().out)
+    assert hook["secret"].startswith("whsec_") and hook["device_id"] == 9
+    assert cli.main(["list_webhooks"]) == 0
+    assert [w["id"] for w in json.loads(capsys.readouterr().out)["webhooks"]] == [hook["id"]]
+    assert cli.main(["register_webhook", "--url", "ftp://example.com/x"]) == 2
+    assert "https://" in capsys.readouterr().err
+    assert cli.main(["remove_webhook", "--webhook-id", str(hook["id"])]) == 0
+    assert cli.main(["remove_webhook", "--webhook-id", str(hook["id"])]) == 2

@@ -84,3 +84,4 @@ def test_tls_context_verifies_chain_and_hostname(monkeypatch):
     context = db._ssl_context(settings.DatabaseSettings(host="h", port=5432, name="n", user="u",
                                                         sslmode="verify-full"))
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+

@@ -30,6 +30,9 @@ def test_a_batch_of_energy_announcements_is_one_message_with_the_latest_value_pe
 def test_long_announcements_are_cut_and_say_so(monkeypatch):
     sent = []
     monkeypatch.setattr(announce, "announce", lambda message: sent.append(message) or True)
+    # Energy buckets are announced only while a dashboard is connected (issue 18): this instance counts one.
+    monkeypatch.setenv("LIVE_QUEUE_URL", "https://sqs.example/live")
+    monkeypatch.setattr(announce, "GATE", announce.Gate(count=lambda: 1))
     items = [{**ITEM, "datetime": f"2019-01-05T00:{m:02d}:00Z"} for m in range(announce.MAX_ENERGY_ITEMS + 1)]
     assert announce.energy_changed(items)
     assert len(sent[0]["items"]) == announce.MAX_ENERGY_ITEMS and sent[0]["truncated"] is True

@@ -21,7 +21,7 @@ from typing import Iterator
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from . import aws
+from . import aws, observability
 from . import settings as settings_module
 from .errors import DatabaseUnavailable
 
@@ -188,6 +188,13 @@ def reset() -> None:
 
 @contextmanager
 def transaction() -> Iterator[Connection]:
+    """BEGIN … COMMIT (see _transaction), one subsegment of the trace."""
+    with observability.subsegment("db.transaction"), _transaction() as conn:
+        yield conn
+
+
+@contextmanager
+def _transaction() -> Iterator[Connection]:
     """BEGIN … COMMIT on this instance's connection, ROLLBACK on any error.
 
     A connection that died while the instance was frozen fails at BEGIN, before anything was sent, so it is
@@ -219,6 +226,12 @@ def transaction() -> Iterator[Connection]:
 
 
 def execute(sql: str, *, prepare: bool = False, **params):
+    """One statement in autocommit (see _execute), one subsegment of the trace."""
+    with observability.subsegment("db.execute"):
+        return _execute(sql, prepare=prepare, **params)
+
+
+def _execute(sql: str, *, prepare: bool = False, **params):
     """One statement in autocommit (reads, and single-row updates that are safe to repeat).
 
     A connection that died while the instance was frozen fails on first use: it is re-opened and the statement
@@ -244,3 +257,4 @@ def execute(sql: str, *, prepare: bool = False, **params):
                 discard(conn)  # the retry reconnects
             continue
     raise AssertionError("unreachable")
+

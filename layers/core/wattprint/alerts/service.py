@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from .. import aws, db
 from ..errors import BadRequest, NotFound
+from .. import settings as settings_module
 from ..settings import AlertSettings
 from ..energy import service as energy
 from ..live import service as live
@@ -279,9 +280,9 @@ def register_webhook(url: str, device_id: int | None, allow_http: bool) -> dict:
     return {**hook, "secret": secret}
 
 
-def webhooks() -> list[dict]:
+def webhooks() -> dict:
     with db.transaction() as conn:
-        return store.list_webhooks(conn)
+        return {"webhooks": store.list_webhooks(conn)}
 
 
 def remove_webhook(webhook_id: int) -> dict:
@@ -289,6 +290,25 @@ def remove_webhook(webhook_id: int) -> dict:
         if not store.remove_webhook(conn, webhook_id):
             raise NotFound(f"no webhook {webhook_id}", webhook_id=webhook_id)
     return {"removed": webhook_id}
+
+
+def _operator_register(request: dict) -> dict:
+    device = request.get("device_id")
+    if device is not None and (not isinstance(device, int) or isinstance(device, bool)):
+        raise BadRequest("device_id must be an integer (or absent: every device)", field="device_id")
+    return register_webhook(request.get("url", ""), device, settings_module.load().alerts.allow_http_webhooks)
+
+
+def _operator_remove(request: dict) -> dict:
+    webhook_id = request.get("webhook_id")
+    if not isinstance(webhook_id, int) or isinstance(webhook_id, bool):
+        raise BadRequest("webhook_id must be an integer", field="webhook_id")
+    return remove_webhook(webhook_id)
+
+
+# The alerts' operator actions, for wattprint.admin.handle(request, more=...) (the admin function, the local CLI).
+OPERATOR_ACTIONS = {"register_webhook": _operator_register, "list_webhooks": lambda request: webhooks(),
+                    "remove_webhook": _operator_remove}
 
 
 def openapi() -> tuple[dict, dict]:

@@ -29,7 +29,7 @@ import json
 import logging
 import time
 
-from .. import db, metrics
+from .. import db, observability
 from ..errors import DatabaseUnavailable
 from ..live import service as live
 from ..settings import ClusteringSettings, Settings, clustering_settings
@@ -98,6 +98,23 @@ def retire_labels(keep: int) -> list[int] | None:
     return retired
 
 
+def _events_behind(threshold: int) -> None:
+    """How far the newest labels lag behind what is stored (the metric; the next run's threshold is this far
+    closer). Read with the cluster role's own grant (events), and never a reason to redeliver a done run."""
+    try:
+        stored = db.execute("SELECT coalesce(max(seq), 0) FROM events", prepare=True)[0][0]
+    except DatabaseUnavailable as error:
+        log.warning("events behind the newest run not measured: %s", error)
+        return
+    observability.count(observability.EVENTS_BEHIND, max(0, stored - threshold))
+
+
+def prepare() -> None:
+    """The cluster function's init: import what a run computes with (numpy, scikit-learn: ~1.3 s), so that a cold
+    instance pays it before its first message, and SnapStart or provisioned concurrency would keep it paid."""
+    from . import fit, labels  # noqa: F401
+
+
 def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int = 3,
             config: ClusteringSettings | None = None) -> dict:
     """Run one clustering run at least once, safely: what the cluster function calls per SQS record.
@@ -111,6 +128,7 @@ def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int
         if superseded is not None:
             log.info("clustering run %s superseded by run %s", run_id, superseded.superseded_by)
             live.run_changed(run_id)
+            observability.count(observability.RUNS_SUPERSEDED)
             return {"run_id": run_id, "threshold": threshold, "status": runs.SUPERSEDED,
                     "superseded_by": superseded.superseded_by, "skipped": True}
         claimed = runs.claim(run_id, threshold, lease_seconds, max_attempts)
@@ -122,18 +140,20 @@ def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int
         return {"run_id": run_id, "threshold": threshold, "status": "unknown", "error": str(error), "retry": False}
     if isinstance(claimed, runs.Skipped):
         if claimed.status == runs.FAILED:  # this claim gave the run up
-            metrics.runs_failed()
+            observability.count(observability.RUNS_FAILED)
             log.error("clustering run %s given up: its last allowed attempt stopped without finishing", run_id)
             live.run_changed(run_id)
             return {"run_id": run_id, "threshold": threshold, "status": runs.FAILED, "gave_up": True, "retry": False}
+        observability.count(observability.RUNS_SKIPPED)
         return {"run_id": run_id, "threshold": threshold, "status": claimed.status, "skipped": True}
     outcome = {"run_id": run_id, "threshold": threshold, "attempt": claimed.attempt}
     live.run_changed(run_id)  # dashboards: running
+    started = time.perf_counter()
     try:
         figures = compute(claimed)
     except runs.PermanentRunError as error:
         if runs.fail(claimed, str(error), excluded=error.excluded):  # DatabaseUnavailable: raised, redelivered
-            metrics.runs_failed()
+            observability.count(observability.RUNS_FAILED)
         log.warning("clustering run %s failed permanently: %s", run_id, error)
         live.run_changed(run_id)
         return {**outcome, "status": runs.FAILED, "error": str(error), "retry": False}
@@ -143,13 +163,17 @@ def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int
     except Exception as error:
         try:
             if runs.fail(claimed, db.describe(error)):  # the whole error is in the handler's log
-                metrics.runs_failed()
+                observability.count(observability.RUNS_FAILED)
             live.run_changed(run_id)
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
         raise
     retired = retire_labels(config.label_retention)
     live.run_changed(run_id)  # dashboards: done
+    observability.count(observability.RUNS_DONE)
+    observability.milliseconds(observability.FIT_DURATION, figures["fit_ms"])
+    observability.milliseconds(observability.RUN_DURATION, (time.perf_counter() - started) * 1000)
+    _events_behind(threshold)
     return {**outcome, "status": runs.DONE, **figures, "labels_retired": retired}
 
 

@@ -13,7 +13,7 @@ The local stack calls after_restart() when it starts, before its first sweep (se
 
 from __future__ import annotations
 
-from .. import metrics
+from .. import observability
 from ..ingest import service as ingest
 from ..live import service as live
 from ..settings import Settings
@@ -22,7 +22,9 @@ from . import runs
 
 def sweep_runs(config: Settings) -> dict:
     expired = runs.expire(config.run_max_attempts)
-    metrics.runs_failed(sum(1 for e in expired if e.status == runs.FAILED))
+    given_up = sum(1 for e in expired if e.status == runs.FAILED)
+    if given_up:
+        observability.count(observability.RUNS_FAILED, given_up)
     for e in expired:
         live.run_changed(e.run_id)
     purged = ingest.purge_idempotency_keys()

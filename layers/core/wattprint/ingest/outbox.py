@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Callable
 
-from .. import aws, db
+from .. import aws, db, observability
 from ..errors import DatabaseUnavailable
 from .store import Run
 
@@ -41,7 +41,8 @@ def sqs_sender(queue_url: str | None, region: str | None) -> Sender:
     client = aws.client("sqs", region=region, attempts=3)  # a lost send waits for the sweep: try a little harder
 
     def send(run: Run) -> None:
-        client.send_message(QueueUrl=queue_url, MessageBody=message(run))
+        client.send_message(QueueUrl=queue_url, MessageBody=message(run),
+                            MessageAttributes=observability.message_attributes())
 
     return send
 

@@ -13,20 +13,16 @@ from datetime import timedelta
 
 from pg8000.exceptions import DatabaseError
 
-from .. import db
+from .. import db, observability
 from ..energy import service as energy
 from ..errors import (BadRequest, IdempotencyKeyReused, InvalidBody, InvalidEvent, InvalidIdempotencyKey, InvalidValue,
-                      PayloadTooLarge, UnsupportedEncoding, UnsupportedMediaType)
+                      PayloadTooLarge, ServiceError, UnsupportedEncoding, UnsupportedMediaType)
 from ..http import GZIP_MAGIC, inflate_gzip
+from ..limits import MAX_BODY_BYTES, MAX_EVENTS
 from ..live import service as live
 from ..settings import Settings
 from . import outbox, parser, store
 from .record import EventRecord
-
-# 1000 events of the real sensors' size are ~457 KB: this leaves twice that, and base64 (4/3) of it stays well
-# inside Lambda's 6 MB request limit.
-MAX_BODY_BYTES = 1024 * 1024
-MAX_EVENTS = 1000
 TEXT_TYPES = ("text/plain", "application/octet-stream")
 # How long a key is remembered: far longer than any client retries for, short enough to keep the table small.
 KEY_TTL = timedelta(hours=24)
@@ -151,6 +147,21 @@ def _replay(principal: str, key: str, digest: bytes) -> store.Stored | None:
 
 def accept(raw: bytes, content_type: str | None, settings: Settings, *, content_encoding: str | None = None,
            idempotency_key: str | None = None, principal: str = "") -> store.Stored:
+    """POST /events, with what operators watch: events accepted, requests rejected by reason, runs opened."""
+    try:
+        stored = _accept(raw, content_type, settings, content_encoding, idempotency_key, principal)
+    except ServiceError as error:
+        observability.count(observability.EVENTS_REJECTED, reason=error.code)  # one per request: all or nothing
+        raise
+    if not stored.replayed:
+        observability.count(observability.EVENTS_ACCEPTED, len(stored.ids))
+        if stored.runs:
+            observability.count(observability.RUNS_OPENED, len(stored.runs))
+    return stored
+
+
+def _accept(raw: bytes, content_type: str | None, settings: Settings, content_encoding: str | None,
+            idempotency_key: str | None, principal: str) -> store.Stored:
     """POST /events (the ingest function): decode and parse the body (bytes as received), store it in one
     transaction, once per idempotency key, send the runs it opened, announce."""
     key = check_key(idempotency_key)

@@ -189,8 +189,16 @@ def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], t
             _ID_SEQ.pack_into(payload, offset, first_id + i, 8, last - n + 1 + i)
         conn.run(_COPY, stream=[payload])  # an iterable is sent as one CopyData message; a file, in 8 KiB ones
     else:
-        rows = db.prepared(conn, _INSERT_JSON).run(n=n, every=threshold, rows=_json_rows(events))
-        ids = [row[1] for row in sorted((r for r in rows if not r[0]), key=lambda r: r[2])]
-        last = max(row[2] for row in rows if not row[0])
+        return _stored(db.prepared(conn, _INSERT_JSON).run(n=n, every=threshold, rows=_json_rows(events)))
     runs = sorted((Run(row[1], row[2]) for row in rows if row[0]), key=lambda run: run.threshold)
     return Stored(ids=ids, total=last, runs=runs)
+
+
+def _stored(rows: list) -> Stored:
+    """What _INSERT_JSON answered."""
+    ids = [row[1] for row in sorted((r for r in rows if not r[0]), key=lambda r: r[2])]
+    last = max(row[2] for row in rows if not row[0])
+    runs = sorted((Run(row[1], row[2]) for row in rows if row[0]), key=lambda run: run.threshold)
+    return Stored(ids=ids, total=last, runs=runs)
+
+

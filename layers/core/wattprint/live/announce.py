@@ -8,45 +8,151 @@ the ingest function imports it on every cold start. See wattprint.live.live for 
     {"kind": "events", "first_seq": a, "last_seq": b}
     {"kind": "run", "run_id": r}
     {"kind": "gone", "connection_ids": [...]}
+    {"kind": "tick", "after_seq": n}        the live function's own "look again", sent with a delay
     {"kind": "energy", "items": [{"device_id", "datetime", "value", "coverage", "flags"}, ...], "truncated": bool}
     {"kind": "alert", "alert": {...}}          a notification's payload, pushed as it is
+
+Announcing only when it can matter: one SQS send per ingest request was most of an ingest request's cost
+(issue 18), and a live batch only ever needs one announcement. So an instance (the GATE below) sends nothing
+while no dashboard is connected (a connection count it re-reads at most every COUNT_TTL seconds) and at most
+one events announcement per INTERVAL while one is. Nothing is lost by skipping: the live function pushes every
+event up to the stored total at the time it runs, not just the announced ones, and after each push it sends
+itself a tick delayed by TICK_DELAY (>= INTERVAL) seconds that pushes whatever was stored meanwhile — including
+the events whose announcement was skipped because one had just been sent. A tick that finds nothing new ends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from typing import Callable
 
-from .. import aws, settings
+from .. import aws, observability, settings
 
 log = logging.getLogger(__name__)
 
+INTERVAL = 1.0  # s: the live queue's batching window; announcing more often than that buys a dashboard nothing
+COUNT_TTL = 1.0  # s a connection count is trusted: how late a new dashboard can be noticed
+TICK_DELAY = 1  # s, whole (SQS DelaySeconds): at least INTERVAL, see the module docstring
+CONNECT_TICK_DELAY = 2  # s: longer than COUNT_TTL, so an instance that had counted no dashboard has re-counted
 
-def announce(message: dict) -> bool:
+NO_CONNECTION, THROTTLED = "no_connection", "throttled"
+
+
+def announce(message: dict, delay_seconds: int = 0) -> bool:
     """Put one announcement on the live queue (LIVE_QUEUE_URL); False if it is off or the send failed."""
     queue = settings.live_settings().queue_url
     if not queue:
         return False
     try:
-        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(message))
+        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(message),
+                                       MessageAttributes=observability.message_attributes(),
+                                       **({"DelaySeconds": int(delay_seconds)} if delay_seconds else {}))
+        observability.count(observability.ANNOUNCEMENTS_SENT)
         return True
     except aws.errors() as error:
         log.warning("live update not announced (dashboards catch up from the API): %s", error)
         return False
 
 
+def count_connections() -> int:
+    from .. import db  # here, not at import: the push function announces too and has no database
+
+    return db.execute("SELECT count(*) FROM live_connections")[0][0]
+
+
+def _skipped(reason: str) -> None:
+    # Two names, not a dimension: added to the invocation's own metrics, no record of their own per request.
+    observability.count(observability.ANNOUNCEMENTS_SKIPPED + ("NoDashboard" if reason == NO_CONNECTION else
+                                                               "Throttled"))
+
+
+class Gate:
+    """Whether an announcement can matter now, for one instance (a Lambda instance; the local stack's process,
+    whose worker threads share it, hence the lock)."""
+
+    def __init__(self, count: Callable[[], int] = count_connections, clock: Callable[[], float] = time.monotonic,
+                 interval: float = INTERVAL, ttl: float = COUNT_TTL):
+        self._count, self._clock, self.interval, self.ttl = count, clock, interval, ttl
+        self._lock = threading.Lock()
+        self._connections, self._counted_at, self._sent_at = 0, float("-inf"), float("-inf")
+        self.skipped = {NO_CONNECTION: 0, THROTTLED: 0}
+
+    def connected(self) -> bool:
+        with self._lock:
+            if self._clock() - self._counted_at < self.ttl:
+                return self._connections > 0
+        try:
+            connections = self._count()
+        except Exception as error:  # noqa: BLE001 — best effort: when in doubt, announce
+            log.warning("live connections not counted, announcing anyway: %s", error)
+            return True
+        with self._lock:
+            self._connections, self._counted_at = connections, self._clock()
+        return connections > 0
+
+    def events(self) -> str | None:
+        """None when an events announcement is to be sent now, else why not (NO_CONNECTION or THROTTLED)."""
+        reason = None
+        if not self.connected():
+            reason = NO_CONNECTION
+        else:
+            with self._lock:
+                now = self._clock()
+                if now - self._sent_at < self.interval:
+                    reason = THROTTLED
+                else:
+                    self._sent_at = now
+        if reason:
+            with self._lock:
+                self.skipped[reason] += 1
+            _skipped(reason)
+        return reason
+
+    def run(self) -> str | None:
+        """Run changes are few and each one matters: only the connection count holds them back."""
+        if self.connected():
+            return None
+        with self._lock:
+            self.skipped[NO_CONNECTION] += 1
+        _skipped(NO_CONNECTION)
+        return NO_CONNECTION
+
+
+GATE = Gate()
+
+
 def events_stored(first_seq: int, last_seq: int) -> bool:
+    """Announce stored events if a dashboard can see them and none was announced within INTERVAL."""
+    if not settings.live_settings().queue_url or GATE.events() is not None:
+        return False
     return announce({"kind": "events", "first_seq": int(first_seq), "last_seq": int(last_seq)})
 
 
 def run_changed(run_id: int) -> bool:
+    if not settings.live_settings().queue_url or GATE.run() is not None:
+        return False
     return announce({"kind": "run", "run_id": int(run_id)})
+
+
+def tick(after_seq: int, delay_seconds: int = TICK_DELAY) -> bool:
+    """Ask the live function to push, in `delay_seconds`, whatever was stored after `after_seq`."""
+    return announce({"kind": "tick", "after_seq": int(after_seq)}, delay_seconds)
 
 
 MAX_ENERGY_ITEMS = 200  # buckets per announcement (SQS takes 256 KiB); beyond, dashboards re-read the API
 
 
 def energy_changed(items: list[dict]) -> bool:
+    """Buckets cannot be caught up by a tick: only the connection count holds them back (a dashboard that connects
+    reads the energy view from the API)."""
+    if not settings.live_settings().queue_url:
+        return False
+    if not GATE.connected():
+        _skipped(NO_CONNECTION)
+        return False
     return announce({"kind": "energy", "items": items[:MAX_ENERGY_ITEMS], "truncated": len(items) > MAX_ENERGY_ITEMS})
 
 
@@ -87,7 +193,7 @@ def parse(body: str) -> dict:
         return doc
     if kind == "alert" and isinstance(doc.get("alert"), dict):
         return doc
-    keys = {"events": ("first_seq", "last_seq"), "run": ("run_id",)}.get(kind)
+    keys = {"events": ("first_seq", "last_seq"), "run": ("run_id",), "tick": ("after_seq",)}.get(kind)
     if keys is None or not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in keys):
         raise InvalidAnnouncement(f"not an announcement: {body[:200]!r}")
     return doc

@@ -7,6 +7,11 @@ one `run` message per run, and queues them with the connection ids on the push q
 `@connections` API is a public endpoint and the VPC has no NAT — posts them, and announces the connections it
 found gone, which the live function then forgets. Both hops use SQS, which the VPC already reaches.
 
+Announcements are sent only while a dashboard is connected and at most one per instance a second
+(wattprint.announce), so an `events` message holds every event stored since the earliest one announced, up to
+the total at the time it is built; each push of events is followed by a delayed tick that pushes what was
+stored after it (a skipped announcement's events), and a new connection gets one too.
+
 Messages, as JSON text frames:
 
     {"type": "events", "total": T, "first_seq": a, "last_seq": b, "items": [...]}   items as in GET /events
@@ -19,8 +24,9 @@ from __future__ import annotations
 import json
 import logging
 
-from .. import aws, db, settings
+from .. import aws, db, observability, settings
 from ..report import service as report
+from . import announce
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +76,16 @@ def events_messages(total: int, first_seq: int, last_seq: int, items: list[dict]
 def messages(announcements: list[dict]) -> list[dict]:
     """What a batch of announcements means for a dashboard, read now from the database."""
     out = []
-    spans = [(a["first_seq"], a["last_seq"]) for a in announcements if a["kind"] == "events"]
-    if spans:
-        first, last = min(s[0] for s in spans), max(s[1] for s in spans)
-        # The batch's own events (the newest MAX_ITEMS of them); first_seq stays the true first, so a dashboard
-        # that sees a gap fetches it from the API.
-        stored = report.events_between(max(first, last - MAX_ITEMS + 1), last)
-        out += events_messages(stored["total"], first, last, stored["items"])
+    starts = [a["first_seq"] for a in announcements if a["kind"] == "events"]
+    starts += [a["after_seq"] + 1 for a in announcements if a["kind"] == "tick"]
+    if starts:
+        first = min(starts)
+        # Up to the total now, not the announced last_seq: announcements skipped since are covered (see above).
+        # The newest MAX_ITEMS of them; first_seq stays the true first, so a dashboard that sees a gap fetches it
+        # from the API.
+        stored = report.events_since(first, MAX_ITEMS)
+        if stored["total"] >= first:
+            out += events_messages(stored["total"], first, stored["total"], stored["items"])
     run_ids = {a["run_id"] for a in announcements if a["kind"] == "run"}
     if run_ids:
         out += [{"type": "run", "run": run} for run in report.runs_by_id(run_ids)]
@@ -110,6 +119,9 @@ def connect(connection_id: str, token_id: int, token_name: str | None, per_token
         if conn.run(_OPEN, token_id=token_id, id=connection_id)[0][0] >= per_token:
             return False
         conn.run(_INSERT, id=connection_id, token_id=token_id, name=token_name)
+    # Ingest instances that counted no dashboard a moment ago skip their announcements until they count again:
+    # this tick pushes what they stored meanwhile.
+    announce.tick(report.stored_total(), announce.CONNECT_TICK_DELAY)
     return True
 
 
@@ -178,13 +190,14 @@ def push_requests(endpoint: str, ids: list[str], payloads: list[dict],
 def deliver(announcements: list[dict]) -> dict:
     """The live function's work for one batch: forget connections the push function found gone, build the
     messages, and queue them for the push function (PUSH_QUEUE_URL) with the connection ids and the endpoint it
-    posts them to (LIVE_MANAGEMENT_ENDPOINT). Returns counts."""
+    posts them to (LIVE_MANAGEMENT_ENDPOINT); after events, a tick to look again (see above). Returns counts."""
     gone = [cid for a in announcements if a["kind"] == "gone" for cid in a["connection_ids"]]
     disconnect(gone)
-    payloads = messages(announcements)
     ids = connections()
+    observability.count(observability.LIVE_CONNECTIONS, len(ids))
+    payloads = messages(announcements) if ids else []  # nobody to tell: nothing to read
     requests = []
-    if payloads and ids:
+    if payloads:
         config = settings.live_settings()
         queue, endpoint = config.push_queue_url, config.management_endpoint
         if not (queue and endpoint):
@@ -192,5 +205,11 @@ def deliver(announcements: list[dict]) -> dict:
         requests = push_requests(endpoint, ids, payloads)
         for request in requests:
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
-                                                       MessageBody=json.dumps(request, separators=(",", ":")))
-    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "requests": len(requests)}
+                                                       MessageBody=json.dumps(request, separators=(",", ":")),
+                                                       MessageAttributes=observability.message_attributes())
+            observability.count(observability.PUSHES)
+    pushed = [p["last_seq"] for p in payloads if p["type"] == "events"]
+    if pushed:
+        announce.tick(pushed[-1])
+    return {"messages": len(payloads), "connections": len(ids), "forgotten": len(gone), "requests": len(requests),
+            "ticked": bool(pushed)}

@@ -68,11 +68,17 @@ def openapi(query: dict | None) -> dict:
     return document.document()
 
 
-def events_between(first: int, last: int) -> dict:
-    """For live updates: the events with seq in [first, last] as GET /events items (the current run's labels),
-    and how many events are stored in all."""
-    items = queries.events_between(first, last)
-    return {"total": queries.events_total(), "items": items}
+def events_since(first: int, at_most: int) -> dict:
+    """For live updates: how many events are stored in all, and the newest `at_most` of those with seq >= first,
+    as GET /events items (the current run's labels), oldest first."""
+    total = queries.events_total()
+    items = queries.events_between(max(first, total - at_most + 1), total) if total >= first else []
+    return {"total": total, "items": items}
+
+
+def stored_total() -> int:
+    """For live updates: how many events are stored."""
+    return queries.events_total()
 
 
 def runs_by_id(run_ids: set[int]) -> list[dict]:
