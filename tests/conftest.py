@@ -137,11 +137,14 @@ def local_stack(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_aws_clients():
-    """wattprint.aws caches clients per endpoint and region for a warm Lambda; a test's client (made without
-    credentials, or inside another test's moto) must not serve the next test."""
-    from wattprint import aws
+def _fresh_per_instance_state():
+    """What a warm Lambda instance keeps between invocations must not leak from one test into the next:
+    wattprint.aws's clients (one made without credentials, or inside another test's moto), and metrics a test
+    added by calling a service directly, which the next handler invocation would flush as its own."""
+    from wattprint import aws, observability
 
     aws._clients.clear()
+    observability.metrics.clear_metrics()
     yield
     aws._clients.clear()
+    observability.metrics.clear_metrics()
