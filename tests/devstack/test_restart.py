@@ -21,7 +21,8 @@ import pytest
 from local.pg import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
-INGEST, READ = "wp_restart_test_ingest_token_0123456789", "wp_restart_test_read_token_0123456789"
+# Pinned dev tokens, of the shape tokens.py makes ('wp_' and 43 URL-safe characters).
+INGEST, READ = "wp_" + "restart-test-ingest".ljust(43, "0"), "wp_" + "restart-test-read".ljust(43, "0")
 THRESHOLD = 200
 
 # The first stack: `python -m local` with the clustering stalled forever at one point (test code, in the test).
