@@ -21,8 +21,8 @@ import pytest
 from local.pg import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
-# Tokens of the form tokens.create accepts: "wp_" and 43 URL-safe characters.
-INGEST, READ = "wp_restart-test-ingest-token-0123456789abcdefg", "wp_restart-test-read-token-0123456789abcdefghi"
+# Pinned dev tokens, of the shape tokens.py makes ('wp_' and 43 URL-safe characters).
+INGEST, READ = "wp_" + "restart-test-ingest".ljust(43, "0"), "wp_" + "restart-test-read".ljust(43, "0")
 THRESHOLD = 200
 
 # The first stack: `python -m local` with the clustering stalled forever at one point (test code, in the test).
@@ -131,7 +131,11 @@ def test_a_stack_killed_right_after_a_threshold_finishes_that_run_after_it_is_st
         assert status == 200 and summary["run"]["id"] == run["id"] and summary["clusters"]
         assert summary["latest_run"]["status"] == "done"
         second.send_signal(signal.SIGINT)  # an orderly stop, as Ctrl-C: it stops the embedded PostgreSQL too
-        assert second.wait(240) == 0  # generous: on a loaded machine its threads take a while to wind down
+        try:
+            assert second.wait(240) == 0  # generous: on a loaded machine its threads take a while to wind down
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the restarted stack did not stop on SIGINT\n"
+                                 + log.read_text(errors="replace")[-4000:]) from None
     finally:
         kill_group(first)
         if second is not None:
