@@ -3,26 +3,13 @@ appears live as an alert, is announced, and can be acknowledged with the keyboar
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from datetime import timedelta
 
 from playwright.sync_api import sync_playwright
 
 from local.usage_synth import household
+from tests.devstack.test_alerts_stack import iso, post_energy
 from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
-
-
-def post_energy(stack, device, points):
-    body = json.dumps({"device_id": device, "units": "kWh", "data": points}).encode()
-    request = urllib.request.Request(stack.info["url"] + "/energy", data=body, method="POST", headers={
-        "Authorization": f"Bearer {stack.info['tokens']['ingest']}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-
-
-def iso(t):
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_an_alert_arrives_live_and_is_acknowledged(local_stack):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .. import query
 from ..errors import InvalidParameter
 from ..http import query_params
 from . import times
@@ -13,7 +14,6 @@ from . import times
 MAX_POINTS = 10_000  # steps in one answer: a year of hours, 104 days of quarter hours
 MAX_COUNT = 1000
 DEFAULT_COUNT = 3
-CSV_TYPE = "text/csv"
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 
 SERIES = ("device_id", "start", "end", "resolution", "format")
@@ -87,11 +87,5 @@ def resolution_name(step: int) -> str:
 
 
 def wants_csv(params: dict[str, str], accept: str | None) -> bool:
-    fmt = params.get("format")
-    if fmt is not None:
-        if fmt not in ("json", "csv"):
-            raise InvalidParameter(f"format must be json or csv, not {fmt!r}", parameter="format")
-        return fmt == "csv"
-    ranked = [part.split(";")[0].strip().lower() for part in (accept or "").split(",")]
-    return CSV_TYPE in ranked and ("application/json" not in ranked
-                                   or ranked.index(CSV_TYPE) < ranked.index("application/json"))
+    """?format= wins, else the Accept header: negotiated one way for every route (wattprint.query)."""
+    return query.wants_csv(params.get("format"), accept)
