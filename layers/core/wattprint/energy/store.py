@@ -1,5 +1,6 @@
 """The energy capability's SQL, and the one recompute both sources share. Every function runs inside the
-caller's transaction (or, for reads, on the instance's connection).
+caller's transaction (or, for reads, on the instance's connection). Over 300 lines because it is mostly SQL
+constants, kept next to the code that runs them.
 
 Times cross the wire as integer microseconds since the epoch (`_T` turns one into a timestamptz, `_US` back):
 exact, and no datetime objects built per row.

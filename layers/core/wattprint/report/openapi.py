@@ -4,7 +4,7 @@ Built from the same names the code uses (the canonical record's fields, the eigh
 parameters and limits), so renaming a field cannot leave the document behind. Schemas are JSON Schema 2020-12
 and strict (`additionalProperties: false`): tests validate real responses against them.
 
-Hand-written and ~380 lines on purpose: it is one document, mostly data, that reads top to bottom like the API
+Hand-written and ~580 lines on purpose: it is one document, mostly data, that reads top to bottom like the API
 it describes; tests/integration/test_openapi.py keeps it true (every template.yaml route is in it, real answers
 validate against its schemas). Generating it from the routes would need declared models the handlers do not
 have (Powertools' OpenAPI support brings pydantic into every cold start).

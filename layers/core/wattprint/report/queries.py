@@ -1,4 +1,5 @@
 """The report's reads from the database: cluster summary, runs, labelled events (keyset pages), one event.
+Over 300 lines because it is mostly SQL constants, kept next to the code that runs them.
 
 Stdlib and pg8000 only (no numpy, no scikit-learn): the report function's cold start stays small.
 
