@@ -3,6 +3,7 @@ and a test checks the whole against template.yaml and real answers)."""
 
 from __future__ import annotations
 
+from .. import schema
 from .params import MAX_LIMIT
 from .scoring import METHODS
 
@@ -19,8 +20,7 @@ def _q(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _object(properties: dict) -> dict:
-    return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
+_object = schema.strict_object
 
 
 SCHEMAS = {

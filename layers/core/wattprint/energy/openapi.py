@@ -3,6 +3,7 @@ wattprint.energy.service.openapi()), built from the names and limits the code us
 
 from __future__ import annotations
 
+from .. import schema
 from . import forecast as energy_forecast
 from . import params as energy_params
 from . import readings as energy_readings
@@ -14,20 +15,7 @@ _COMMON = {"401": {"$ref": "#/components/responses/Unauthorized"},
            "503": {"$ref": "#/components/responses/Unavailable"}}
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: dict) -> dict:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _object(properties: dict, required=None, description: str | None = None) -> dict:
-    schema = {"type": "object", "properties": properties,
-              "required": list(properties) if required is None else list(required), "additionalProperties": False}
-    if description:
-        schema["description"] = description
-    return schema
+_ref, _nullable, _object = schema.ref, schema.nullable, schema.strict_object
 
 
 def _error(description: str, schema: str = "Error") -> dict:

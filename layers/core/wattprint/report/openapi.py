@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from .. import schema
 from ..alerts import service as alerts
 from ..appliances import service as appliances
 from ..clustering.features import FEATURES
@@ -24,20 +25,7 @@ from . import params, queries
 VERSION = "0.1.0"
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: dict) -> dict:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _object(properties: dict, required=None, description: str | None = None) -> dict:
-    schema = {"type": "object", "properties": properties,
-              "required": list(properties) if required is None else list(required), "additionalProperties": False}
-    if description:
-        schema["description"] = description
-    return schema
+_ref, _nullable, _object = schema.ref, schema.nullable, schema.strict_object
 
 
 _NUMBER = {"type": "number"}
