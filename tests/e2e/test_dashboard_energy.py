@@ -67,3 +67,52 @@ def test_the_energy_view_shows_buckets_partial_ones_and_live_updates(local_stack
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-energy.png"), full_page=True)
         browser.close()
+
+
+def test_a_change_announced_to_nobody_reaches_a_page_when_it_is_settled(local_stack):
+    """Instances that counted no dashboard a moment ago announce nothing until they count again (up to
+    wattprint.live.announce.COUNT_TTL): a change committed then reaches a new page only because the server tells it,
+    once every instance sees it, that it is settled. Made certain here: every energy message is dropped on its way
+    to the page, and `settled` is held back until the change is committed."""
+    stack = local_stack
+    post_energy(stack, 43, "kW", [(at(m), 1.0) for m in range(0, 60, 5)])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        page.set_default_timeout(TIMEOUT_MS)
+        held: list = []
+
+        def route(ws):
+            server = ws.connect_to_server()
+
+            def from_server(message):
+                kind = json.loads(message).get("type")
+                if kind == "settled":
+                    held.append((ws, message))
+                elif kind != "energy":
+                    ws.send(message)
+
+            server.on_message(from_server)
+
+        page.route_web_socket("**/*", route)
+        page.goto(stack.info["url"] + "/dashboard")
+        page.get_by_label("Read token").fill(stack.info["tokens"]["read"])
+        page.get_by_label("Read token").press("Enter")
+        page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+        page.get_by_label("Device").fill("43")
+        page.get_by_label("From (UTC)").fill("2019-01-05")
+        page.get_by_label("Days").select_option("1")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_function("document.querySelectorAll('#energy-chart rect.bar').length === 4")
+        post_energy(stack, 43, "kW", [(at(m), 1.0) for m in range(60, 120, 5)])
+        page.wait_for_timeout(500)
+        assert page.eval_on_selector_all("#energy-chart rect.bar", "bars => bars.length") == 4  # nothing told it
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the server never told the page it was settled"
+        ws, message = held[0]
+        ws.send(message)
+        page.wait_for_function("document.querySelectorAll('#energy-chart rect.bar').length === 8")
+        browser.close()

@@ -147,6 +147,26 @@ def test_the_events_of_skipped_announcements_reach_the_dashboard_by_ticks(queues
     assert sent(calls, urls["live"]) == []
 
 
+def test_a_new_connection_is_told_when_it_is_settled_and_only_it(queues, post, clock, conn):
+    """What a skipped announcement held besides events (energy buckets, a run's change) no tick can push again: the
+    connect tick tells the new connection, once every instance sees it, to re-read what it read before."""
+    calls, urls = queues
+    token = dashboard(conn)
+    live.connect("dash-1", token, None, 10)
+    (tick,) = [json.loads(c["MessageBody"]) for c in calls if c["QueueUrl"] == urls["live"]]
+    assert tick == {"kind": "tick", "after_seq": 0, "connection_id": "dash-1"}
+    sent(calls, urls["live"])
+    live.connect("dash-2", token, None, 10)
+    sent(calls, urls["live"])
+    outcome = live.deliver([announce.parse(json.dumps(tick))])
+    (request,) = pushes(calls, urls)
+    assert request["connections"] == ["dash-1"] and request["messages"] == [{"type": "settled"}]
+    assert outcome["requests"] == 1 and outcome["messages"] == 0 and not outcome["ticked"]
+    live.disconnect(["dash-1"])  # gone before its tick came: nobody to tell
+    live.deliver([announce.parse(json.dumps(tick))])
+    assert pushes(calls, urls) == []
+
+
 def test_nothing_is_read_or_pushed_for_nobody(queues, post, monkeypatch):
     calls, urls = queues
     announce.GATE = announce.Gate(count=lambda: 1)

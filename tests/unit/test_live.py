@@ -27,12 +27,14 @@ def test_announcements_parse():
                                                                                "last_seq": 5}
     assert announce.parse('{"kind": "run", "run_id": 3}') == {"kind": "run", "run_id": 3}
     assert announce.parse('{"kind": "tick", "after_seq": 0}') == {"kind": "tick", "after_seq": 0}
+    assert announce.parse('{"kind": "tick", "after_seq": 0, "connection_id": "c1"}')["connection_id"] == "c1"
 
 
 @pytest.mark.parametrize("body", ["", "[]", "{}", '{"kind": "run"}', '{"kind": "run", "run_id": "3"}',
                                   '{"kind": "run", "run_id": true}', '{"kind": "events", "first_seq": 1}',
                                   '{"kind": "other", "run_id": 1}', '{"kind": "tick"}',
-                                  '{"kind": "tick", "after_seq": 1.5}'])
+                                  '{"kind": "tick", "after_seq": 1.5}',
+                                  '{"kind": "tick", "after_seq": 1, "connection_id": 7}'])
 def test_anything_else_is_refused(body):
     with pytest.raises(announce.InvalidAnnouncement):
         announce.parse(body)

@@ -146,6 +146,9 @@
       renderCounters();
     } else if (message.type === "energy") {
       handleEnergy(message);
+    } else if (message.type === "settled") {
+      // From now on every change is announced to this page; one committed since its first reads may not have been.
+      catchUp().catch(showError);
     } else if (message.type === "run") {
       const run = message.run;
       state.runs.set(run.id, run);

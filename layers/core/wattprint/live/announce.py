@@ -9,6 +9,7 @@ the ingest function imports it on every cold start. See wattprint.live.live for 
     {"kind": "run", "run_id": r}
     {"kind": "gone", "connection_ids": [...]}
     {"kind": "tick", "after_seq": n}        the live function's own "look again", sent with a delay
+    {"kind": "tick", "after_seq": n, "connection_id": c}   the same, sent when c connected: c is told it is settled
     {"kind": "energy", "items": [{"device_id", "datetime", "value", "coverage", "flags"}, ...], "truncated": bool}
     {"kind": "alert", "alert": {...}}          a notification's payload, pushed as it is
 
@@ -19,6 +20,11 @@ one events announcement per INTERVAL while one is. Nothing is lost by skipping: 
 event up to the stored total at the time it runs, not just the announced ones, and after each push it sends
 itself a tick delayed by TICK_DELAY (>= INTERVAL) seconds that pushes whatever was stored meanwhile — including
 the events whose announcement was skipped because one had just been sent. A tick that finds nothing new ends.
+
+What a skipped announcement held besides events (a run's change, energy buckets) no tick can push again, so a new
+dashboard learns when it can trust the live channel: the tick sent when it connected (CONNECT_TICK_DELAY later,
+when every instance has re-counted and sees it) also tells that connection it is `settled`, and the page then
+re-reads from the API what it had read before (a change committed in between may have been announced to nobody).
 """
 
 from __future__ import annotations
@@ -137,17 +143,21 @@ def run_changed(run_id: int) -> bool:
     return announce({"kind": "run", "run_id": int(run_id)})
 
 
-def tick(after_seq: int, delay_seconds: int = TICK_DELAY) -> bool:
-    """Ask the live function to push, in `delay_seconds`, whatever was stored after `after_seq`."""
-    return announce({"kind": "tick", "after_seq": int(after_seq)}, delay_seconds)
+def tick(after_seq: int, delay_seconds: int = TICK_DELAY, connection_id: str | None = None) -> bool:
+    """Ask the live function to push, in `delay_seconds`, whatever was stored after `after_seq` (and to tell
+    `connection_id`, when given, that it is settled)."""
+    message = {"kind": "tick", "after_seq": int(after_seq)}
+    if connection_id is not None:
+        message["connection_id"] = str(connection_id)
+    return announce(message, delay_seconds)
 
 
 MAX_ENERGY_ITEMS = 200  # buckets per announcement (SQS takes 256 KiB); beyond, dashboards re-read the API
 
 
 def energy_changed(items: list[dict]) -> bool:
-    """Buckets cannot be caught up by a tick: only the connection count holds them back (a dashboard that connects
-    reads the energy view from the API)."""
+    """Buckets cannot be caught up by a tick: only the connection count holds them back (a dashboard that connected
+    a moment ago re-reads the energy view when it is told it is settled)."""
     if not settings.live_settings().queue_url:
         return False
     if not GATE.connected():
@@ -193,6 +203,8 @@ def parse(body: str) -> dict:
         return doc
     if kind == "alert" and isinstance(doc.get("alert"), dict):
         return doc
+    if kind == "tick" and not isinstance(doc.get("connection_id", ""), str):
+        raise InvalidAnnouncement(f"not an announcement: {body[:200]!r}")
     keys = {"events": ("first_seq", "last_seq"), "run": ("run_id",), "tick": ("after_seq",)}.get(kind)
     if keys is None or not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in keys):
         raise InvalidAnnouncement(f"not an announcement: {body[:200]!r}")

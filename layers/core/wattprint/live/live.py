@@ -17,6 +17,8 @@ Messages, as JSON text frames:
     {"type": "events", "total": T, "first_seq": a, "last_seq": b, "items": [...]}   items as in GET /events
     {"type": "run", "run": {...}}                                                    as an item of GET /runs
     {"type": "alert", "alert": {...}}                        an alert notification (wattprint.alerts), as told
+    {"type": "settled"}      to one connection, CONNECT_TICK_DELAY after it connected: from now on every change is
+                             announced to it; re-read what was read before (see wattprint.live.announce)
 """
 
 from __future__ import annotations
@@ -119,9 +121,9 @@ def connect(connection_id: str, token_id: int, token_name: str | None, per_token
         if conn.run(_OPEN, token_id=token_id, id=connection_id)[0][0] >= per_token:
             return False
         conn.run(_INSERT, id=connection_id, token_id=token_id, name=token_name)
-    # Ingest instances that counted no dashboard a moment ago skip their announcements until they count again:
-    # this tick pushes what they stored meanwhile.
-    announce.tick(report.stored_total(), announce.CONNECT_TICK_DELAY)
+    # Instances that counted no dashboard a moment ago skip their announcements until they count again: this tick
+    # pushes the events they stored meanwhile, and tells the connection it is settled (for the rest).
+    announce.tick(report.stored_total(), announce.CONNECT_TICK_DELAY, connection_id)
     return True
 
 
@@ -196,13 +198,15 @@ def deliver(announcements: list[dict]) -> dict:
     ids = connections()
     observability.count(observability.LIVE_CONNECTIONS, len(ids))
     payloads = messages(announcements) if ids else []  # nobody to tell: nothing to read
+    open_ = set(ids)
+    settled = [a["connection_id"] for a in announcements if a["kind"] == "tick" and a.get("connection_id") in open_]
     requests = []
-    if payloads:
+    if payloads or settled:
         config = settings.live_settings()
         queue, endpoint = config.push_queue_url, config.management_endpoint
         if not (queue and endpoint):
             raise RuntimeError("PUSH_QUEUE_URL and LIVE_MANAGEMENT_ENDPOINT must be set to push live messages")
-        requests = push_requests(endpoint, ids, payloads)
+        requests = push_requests(endpoint, ids, payloads) + push_requests(endpoint, settled, [{"type": "settled"}])
         for request in requests:
             aws.client("sqs", attempts=3).send_message(QueueUrl=queue,
                                                        MessageBody=json.dumps(request, separators=(",", ":")),
