@@ -90,7 +90,9 @@
     // After (re)connecting: whatever was missed while the socket was down.
     await Promise.all([loadRecent(), loadRuns(), loadEnergy(), ...panels.map((panel) => panel.start(state.token, api))]);
     const newest = latestDone();
-    if (!state.current || (newest && newest.id !== state.current.id)) await loadCurrent(Boolean(state.current));
+    // A run done since the page last looked is news, told like one pushed (a run message that arrives meanwhile then
+    // finds it shown already and says nothing).
+    if (!state.current || (newest && newest.id !== state.current.id)) await loadCurrent(Boolean(newest));
     renderCounters();
   }
 
