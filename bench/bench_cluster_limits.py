@@ -6,6 +6,8 @@
     BENCH_LIMITS_FIT_CAP=3600                              seconds one child may take before it is stopped
     BENCH_LIMITS_FEATURES=path.npy                         keep the generated features there (reused when large
                                                            enough: generating 5M takes about a minute)
+    BENCH_LIMITS_REUSE=1                                   no new measurement: the last run's (.local/bench-results.json)
+                                                           rendered again, e.g. after changing an assumption below
 
 The events are the cluster section's (bench.bench_cluster: the real sample resampled with 2% noise on the eight
 features, local/synth.py), generated once at the largest size; every size is a prefix of it, so the 1M set here is
@@ -47,6 +49,9 @@ MB_PER_VCPU = 1769
 LAMBDA_SLOWDOWN = 1.5
 # What Lambda's memory must hold beyond the run's peak RSS (the runtime, the database driver's buffers, headroom).
 MEMORY_MARGIN = 1.25
+# The database's part of a run, which this section does not measure: the cluster section's load + store at 1M events
+# on this machine (2.21 s + 1.29 s, BENCHMARKS.md), taken as linear in the events and as slow on Lambda.
+DB_SECONDS_PER_EVENT = 3.5e-6
 
 
 # ------------------------------------------------------------------------------------------------ the data
@@ -198,7 +203,15 @@ def limits(results: list[dict]) -> dict:
     memory = [(r["size"], r["peak_rss_mb"]) for r in done]
     a, b = power_law(seconds)
     c, s = linear(memory)
-    time_limit = (LAMBDA_TIMEOUT_S / LAMBDA_SLOWDOWN / a) ** (1 / b)
+
+    def run_seconds(n: float) -> float:  # one invocation's time on Lambda for n events
+        return a * n ** b * LAMBDA_SLOWDOWN + DB_SECONDS_PER_EVENT * n
+
+    low, high = 1.0, 1e12
+    while high / low > 1.0001:  # run_seconds grows with n: bisect for where it reaches the timeout
+        mid = math.sqrt(low * high)
+        low, high = (mid, high) if run_seconds(mid) < LAMBDA_TIMEOUT_S else (low, mid)
+    time_limit = low
     memory_limit = (LAMBDA_MAX_MB / MEMORY_MARGIN - c) / s
     return {"seconds_a": a, "seconds_b": b, "memory_base_mb": c, "memory_mb_per_million": s * 1e6,
             "time_limit_events": time_limit, "memory_limit_events": memory_limit,
@@ -216,39 +229,55 @@ def _s(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds:.1f} s"
 
 
-def run(argv: list[str] | None = None) -> dict:
+def _measure_all(sizes: list[int], threads_at: int, rounds: int, cap: float) -> tuple[list, list, float]:
+    """(the thread comparison's children, one child per size, seconds spent generating the events); asserts that
+    every child of the comparison gave the first one's labels."""
     import numpy as np
 
+    with tempfile.TemporaryDirectory(prefix="wattprint-limits-") as tmp:
+        folder = Path(tmp)
+        data = Path(os.environ.get("BENCH_LIMITS_FEATURES") or folder / "features.npy")
+        generate_s = _features(max(sizes + [threads_at]), data)
+        compared = []
+        for i in range(rounds):
+            for threads in (1, 2):
+                compared.append(_measure(data, threads_at, threads, cap, folder / f"t{threads}-{i}.npy"))
+        reference = np.load(folder / "t1-0.npy")
+        for i in range(rounds):
+            for threads in (1, 2):
+                assert np.array_equal(np.load(folder / f"t{threads}-{i}.npy"), reference), \
+                    f"{threads} thread(s), round {i + 1}: other labels than 1 thread"
+        measured = [next((r for r in compared if r["size"] == size and r["threads"] == 1), None)
+                    or _measure(data, size, 1, cap, folder / f"s{size}.npy") for size in sizes]
+    return compared, measured, generate_s
+
+
+def _last_run() -> dict:
+    """This section's last measurements, as `python -m bench` saved them (its STATE file: bench/__main__.py, which
+    cannot be imported without running the bench)."""
+    saved = json.loads((ROOT / ".local" / "bench-results.json").read_text())["cluster_limits"]
+    return {**saved, **saved.get("measured", {})}  # re-rendered more than once: still the first measurement's
+
+
+def run(argv: list[str] | None = None) -> dict:
     sizes = _sizes(sys.argv[1:] if argv is None else argv)
     threads_at = int(os.environ.get("BENCH_LIMITS_THREADS_AT", "500000"))
     rounds = int(os.environ.get("BENCH_LIMITS_ROUNDS", "3"))
     cap = float(os.environ.get("BENCH_LIMITS_FIT_CAP", "3600"))
     rows: list[dict] = []
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="wattprint-limits-") as tmp:
-        folder = Path(tmp)
-        data = Path(os.environ.get("BENCH_LIMITS_FEATURES") or folder / "features.npy")
-        generate_s = _features(max(sizes + [threads_at]), data)
-
-        compared = []
-        for i in range(rounds):
-            for threads in (1, 2):
-                compared.append(_measure(data, threads_at, threads, cap, folder / f"t{threads}-{i}.npy"))
-        reference = np.load(folder / "t1-0.npy")
-        for result, (i, threads) in zip(compared, [(i, t) for i in range(rounds) for t in (1, 2)]):
-            assert np.array_equal(np.load(folder / f"t{threads}-{i}.npy"), reference), \
-                f"{threads} thread(s), round {i + 1}: other labels than 1 thread"
-        fits = {t: [r["steps"]["fit"]["seconds"] for r in compared if r["threads"] == t] for t in (1, 2)}
-        cpus = {t: [r["steps"]["fit"]["cpu"] for r in compared if r["threads"] == t] for t in (1, 2)}
-        peaks = {t: max(r["peak_rss_mb"] for r in compared if r["threads"] == t) for t in (1, 2)}
-        ratio = median(fits[2]) / median(fits[1])
-
-        measured = []
-        for size in sizes:
-            reuse = next((r for r in compared if r["size"] == size and r["threads"] == 1), None)
-            measured.append(reuse or _measure(data, size, 1, cap, folder / f"s{size}.npy"))
+    reused = _last_run() if os.environ.get("BENCH_LIMITS_REUSE") else None
+    if reused:
+        compared, measured, (load_before, load_after) = reused["threads"], reused["results"], reused["load"]
+        threads_at, rounds, generate_s = compared[0]["size"], len(compared) // 2, 0.0
+    else:
+        compared, measured, generate_s = _measure_all(sizes, threads_at, rounds, cap)
+        load_after = os.getloadavg()
+    fits = {t: [r["steps"]["fit"]["seconds"] for r in compared if r["threads"] == t] for t in (1, 2)}
+    cpus = {t: [r["steps"]["fit"]["cpu"] for r in compared if r["threads"] == t] for t in (1, 2)}
+    peaks = {t: max(r["peak_rss_mb"] for r in compared if r["threads"] == t) for t in (1, 2)}
+    ratio = median(fits[2]) / median(fits[1])
     found = limits(measured)
-    load_after = os.getloadavg()
 
     def listed(values):
         return f"{median(values):.1f} s (each: {', '.join(f'{v:.1f}' for v in values)})"
@@ -294,20 +323,24 @@ def run(argv: list[str] | None = None) -> dict:
         {"metric": f"set size where 10 GB no longer suffice (×{MEMORY_MARGIN:g} margin)",
          "value": f"≈ {found['memory_limit_events'] / 1e6:.1f}M events", "target": "report", "met": None},
     ]
-    notes = (f"No database: each size in its own process, from the COPY the load receives to the labels' COPY the "
+    remeasured = f" Measurements of {reused['when']} (commit {reused['commit']}), rendered again." if reused else ""
+    notes = (f"Not in `make bench`'s default run: `python -m bench cluster_limits`. No database: each size in its own process, from the COPY the load receives to the labels' COPY the "
              f"store sends (bench/bench_cluster_limits.py); the events are the cluster section's "
              f"({max(sizes):,}{f' generated in {generate_s:.0f} s' if generate_s else ', reused'}). Load average "
              f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end (2 cores shared with other "
              f"sessions): wall times are stretched by that, so the limits use CPU time. Peak RSS = VmHWM of the "
              f"run's process. Lambda memory = peak × {MEMORY_MARGIN:g}, at least {MB_PER_VCPU} MB (one vCPU). "
              f"Limits extrapolated from the measured sizes: CPU time as a power law fitted in log-log space "
-             f"(b = {found['seconds_b']:.2f}) into {LAMBDA_TIMEOUT_S} s / {LAMBDA_SLOWDOWN:g} (an arm64 vCPU assumed "
-             f"up to {LAMBDA_SLOWDOWN:g}× slower than a core here; not measured); memory as a straight line into "
-             f"{LAMBDA_MAX_MB:,} MB / {MEMORY_MARGIN:g}. The database's load and store are not in these figures (the "
-             "cluster section: ~3.5 s per 1M events, linear).\n\n" + "\n".join(table))
+             f"(b = {found['seconds_b']:.2f}), times {LAMBDA_SLOWDOWN:g} (an arm64 vCPU assumed up to "
+             f"{LAMBDA_SLOWDOWN:g}× slower than a core here; not measured), plus the database's load and store "
+             f"({DB_SECONDS_PER_EVENT * 1e6:g} s per 1M events, the cluster section's, linear), against "
+             f"{LAMBDA_TIMEOUT_S} s; memory as a straight line against {LAMBDA_MAX_MB:,} MB / {MEMORY_MARGIN:g}. "
+             f"The table's times are this machine's, without the database.{remeasured}\n\n" + "\n".join(table))
     return {"title": "Clustering limits (fit time and memory at 1M–5M events; threads)", "rows": rows,
             "notes": notes, "table": table, "results": measured, "threads": compared, "limits": found,
-            "ratio": ratio, "load": [load_before, load_after]}
+            "ratio": ratio, "load": [load_before, load_after],
+            **({"seconds": reused["seconds"], "measured": {"when": reused["when"], "commit": reused["commit"]}}
+               if reused else {})}
 
 
 if __name__ == "__main__":
