@@ -6,8 +6,9 @@
     BENCH_LIMITS_FIT_CAP=3600                              seconds one child may take before it is stopped
     BENCH_LIMITS_FEATURES=path.npy                         keep the generated features there (reused when large
                                                            enough: generating 5M takes about a minute)
-    BENCH_LIMITS_REUSE=1                                   no new measurement: the last run's (.local/bench-results.json)
-                                                           rendered again, e.g. after changing an assumption below
+    BENCH_LIMITS_REUSE=1                                   no new measurement: the last run's figures
+                                                           (.local/bench-results.json) rendered again, e.g. after
+                                                           changing an assumption below
 
 The events are the cluster section's (bench.bench_cluster: the real sample resampled with 2% noise on the eight
 features, local/synth.py), generated once at the largest size; every size is a prefix of it, so the 1M set here is
@@ -15,8 +16,8 @@ the cluster section's 1M set. No database: each size runs in a process of its ow
 run's process does between the database's answers: the binary COPY the load receives (built here from the
 features, byte for byte the shape PostgreSQL sends) parsed by numpy, the checks, the spec's fit, the per-label
 statistics and the labels' binary COPY for the store. Its peak RSS (VmHWM) is the run's memory, numpy's and
-scikit-learn's C allocations included; the database's own load and store time (linear: the cluster section)
-is added in the README's table, not here.
+scikit-learn's C allocations included; the database's own load and store time is not measured here but added to
+the 15-minute limit from the cluster section's figures (DB_SECONDS_PER_EVENT).
 
 The thread comparison runs each worker count `rounds` times, interleaved (1, 2, 1, 2, …) on the same set, and
 asserts that every child gave the same labels.
@@ -324,7 +325,8 @@ def run(argv: list[str] | None = None) -> dict:
          "value": f"≈ {found['memory_limit_events'] / 1e6:.1f}M events", "target": "report", "met": None},
     ]
     remeasured = f" Measurements of {reused['when']} (commit {reused['commit']}), rendered again." if reused else ""
-    notes = (f"Not in `make bench`'s default run: `python -m bench cluster_limits`. No database: each size in its own process, from the COPY the load receives to the labels' COPY the "
+    notes = ("Not in `make bench`'s default run: `python -m bench cluster_limits`. No database: each size in its own "
+             "process, from the COPY the load receives to the labels' COPY the "
              f"store sends (bench/bench_cluster_limits.py); the events are the cluster section's "
              f"({max(sizes):,}{f' generated in {generate_s:.0f} s' if generate_s else ', reused'}). Load average "
              f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end (2 cores shared with other "
