@@ -34,7 +34,7 @@ forever = threading.Event()
 if sys.argv[1] == "claim":  # the message was received from the (in-memory) queue; the run is never claimed
     service.process_message = lambda *args, **kwargs: forever.wait()
 else:  # claimed (running, leased for the function's 900 s and more), stalled in the fit
-    fit.fit = lambda data: forever.wait()
+    fit.fit = lambda data, threads=1: forever.wait()
 sys.exit(stack.main(sys.argv[2:]))
 """
 

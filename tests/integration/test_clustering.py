@@ -235,10 +235,10 @@ def test_lease_is_the_invocations_remaining_time_plus_a_margin(database, conn, f
     seen = []
     real_fit = fit.fit
 
-    def watched(data):
+    def watched(data, threads=1):
         seen.append(conn.run("SELECT status, attempts, extract(epoch FROM lease_until - now())::float8 "
                              "FROM clustering_runs WHERE id = :id", id=run.id)[0])
-        return real_fit(data)
+        return real_fit(data, threads)
 
     monkeypatch.setattr(fit, "fit", watched)
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}
@@ -283,10 +283,10 @@ def test_poisoned_run_lands_in_the_dead_letter_queue_and_the_next_threshold_comp
 
     real_fit = fit.fit
 
-    def poisoned(data):
+    def poisoned(data, threads=1):
         if len(data) == 1000:
             raise RuntimeError("simulated crash while fitting")
-        return real_fit(data)
+        return real_fit(data, threads)
 
     monkeypatch.setattr(fit, "fit", poisoned)
     (trigger,) = [t for t in app.sqs_triggers if t.function == "ClusterFunction"]
@@ -461,7 +461,7 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
     monkeypatch.setenv("CLUSTER_QUEUE_URL", queue)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
-    def stopped(data):
+    def stopped(data, threads=1):
         # By the next receive (the visibility timeout is 6x the function's), this worker's lease is long over.
         conn.run("UPDATE clustering_runs SET lease_until = now() - interval '1 second' WHERE id = :id", id=run.id)
         raise Killed()
@@ -648,7 +648,7 @@ def test_a_run_failed_by_a_database_error_serves_its_message_without_driver_inte
     assert all(key in str(error) for key in ("'F'", "'L'", "'R'", "'W'"))  # what pg8000 puts in its text
     (run,) = insert(conn, synthetic(1000, seed=31))
 
-    def broken(threshold):
+    def broken(threshold, first=1):
         db.execute("DO $$ BEGIN PERFORM 1 / (SELECT count(*) FROM events WHERE id < 0); END $$")
 
     monkeypatch.setattr(label_store, "load", broken)

@@ -70,7 +70,8 @@ def done_run(conn, threshold: int, label_of, *, bandwidth: float = 1.5, finished
              id=run_id)
     n_clusters = len({label for label in labels if label >= 0})
     conn.run("UPDATE clustering_runs SET status = 'done', finished_at = coalesce(:f, now()), lease_until = NULL, "
-             "events = :t, bandwidth = :b, n_clusters = :k, load_ms = 1.25, fit_ms = 2.5, store_ms = 3.75 "
+             "events = :t, bandwidth = :b, n_clusters = :k, load_ms = 1.25, fit_ms = 2.5, store_ms = 3.75, "
+             "first_seq = 1 "
              "WHERE id = :id", id=run_id, t=threshold, b=bandwidth, k=n_clusters, f=finished_at)
     conn.run("COMMIT")
     return run_id
@@ -166,7 +167,7 @@ def test_summary_of_the_current_run_with_runs_done_out_of_order(client, conn):
     assert body["run"]["id"] == high
     assert {k: v for k, v in body["run"].items() if k != "finished_at"} == {
         "id": high, "threshold": 20, "status": "done", "events": 20, "excluded": None, "clusters": 3,
-        "bandwidth": 2.5}
+        "bandwidth": 2.5, "first_seq": 1}
     assert body["latest_run"] == {"id": body["latest_run"]["id"], "threshold": 30, "status": "pending", "attempts": 0,
                                   "error": None}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body["run"]["finished_at"])
@@ -224,7 +225,9 @@ def test_runs_newest_first_with_every_field(client, conn):
     assert [r["status"] for r in body["runs"]] == ["pending", "failed", "done", "done"]
     pending, failed, done, _ = body["runs"]
     assert set(done) == {"id", "threshold", "status", "events", "excluded", "clusters", "bandwidth", "attempts",
-                         "error", "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by"}
+                         "error", "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by",
+                         "first_seq"}
+    assert [r["first_seq"] for r in body["runs"]] == [None, None, 1, 1]  # known once a run is done
     assert [r["keeps_labels"] for r in body["runs"]] == [False, False, True, True]
     assert {(r["labels_retired_at"], r["superseded_by"]) for r in body["runs"]} == {(None, None)}
     assert (done["events"], done["clusters"], done["bandwidth"], done["attempts"], done["error"]) == (20, 2, 3.0, 1,

@@ -189,10 +189,10 @@ def test_thresholds_opened_while_a_run_works_are_superseded_by_the_newest(databa
     later = []
     real_fit = fit.fit
 
-    def burst_meanwhile(data):
+    def burst_meanwhile(data, threads=1):
         if not later:
             later.extend(insert(conn, synthetic(600, seed=46), threshold=200))
-        return real_fit(data)
+        return real_fit(data, threads)
 
     monkeypatch.setattr(fit, "fit", burst_meanwhile)
     assert deliver(functions, body(first))[0] == {"batchItemFailures": []}

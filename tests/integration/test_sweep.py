@@ -69,7 +69,7 @@ def drain(client, url) -> list[dict]:
 
 def died(conn, run):
     """What a worker that Lambda stopped leaves: the run running under its claim, the lease over."""
-    def stopped(data):
+    def stopped(data, threads=1):
         conn.run("UPDATE clustering_runs SET lease_until = now() - interval '1 second' WHERE id = :id", id=run.id)
         raise Killed()
     return stopped
@@ -172,7 +172,7 @@ def test_an_unexpected_error_marks_the_run_failed_with_the_metric_and_leaves_it_
         database, conn, functions, monkeypatch, capsys):
     (run,) = insert(conn, synthetic(1000, seed=46))
 
-    def bug(data):
+    def bug(data, threads=1):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(clustering, "fit", bug)

@@ -116,6 +116,53 @@ def test_one_huge_value_makes_the_bandwidth_inf_and_the_error_names_it():
         fit.fit(data)
 
 
+def test_features_sql_takes_a_window_as_a_condition_of_its_own():
+    assert label_store.features_sql(2000, 1) == label_store.features_sql(2000)  # no window: the spec's statement
+    assert label_store.excluded_sql(2000, 1) == label_store.excluded_sql(2000)
+    sql = label_store.features_sql(2000, 1501)
+    assert ("WHERE e.seq BETWEEN 1 AND 2000 AND e.seq >= 1501 AND NOT EXISTS (SELECT FROM quarantined_events q "
+            "WHERE q.seq = e.seq) ORDER BY e.seq") in sql
+    assert "q.seq >= 1501" in label_store.excluded_sql(2000, 1501)
+    assert [label_store.first_seq(2000, w) for w in (0, 1, 500, 2000, 5000)] == [1, 2000, 1501, 1, 1]
+
+
+def test_a_window_short_of_events_names_its_range():
+    data = np.ones((400, 8))
+    with pytest.raises(fit.InsufficientEvents, match=r"400 stored with 1501 ≤ seq ≤ 2000, the run needs 500"):
+        fit.check_data(fit.Loaded(np.arange(1601, 2001), data, 0, 1501), 2000)
+    fit.check_data(fit.Loaded(np.arange(1601, 2001), data, 100, 1501), 2000)  # 100 quarantined: all there
+
+
+def blobs(per: int = 400, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0] * 8, [1000.0] * 8, [2000.0] * 8, [2600.0] * 8])
+    return np.vstack([c + rng.normal(0, 40, (per, 8)) for c in centres])
+
+
+def test_two_threaded_workers_give_the_labels_of_one(monkeypatch):
+    from joblib.parallel import get_active_backend
+
+    data = blobs()
+    one, two = fit.fit(data, threads=1), fit.fit(data, threads=2)
+    assert one.n_clusters >= 3 and (one.labels == -1).any()  # several seeds climbing, a fringe left out
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(one.centres, two.centres)
+    assert one.bandwidth == two.bandwidth
+    # The threaded fit really runs in two joblib threads (not silently one); 1 is the spec's call, no n_jobs.
+    seen = []
+    real = fit.MeanShift.fit_predict
+
+    def watched(self, X):
+        backend, jobs = get_active_backend()
+        seen.append((type(backend).__name__, jobs, self.n_jobs))
+        return real(self, X)
+
+    monkeypatch.setattr(fit.MeanShift, "fit_predict", watched)
+    fit.fit(data, threads=2)
+    fit.fit(data, threads=1)
+    assert seen[0] == ("ThreadingBackend", 2, 2) and seen[1][2] is None
+
+
 def test_fit_is_the_spec_and_deterministic():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0] * 8, [1000.0] * 8, [2000.0] * 8])

@@ -31,7 +31,8 @@ def test_pg_variables_are_the_fallback():
                                  {"LIVE_CONNECTIONS_PER_TOKEN": "0"}, {"LIVE_CONNECTIONS_PER_TOKEN": "lots"},
                                  {"DB_STATEMENT_TIMEOUT": "0"}, {"DB_STATEMENT_TIMEOUT": "soon"},
                                  {"LABEL_RETENTION": "-1"}, {"LABEL_RETENTION": "three"},
-                                 {"CLUSTER_RUNS": "all"}])
+                                 {"CLUSTER_RUNS": "all"}, {"CLUSTER_WINDOW": "-1"}, {"CLUSTER_WINDOW": "1e6"},
+                                 {"CLUSTER_FIT_THREADS": "0"}, {"CLUSTER_FIT_THREADS": "two"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         settings.load(env)
@@ -68,6 +69,16 @@ def test_clustering_settings():
     assert settings.clustering_settings({}).supersede is True
     every = settings.load({"LABEL_RETENTION": "0", "CLUSTER_RUNS": "every"}).clustering
     assert (every.label_retention, every.runs, every.supersede) == (0, "every", False)
+    assert (settings.clustering_settings({}).window, settings.clustering_settings({}).fit_threads) == (0, 1)
+    tuned = settings.clustering_settings({"CLUSTER_WINDOW": "500000", "CLUSTER_FIT_THREADS": "2"})
+    assert (tuned.window, tuned.fit_threads) == (500_000, 2)
+
+
+def test_a_bad_clustering_setting_is_named():
+    with pytest.raises(ValueError, match=r"CLUSTER_WINDOW must be a whole number of events, 0 or more .* not '-5'"):
+        settings.clustering_settings({"CLUSTER_WINDOW": "-5"})
+    with pytest.raises(ValueError, match=r"CLUSTER_FIT_THREADS must be a whole number of threads, 1 or more"):
+        settings.clustering_settings({"CLUSTER_FIT_THREADS": "0"})
 
 
 def test_run_attempts_and_resend_bound():

@@ -54,6 +54,11 @@ class ClusteringSettings:
     # CLUSTER_RUNS: "latest" supersedes a run that has not started when a later threshold's run is waiting (no
     # backlog); "every" runs every threshold, for those who need every historical labelling.
     runs: str = "latest"
+    # CLUSTER_WINDOW: 0 (the spec) clusters every event up to the threshold; N clusters only the last N of them, for
+    # sets too large for one invocation (a departure from the spec: README, "Limits").
+    window: int = 0
+    # CLUSTER_FIT_THREADS: joblib threads MeanShift runs in (1: the spec's call as written; see fit.fit).
+    fit_threads: int = 1
 
     @property
     def supersede(self) -> bool:
@@ -177,16 +182,26 @@ def live_settings(env=None) -> LiveSettings:
 
 def clustering_settings(env=None) -> ClusteringSettings:
     env = os.environ if env is None else env
-    try:
-        retention = int(env.get("LABEL_RETENTION", "3"))
-    except ValueError:
-        retention = -1
-    if retention < 0:
-        raise ValueError("LABEL_RETENTION must be a whole number of runs, 0 or more (0 keeps every run's labels)")
+    retention = _whole("LABEL_RETENTION", env.get("LABEL_RETENTION", "3"), 0,
+                       "runs, 0 or more (0 keeps every run's labels)")
     mode = env.get("CLUSTER_RUNS") or "latest"
     if mode not in RUN_MODES:
         raise ValueError(f"CLUSTER_RUNS must be one of {', '.join(RUN_MODES)}, not {mode!r}")
-    return ClusteringSettings(label_retention=retention, runs=mode)
+    window = _whole("CLUSTER_WINDOW", env.get("CLUSTER_WINDOW", "0"), 0,
+                    "events, 0 or more (0 clusters every event, as the spec says)")
+    threads = _whole("CLUSTER_FIT_THREADS", env.get("CLUSTER_FIT_THREADS", "1"), 1, "threads, 1 or more")
+    return ClusteringSettings(label_retention=retention, runs=mode, window=window, fit_threads=threads)
+
+
+def _whole(name: str, text: str, least: int, what: str) -> int:
+    """Variable `name`'s value `text` as a whole number of at least `least`, or a ValueError naming it."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise ValueError(f"{name} must be a whole number of {what}, not {text!r}")
+    return value
 
 
 def _region(env) -> str | None:

@@ -21,6 +21,7 @@ import json
 import struct
 from dataclasses import dataclass
 
+import joblib
 import numpy as np
 from sklearn.cluster import MeanShift, estimate_bandwidth
 
@@ -62,7 +63,8 @@ class Loaded:
 
     seqs: np.ndarray  # int64, ascending: the seq of each row
     data: np.ndarray  # float64 (n, 8)
-    excluded: int = 0  # quarantined events with seq ≤ threshold, left out
+    excluded: int = 0  # quarantined events with first_seq ≤ seq ≤ threshold, left out
+    first_seq: int = 1  # the run's lowest seq: 1, or its window's first (CLUSTER_WINDOW)
 
 
 def parse_copy(buffer) -> tuple[np.ndarray, np.ndarray]:
@@ -93,12 +95,13 @@ def check_data(loaded: Loaded, threshold: int) -> None:
     data = loaded.data
     if data.ndim != 2 or data.shape[1] != N_FEATURES:
         raise InvalidData(f"invalid data: expected {N_FEATURES} feature columns, got shape {data.shape}")
-    if len(data) + loaded.excluded < threshold:
-        raise InsufficientEvents(f"insufficient events: {len(data) + loaded.excluded} stored with seq ≤ {threshold}, "
-                                 f"the run needs {threshold}")
+    needed = threshold - loaded.first_seq + 1
+    within = f"seq ≤ {threshold}" if loaded.first_seq == 1 else f"{loaded.first_seq} ≤ seq ≤ {threshold}"
+    if len(data) + loaded.excluded < needed:
+        raise InsufficientEvents(f"insufficient events: {len(data) + loaded.excluded} stored with {within}, "
+                                 f"the run needs {needed}")
     if not len(data):
-        raise InsufficientEvents(f"insufficient events: all {threshold} events with seq ≤ {threshold} are "
-                                 "quarantined")
+        raise InsufficientEvents(f"insufficient events: all {needed} events with {within} are quarantined")
     bad = ~np.isfinite(data)
     if bad.any():
         row, column = map(int, np.argwhere(bad)[0])
@@ -125,8 +128,13 @@ class Fit:
         return len(self.centres)
 
 
-def fit(data: np.ndarray) -> Fit:
-    """The spec's MeanShift, verbatim; DegenerateData when it has nothing to work with."""
+def fit(data: np.ndarray, threads: int = 1) -> Fit:
+    """The spec's MeanShift, verbatim; DegenerateData when it has nothing to work with.
+
+    `threads` > 1 runs MeanShift's per-seed loop and its final nearest-centre search in that many joblib threads
+    (CLUSTER_FIT_THREADS): the labels are the same (each seed's climb is independent and the results are
+    gathered in seed order; tests/unit/test_clustering_pure.py). Threads, not processes: Lambda has no /dev/shm,
+    which joblib's process pools need. 1 is the spec's call exactly as written."""
     bandwidth = estimate_bandwidth(data, quantile=QUANTILE, n_samples=N_SAMPLES)
     if not np.isfinite(bandwidth):
         row, column = map(int, np.unravel_index(np.argmax(np.abs(data)), data.shape))
@@ -138,9 +146,14 @@ def fit(data: np.ndarray) -> Fit:
         distinct = len(np.unique(data, axis=0))
         raise DegenerateData(f"degenerate data: estimate_bandwidth gave {float(bandwidth)!r} for {len(data)} events "
                              f"({distinct} distinct feature rows); MeanShift needs a positive bandwidth")
-    ms = MeanShift(bandwidth=bandwidth, cluster_all=False, bin_seeding=True)
     try:
-        labels = ms.fit_predict(data)
+        if threads == 1:
+            ms = MeanShift(bandwidth=bandwidth, cluster_all=False, bin_seeding=True)
+            labels = ms.fit_predict(data)
+        else:
+            ms = MeanShift(bandwidth=bandwidth, cluster_all=False, bin_seeding=True, n_jobs=threads)
+            with joblib.parallel_config(backend="threading", n_jobs=threads):
+                labels = ms.fit_predict(data)
     except ValueError as error:
         if "No point was within bandwidth" in str(error):  # deterministic for this data: do not retry it
             raise DegenerateData(f"degenerate data: {error}") from None

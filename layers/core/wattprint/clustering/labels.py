@@ -6,6 +6,10 @@ events with seq ≤ T that are not quarantined in the snapshot its load reads, i
 it left out (`excluded`; T = events + excluded) and gives those no label, so which ones were left out is exactly
 the seqs ≤ T without a label in the run (while the run keeps its labels: LABEL_RETENTION). A run that is done is never recomputed: quarantining or releasing an event
 changes the runs that load after it, never the labels of one already done.
+
+A window (CLUSTER_WINDOW = N > 0, a departure from the spec for sets too large for one invocation) narrows the
+events 1..T to the last N of them, T − N + 1..T (first_seq); quarantine applies inside it the same way. The run
+records its first seq, and gives the events before it no label. Window 0 is the spec's set, exactly as above.
 """
 
 from __future__ import annotations
@@ -21,37 +25,49 @@ from .features import FEATURE_COLUMNS
 from .fit import Fit, LabelStats, Loaded, centres_literal, chunks, labels_copy, parse_copy, stats_json
 
 
-def features_sql(threshold: int) -> str:
-    """The COPY that reads the data matrix: seq and the eight features of the events 1..T that are not
-    quarantined, in seq order.
+def first_seq(threshold: int, window: int) -> int:
+    """The lowest seq a run for `threshold` takes: 1 (window 0, the spec), else the first of the last `window`."""
+    return 1 if window == 0 else max(1, int(threshold) - int(window) + 1)
+
+
+def features_sql(threshold: int, first: int = 1) -> str:
+    """The COPY that reads the data matrix: seq and the eight features of the events first..T (1..T but for a
+    window) that are not quarantined, in seq order.
 
     NULL becomes NaN so one binary row always has eight 8-byte fields; check_data reports it. (COPY takes no
-    bind parameters, hence the formatted integer.)"""
+    bind parameters, hence the formatted integers.)"""
     threshold = int(threshold)
     columns = ", ".join(f"coalesce(e.{expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
     return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE e.seq BETWEEN 1 AND {threshold} "
+            f"{_window('e', first)}"
             "AND NOT EXISTS (SELECT FROM quarantined_events q WHERE q.seq = e.seq) ORDER BY e.seq) "
             "TO STDOUT WITH (FORMAT binary)")
 
 
-def excluded_sql(threshold: int) -> str:
-    return f"SELECT count(*) FROM quarantined_events WHERE seq BETWEEN 1 AND {int(threshold)}"
+def _window(alias: str, first: int) -> str:
+    """The window's own condition, kept apart from the set's (seq ≤ T): nothing for the spec's whole set."""
+    first = int(first)
+    return f"AND {alias}.seq >= {first} " if first > 1 else ""
 
 
-def load(threshold: int) -> Loaded:
+def excluded_sql(threshold: int, first: int = 1) -> str:
+    return f"SELECT count(*) FROM quarantined_events q WHERE q.seq BETWEEN 1 AND {int(threshold)} {_window('q', first)}"
+
+
+def load(threshold: int, first: int = 1) -> Loaded:
     """The data of a run: one binary COPY parsed by numpy, and the count of quarantined events it left out, both
-    from one snapshot (a repeatable-read transaction), so events + excluded = T exactly."""
+    from one snapshot (a repeatable-read transaction), so events + excluded = T − first + 1 exactly."""
     stream = io.BytesIO()
     with db.transaction() as conn:
         conn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        excluded = int(conn.run(excluded_sql(threshold))[0][0])
-        conn.run(features_sql(threshold), stream=stream)
+        excluded = int(conn.run(excluded_sql(threshold, first))[0][0])
+        conn.run(features_sql(threshold, first), stream=stream)
     buffer = stream.getbuffer()
     try:
         seqs, data = parse_copy(buffer)
     finally:
         buffer.release()
-    return Loaded(seqs, data, excluded)
+    return Loaded(seqs, data, excluded, int(first))
 
 
 _INSERT_STATS = """
@@ -84,7 +100,8 @@ def store(run: runs.Claim, loaded: Loaded, result: Fit, stats: list[LabelStats],
                                       result.spread.tolist())
         conn.run(_INSERT_STATS, run_id=run.run_id, stats=stats_json(stats), keys=json.dumps(keys))
         store_ms = (time.perf_counter() - started) * 1000
-        runs.finish(conn, run, events=len(result.labels), excluded=loaded.excluded, bandwidth=result.bandwidth,
+        runs.finish(conn, run, events=len(result.labels), excluded=loaded.excluded, first_seq=loaded.first_seq,
+                    bandwidth=result.bandwidth,
                     n_clusters=result.n_clusters, centres=centres_literal(result.centres), load_ms=load_ms,
                     fit_ms=fit_ms, store_ms=store_ms)
     return store_ms

@@ -183,6 +183,7 @@ def lock(conn: Connection, run: Claim) -> None:
 _FINISH = """
 UPDATE clustering_runs
 SET status = 'done', finished_at = now(), lease_until = NULL, error = NULL, events = :events, excluded = :excluded,
+    first_seq = :first_seq,
     bandwidth = :bandwidth, n_clusters = :n_clusters, centres = CAST(:centres AS float8[]),
     load_ms = :load_ms, fit_ms = :fit_ms, store_ms = :store_ms
 WHERE id = :id AND status = 'running' AND attempts = :attempt
@@ -191,9 +192,11 @@ RETURNING id
 
 
 def finish(conn: Connection, run: Claim, *, events: int, excluded: int, bandwidth: float, n_clusters: int,
-           centres: str, load_ms: float, fit_ms: float, store_ms: float) -> None:
-    """Mark the run done, in the caller's transaction (after lock()). `centres` is a float8[] literal."""
+           centres: str, load_ms: float, fit_ms: float, store_ms: float, first_seq: int = 1) -> None:
+    """Mark the run done, in the caller's transaction (after lock()). `centres` is a float8[] literal; `first_seq`
+    the lowest seq it took (1, or its window's first)."""
     rows = conn.run(_FINISH, id=run.run_id, attempt=run.attempt, events=int(events), excluded=int(excluded),
+                    first_seq=int(first_seq),
                     bandwidth=float(bandwidth),
                     n_clusters=int(n_clusters), centres=centres, load_ms=float(load_ms), fit_ms=float(fit_ms),
                     store_ms=float(store_ms))

@@ -59,16 +59,18 @@ def parse_message(body: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def compute(run: runs.Claim) -> dict:
-    """Load, fit and store a claimed run. Raises PermanentRunError, DatabaseUnavailable, LeaseLost, or a bug."""
+def compute(run: runs.Claim, config: ClusteringSettings | None = None) -> dict:
+    """Load, fit and store a claimed run (its window and threads from `config`). Raises PermanentRunError,
+    DatabaseUnavailable, LeaseLost, or a bug."""
     from . import fit, labels  # numpy and scikit-learn: see the module docstring
 
+    config = ClusteringSettings() if config is None else config
     started = time.perf_counter()
-    loaded = labels.load(run.threshold)
+    loaded = labels.load(run.threshold, labels.first_seq(run.threshold, config.window))
     try:
         fit.check_data(loaded, run.threshold)
         load_done = time.perf_counter()
-        result = fit.fit(loaded.data)
+        result = fit.fit(loaded.data, threads=config.fit_threads)
     except runs.PermanentRunError as error:
         error.excluded = loaded.excluded
         raise
@@ -76,7 +78,8 @@ def compute(run: runs.Claim) -> dict:
     fitted = time.perf_counter()
     load_ms, fit_ms = (load_done - started) * 1000, (fitted - load_done) * 1000
     store_ms = labels.store(run, loaded, result, stats, load_ms, fit_ms)
-    return {"events": len(loaded.data), "excluded": loaded.excluded, "bandwidth": result.bandwidth,
+    return {"events": len(loaded.data), "excluded": loaded.excluded, "first_seq": loaded.first_seq,
+            "bandwidth": result.bandwidth,
             "n_clusters": result.n_clusters, "load_ms": round(load_ms, 1), "fit_ms": round(fit_ms, 1),
             "store_ms": round(store_ms, 1)}
 
@@ -150,7 +153,7 @@ def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int
     live.run_changed(run_id)  # dashboards: running
     started = time.perf_counter()
     try:
-        figures = compute(claimed)
+        figures = compute(claimed, config)
     except runs.PermanentRunError as error:
         if runs.fail(claimed, str(error), excluded=error.excluded):  # DatabaseUnavailable: raised, redelivered
             observability.count(observability.RUNS_FAILED)

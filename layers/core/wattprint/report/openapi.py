@@ -62,7 +62,8 @@ _EVENT_PROPERTIES = {
        for k, v in RECORD_PROPERTIES.items()},
     "run_id": {**_nullable({"type": "integer"}),
                "description": "the run whose label this is; null before the first run completed and for events "
-                              "newer than that run's threshold"},
+                              "the run did not cover: newer than its threshold, or older than a windowed run's "
+                              "first_seq"},
     "label": {**_nullable({"type": "integer", "minimum": -1}),
               "description": "the event's cluster in run_id; -1: in no cluster (unclustered)"},
     "appliance_key": {**_nullable({"type": "integer", "minimum": 1}),
@@ -76,8 +77,12 @@ assert tuple(_EVENT_PROPERTIES) == queries.EVENT_KEYS, "the Event schema must li
 _RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed", "superseded"],
                "description": "superseded: the run had not started when a later threshold's run was waiting, which "
                               "does its work (ClusterRuns=latest); see superseded_by"}
-_EXCLUDED = ("events with seq ≤ threshold left out because they were quarantined when the run loaded its data "
-             "(they have no label in it); null until the run has loaded")
+_EXCLUDED = ("events with first_seq ≤ seq ≤ threshold left out because they were quarantined when the run loaded "
+             "its data (they have no label in it); null until the run has loaded")
+_FIRST_SEQ = {**_nullable({"type": "integer", "minimum": 1}),
+              "description": "the lowest seq the run clustered: 1 (every event up to the threshold, the spec), or, "
+                             "with ClusterWindow = N, threshold - N + 1; events before it have no label in this "
+                             "run. Null until the run is done"}
 
 SCHEMAS = {
     "Error": _object({"error": {
@@ -128,7 +133,9 @@ SCHEMAS = {
     }),
     "SummaryRun": _object({
         "id": {"type": "integer"},
-        "threshold": {"type": "integer", "description": "the run labels the events with seq ≤ threshold"},
+        "threshold": {"type": "integer", "description": "the run labels the events with first_seq ≤ seq ≤ "
+                                                        "threshold"},
+        "first_seq": _FIRST_SEQ,
         "status": {"const": "done"},
         "events": {"type": "integer", "description": "events clustered"},
         "excluded": _nullable({"type": "integer", "minimum": 0, "description": _EXCLUDED}),
@@ -187,6 +194,7 @@ SCHEMAS = {
         "labels_retired_at": {**_nullable(_TIMESTAMP), "description": "when its labels were dropped"},
         "superseded_by": {**_nullable({"type": "integer"}), "description": "the later run that did the work of "
                                                                            "this superseded one"},
+        "first_seq": _FIRST_SEQ,
     }),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),

@@ -77,18 +77,19 @@ def _appliances(run_id: int) -> dict[int, tuple]:
 
 # ------------------------------------------------------------------------------------------ the database
 
-_RUN_COLUMNS = "r.id, r.threshold, r.status, r.events, r.excluded, r.n_clusters, r.bandwidth, r.finished_at"
+_RUN_COLUMNS = ("r.id, r.threshold, r.status, r.events, r.excluded, r.n_clusters, r.bandwidth, r.finished_at, "
+                "r.first_seq")
 # "The current run", the one definition: the completed run with the highest threshold, whatever order runs
-# finished in. Its first two columns are (id, threshold) for the queries that need only those.
-CURRENT_RUN = ("SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at "
-               "FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
+# finished in. Its first three columns are (id, threshold, first_seq) for the queries that need only those.
+CURRENT_RUN = ("SELECT id, threshold, coalesce(first_seq, 1) AS first_seq, status, events, excluded, n_clusters, "
+               "bandwidth, finished_at FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
 # The newest run whatever its status: before any run is done, it tells "in progress" from "failed".
 _LATEST_RUN = ("SELECT id, threshold, status, attempts, error FROM clustering_runs ORDER BY threshold DESC "
                "LIMIT 1")
 _LATEST_COLUMNS = "n.id, n.threshold, n.status, n.attempts, n.error"
 _STATS = ("s.label, s.events, s.mean_active_power_w, s.min_active_power_w, s.max_active_power_w, s.centre, "
           "s.appliance_key, a.name")
-_N_RUN = 8  # columns of _RUN_COLUMNS
+_N_RUN = 9  # columns of _RUN_COLUMNS
 _LATEST_AT = 1 + _N_RUN
 _STATS_AT = _LATEST_AT + 5
 
@@ -113,9 +114,9 @@ ORDER BY s.label
 
 
 def _run_object(row) -> dict:
-    run_id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at = row
+    run_id, threshold, status, events, excluded, n_clusters, bandwidth, finished_at, first_seq = row
     return {"id": run_id, "threshold": threshold, "status": status, "events": events, "excluded": excluded,
-            "clusters": n_clusters, "bandwidth": bandwidth, "finished_at": iso(finished_at)}
+            "clusters": n_clusters, "bandwidth": bandwidth, "finished_at": iso(finished_at), "first_seq": first_seq}
 
 
 def _latest_object(row) -> dict | None:
@@ -158,7 +159,7 @@ def summary(run: int | None, cluster_threshold: int) -> dict:
 _RUNS = """
 SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at,
        load_ms, fit_ms, store_ms, started_at, finished_at,
-       status = 'done' AND labels_retired_at IS NULL, labels_retired_at, superseded_by
+       status = 'done' AND labels_retired_at IS NULL, labels_retired_at, superseded_by, first_seq
 FROM clustering_runs ORDER BY threshold DESC
 """
 
@@ -177,12 +178,14 @@ def runs() -> dict:
         "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
                     "finished_at": iso(finished_at)},
         "keeps_labels": keeps_labels, "labels_retired_at": iso(retired_at), "superseded_by": superseded_by,
+        "first_seq": first_seq,
     } for (run_id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at, load_ms,
-           fit_ms, store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by)
+           fit_ms, store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by, first_seq)
         in db.execute(_RUNS, prepare=True)]}
 
 
-_RUN_BY_ID = "SELECT id, threshold, status, labels_retired_at IS NOT NULL FROM clustering_runs WHERE id = :run"
+_RUN_BY_ID = ("SELECT id, threshold, coalesce(first_seq, 1), status, labels_retired_at IS NOT NULL "
+              "FROM clustering_runs WHERE id = :run")
 _RETIRED = "SELECT labels_retired_at IS NOT NULL FROM clustering_runs WHERE id = :run"
 _LABELLED = ("SELECT id FROM clustering_runs WHERE status = 'done' AND labels_retired_at IS NULL "
              "ORDER BY threshold DESC")
@@ -196,17 +199,18 @@ def _retired(run_id: int) -> LabelsRetired:
                          run=run_id, runs_with_labels=labelled)
 
 
-def events_sql(query: EventQuery, run_id: int, threshold: int) -> str:
+def events_sql(query: EventQuery, run_id: int, threshold: int, first: int = 1) -> str:
     """The page statement for these filters. `run_id`/`threshold` (0: no run) are written in as literals so the
     planner prunes event_labels to the run's partition; every other value is a bind parameter (:key, :limit,
-    :label, :device_id, :since, :until).
+    :label, :device_id, :since, :until). A walk of one run (`run`) takes the events that run covered, seq
+    `first`..`threshold` (`first` > 1 for a windowed run: CLUSTER_WINDOW).
 
     The statements are prepared, so after a few calls PostgreSQL may run a generic plan, made without knowing the
     cursor's seq or the limit; for an ordinary join it then picks a merge join that reads the other table from its
     first row (a deep page read 900,000 label rows). The shapes below leave it no join to choose: a page's labels
     are a correlated subquery (one primary-key lookup per row served), and a label page fetches each event in a
     LATERAL subquery kept out of the join search by OFFSET 0 (one `events.seq` lookup per label row walked)."""
-    run_id, threshold = int(run_id), int(threshold)
+    run_id, threshold, first = int(run_id), int(threshold), int(first)
     op, direction = ("<", "DESC") if query.desc else (">", "ASC")
     filters = []
     if query.device_id is not None:
@@ -226,6 +230,8 @@ def events_sql(query: EventQuery, run_id: int, threshold: int) -> str:
     where = [f"e.seq {op} :key"]
     if query.run is not None:
         where.append(f"e.seq <= {threshold}")
+        if first > 1:
+            where.append(f"e.seq >= {first}")
     where += filters
     return (f"SELECT {_EVENT_COLUMNS}, {label} FROM events e WHERE {' AND '.join(where)} "
             f"ORDER BY e.seq {direction} LIMIT :limit")
@@ -245,34 +251,35 @@ class Page:
     next: str | None
 
 
-def _resolve_run(query: EventQuery) -> tuple[int, int]:
-    """(run id, threshold) whose labels the walk shows; (0, 0) when there is none yet."""
+def _resolve_run(query: EventQuery) -> tuple[int, int, int]:
+    """(run id, threshold, first seq) whose labels the walk shows; (0, 0, 1) when there is none yet."""
     if query.run is not None:
         rows = db.execute(_RUN_BY_ID, prepare=True, run=query.run)
         if not rows:
             raise RunNotFound(f"there is no clustering run {query.run}", run=query.run)
-        run_id, threshold, status, retired = rows[0]
+        run_id, threshold, first, status, retired = rows[0]
         if status != "done":
             raise _not_done(run_id, status)
         if retired:
             raise _retired(run_id)
-        return run_id, threshold
+        return run_id, threshold, first
     rows = db.execute(CURRENT_RUN, prepare=True)
     if rows:
-        return rows[0][0], rows[0][1]
+        return rows[0][0], rows[0][1], rows[0][2]
     if query.label is not None:
         raise NoCompletedRun("no clustering run has completed yet, so no event has a label to filter on; "
                              "omit label or wait for the first run", parameter="label")
-    return 0, 0
+    return 0, 0, 1
 
 
-def _items(rows, run_id: int, threshold: int) -> list[dict]:
-    """Rows of events_sql's shape as GET /events items: the run's label only for events the run covered."""
+def _items(rows, run_id: int, threshold: int, first: int = 1) -> list[dict]:
+    """Rows of events_sql's shape as GET /events items: the run's label only for events the run covered (seq
+    `first`..`threshold`); the others have none in it (run_id and label null)."""
     items = []
     appliances = _appliances(run_id) if rows else {}
     for row in rows:
         label = row[_N_EVENT_COLUMNS]
-        labelled = run_id and row[1] <= threshold
+        labelled = run_id and first <= row[1] <= threshold
         items.append(_event(row, run_id if labelled else None, label if labelled else None,
                             appliances.get(label, (None, None)) if labelled else (None, None)))
     return items
@@ -285,9 +292,9 @@ _EVENTS_BETWEEN = (f"SELECT {_EVENT_COLUMNS}, (SELECT l.label FROM event_labels 
 
 def events_between(first: int, last: int) -> list[dict]:
     """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels)."""
-    run_id, threshold = _resolve_run(EventQuery())
+    run_id, threshold, run_first = _resolve_run(EventQuery())
     rows = db.execute(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
-    return _items(rows, run_id, threshold)
+    return _items(rows, run_id, threshold, run_first)
 
 
 def events(query: EventQuery) -> Page:
@@ -303,32 +310,32 @@ def events(query: EventQuery) -> Page:
         if cursor.filters != digest:
             raise CursorMismatch("this cursor was made for other filters or another order; repeat the first "
                                  "page's order, label, run, device_id, since and until with it", parameter="cursor")
-        run_id, threshold, key = cursor.run_id, cursor.threshold, cursor.seq
+        run_id, threshold, first, key = cursor.run_id, cursor.threshold, cursor.first_seq, cursor.seq
     else:
-        run_id, threshold = _resolve_run(query)
+        run_id, threshold, first = _resolve_run(query)
         key = INT64_MAX if query.desc else 0
     timed = query.since is not None or query.until is not None
     for _ in range(2):
-        rows = db.execute(events_sql(query, run_id, threshold), prepare=not timed,
+        rows = db.execute(events_sql(query, run_id, threshold, first), prepare=not timed,
                           **events_params(query, key, query.limit + 1))
         if not run_id or not db.execute(_RETIRED, prepare=True, run=run_id)[0][0]:
             break
         if pinned:
             raise _retired(run_id)
-        run_id, threshold = _resolve_run(query)
+        run_id, threshold, first = _resolve_run(query)
     else:
         raise _retired(run_id)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    items = _items(rows, run_id, threshold)
+    items = _items(rows, run_id, threshold, first)
     next_cursor = None
     if more:
-        next_cursor = encode_cursor(Cursor(query.desc, rows[-1][1], run_id, threshold, digest))
+        next_cursor = encode_cursor(Cursor(query.desc, rows[-1][1], run_id, threshold, digest, first))
     return Page(items, next_cursor)
 
 
 _EVENT = f"""
-SELECT {_EVENT_COLUMNS}, r.id, r.threshold
+SELECT {_EVENT_COLUMNS}, r.id, r.threshold, r.first_seq
 FROM events e LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
 WHERE e.id = :id
 """
@@ -349,11 +356,11 @@ def event(event_id: int) -> dict:
     if not rows:
         raise EventNotFound(f"there is no event {event_id}", id=event_id)
     row = rows[0]
-    seq, current_id, current_threshold = row[1], row[_N_EVENT_COLUMNS], row[_N_EVENT_COLUMNS + 1]
+    seq, (current_id, current_threshold, current_first) = row[1], row[_N_EVENT_COLUMNS:_N_EVENT_COLUMNS + 3]
     labels = [{"run_id": run_id, "threshold": threshold, "label": label, "appliance_key": key, "appliance_name": name}
               for run_id, threshold, label, key, name in db.execute(_EVENT_LABELS, seq=seq)]
     current = next((entry for entry in labels if entry["run_id"] == current_id), None)
-    labelled = current_id is not None and seq <= current_threshold
+    labelled = current_id is not None and current_first <= seq <= current_threshold
     known = labelled and current
     item = _event(row, current_id if labelled else None, current["label"] if known else None,
                   (current["appliance_key"], current["appliance_name"]) if known else (None, None))
