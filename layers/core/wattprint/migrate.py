@@ -28,6 +28,9 @@ _ENERGY_WRITES = (
     "GRANT SELECT, INSERT, UPDATE ON energy_readings, energy_days TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON energy_buckets TO {role}",  # a bucket a correction empties goes
     "GRANT SELECT, INSERT, UPDATE ON energy_changes TO {role}",  # the change feed the alerts read (0014)
+    # Locks, upserts and reads a change's neighbours in one round trip (0017).
+    "GRANT EXECUTE ON FUNCTION energy_write_readings(integer, integer[], smallint, integer[], bigint[], smallint[], "
+    "float8[], smallint[], integer) TO {role}",
 )
 ROLES: dict[str, tuple[str, ...]] = {
     "ingest": (

@@ -1,7 +1,7 @@
 """The energy series' change feed (see migration 0014): writers mark the earliest changed bucket per device in
-their own transaction and, after it commits, send one message per newly marked device; a reader takes a device's
-row (deleting it) in the transaction that acts on the change, so a redelivered message finds nothing to do.
-The sweep re-sends the rows whose message was lost."""
+the statement that writes the buckets and, after it commits, send one message per newly marked device; a reader
+takes a device's row (deleting it) in the transaction that acts on the change, so a redelivered message finds
+nothing to do. The sweep re-sends the rows whose message was lost."""
 
 from __future__ import annotations
 
@@ -15,20 +15,12 @@ from . import times
 
 log = logging.getLogger(__name__)
 
-_MARK = """
-INSERT INTO energy_changes AS c (device_id, since)
-SELECT d, timestamptz 'epoch' + us * interval '1 microsecond'
-FROM unnest(CAST(:devices AS int[]), CAST(:since AS bigint[])) AS i(d, us)
-ON CONFLICT (device_id) DO UPDATE SET since = least(c.since, EXCLUDED.since)
-RETURNING device_id, xmax = 0"""
-
-
-def mark(conn: Connection, earliest: dict[int, int]) -> list[int]:
-    """Record each device's earliest changed bucket (µs); returns the devices that had no row yet."""
-    if not earliest:
-        return []
-    rows = db.prepared(conn, _MARK).run(devices=list(earliest), since=list(earliest.values()))
-    return [device for device, new in rows if new]
+# The mark, as a CTE body of a statement that rewrites buckets (wattprint.energy.store._WRITE): each device's
+# earliest bucket among that statement's `written` rows; RETURNING whether the device had no row yet.
+MARK_WRITTEN = """INSERT INTO energy_changes AS c (device_id, since)
+    SELECT device_id, min(bucket_start) FROM written GROUP BY device_id
+    ON CONFLICT (device_id) DO UPDATE SET since = least(c.since, EXCLUDED.since)
+    RETURNING device_id, xmax = 0 AS new"""
 
 
 def take(conn: Connection, device_id: int) -> datetime | None:

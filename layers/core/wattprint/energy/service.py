@@ -26,12 +26,10 @@ class Changed(NamedTuple):
     marked: tuple = ()
 
 
-def _changed(conn, buckets: list[tuple]) -> Changed:
-    """Mark each device's earliest changed bucket in the change feed, in the writer's transaction."""
-    earliest: dict[int, int] = {}
-    for device, row in buckets:
-        earliest[device] = min(earliest.get(device, row[0]), row[0])
-    return Changed(tuple(buckets), tuple(change_feed.mark(conn, earliest)))
+def _recomputed(conn, changes: list, settings: Settings) -> Changed:
+    """The buckets the changes reach, rewritten (each device's earliest marked in the change feed)."""
+    buckets, marked = store.recompute(conn, changes, settings.energy_max_gap_s * times.SECOND)
+    return Changed(tuple(buckets), tuple(marked))
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,9 @@ def post_readings(body: str, settings: Settings) -> dict:
     """POST /energy: all readings stored (or replaced) and their buckets recomputed, or nothing."""
     post = readings.parse(body)
     n = len(post.ts)
-    max_gap = settings.energy_max_gap_s * times.SECOND
     with db.transaction() as conn:
         changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
-        written = _changed(conn, [(change.device_id, row) for change in changes
-                                  for row in store.recompute(conn, change, max_gap)])
+        written = _recomputed(conn, changes, settings)
     announce(written)
     inserted = sum(c.inserted for c in changes)
     replaced = sum(c.replaced for c in changes)
@@ -74,10 +70,7 @@ def feed_events(conn, records: Sequence, settings: Settings) -> Changed:
     (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed."""
     if not records:
         return Changed()
-    changes = store.upsert_sensor(conn, records)
-    max_gap = settings.energy_max_gap_s * times.SECOND
-    return _changed(conn, [(change.device_id, row) for change in changes
-                           for row in store.recompute(conn, change, max_gap)])
+    return _recomputed(conn, store.upsert_sensor(conn, records), settings)
 
 
 def announce(written: Changed) -> None:
