@@ -67,10 +67,15 @@ def feed_events(conn, records: Sequence, settings: Settings) -> Changed:
     """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
     the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
     clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
-    (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed."""
+    (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed.
+
+    Its buckets are not announced to dashboards: every ingest request would send one (issue 18 allows one send per
+    instance per interval), and the `events` message that the request's events cause already names their devices,
+    so a dashboard showing one of them re-reads its series (the dashboard's energy view). Only the change feed is
+    announced."""
     if not records:
         return Changed()
-    return _recomputed(conn, store.upsert_sensor(conn, records), settings)
+    return Changed(marked=_recomputed(conn, store.upsert_sensor(conn, records), settings).marked)
 
 
 def announce(written: Changed) -> None:
