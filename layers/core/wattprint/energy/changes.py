@@ -37,8 +37,10 @@ def stale(conn: Connection, older_than_s: float) -> list[int]:
 def send(device_ids: list[int]) -> int:
     """After the commit: one message per device on the energy-changes queue. Best effort — a lost one is re-sent
     by the sweep from the rows still marked."""
+    if not device_ids:  # before the settings: every ingest request comes here, and they are not free to read
+        return 0
     queue = settings.load().energy_changes_queue_url
-    if not queue or not device_ids:
+    if not queue:
         return 0
     sent = 0
     try:

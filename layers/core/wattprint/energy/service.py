@@ -123,6 +123,41 @@ def series(query: dict | None, accept: str | None) -> Answer:
     return Answer(payload, text)
 
 
+def power(query: dict | None, accept: str | None, settings: Settings) -> Answer:
+    """GET /energy/power: the power the device's readings hold over the window, step by step (a gap, or time before
+    the first reading, is no step); a window with more than MAX_POWER_READINGS readings is answered per bucket
+    instead (its energy over its covered time: the average power)."""
+    p = params.read(query, params.POWER)
+    device = params.integer(p, "device_id", params.INT32_MIN, params.INT32_MAX)
+    window = params.window(p, step_name=None)
+    as_csv = params.wants_csv(p, accept)
+    lo, hi = window.start, window.end
+    readings, last = store.power_readings(device, lo, hi, params.MAX_POWER_READINGS)
+    data = []
+    if len(readings) <= params.MAX_POWER_READINGS:
+        resolution = "readings"
+        max_gap = settings.energy_max_gap_s * times.SECOND
+        # The last reading loaded is the device's last one when none at or after hi was: its interval is estimated.
+        spacing = (integrate.typical_spacing(sorted(last), max_gap) or 0) if last else None
+        for start, end, reading, extra in integrate.intervals(readings, max_gap, spacing):
+            if end > lo and start < hi:
+                flags = extra | (reading.flags & integrate.ARRIVAL_TIME)
+                data.append((max(start, lo), min(end, hi), integrate.power(reading, start, end), flags))
+    else:
+        resolution = "15m"
+        for start, kwh, covered, estimated, arrival in store.series_rows(device, lo, hi, times.BUCKET):
+            if covered > 0:
+                data.append((start, start + times.BUCKET, kwh * times.HOUR / covered,
+                             integrate.flags_of(estimated, arrival)))
+    items = [{"datetime": times.iso(start), "end": times.iso(end), "value": kw, "flags": integrate.flag_names(flags)}
+             for start, end, kw, flags in data]
+    payload = {"device_id": device, "units": "kW", "resolution": resolution, "start": times.iso(lo),
+               "end": times.iso(hi), "data": items}
+    text = _csv(("datetime", "end", "value", "flags"),
+                ((d["datetime"], d["end"], d["value"], ";".join(d["flags"])) for d in items)) if as_csv else None
+    return Answer(payload, text)
+
+
 def fleet(query: dict | None, accept: str | None) -> Answer:
     p = params.read(query, params.FLEET)
     window = params.window(p)

@@ -277,6 +277,21 @@ def recompute(conn: Connection, changed: list[Change], max_gap: int) -> tuple[li
 
 # ------------------------------------------------------------------------------------------------- reads
 
+# GET /energy/power: the readings whose intervals reach [blo, bhi) (at most :limit), and the device's last _TAIL
+# instants (its last interval's estimated end, when that one is among them).
+_POWER = _LOAD + "\nLIMIT :limit"
+_LAST = f"SELECT {_US('ts')} FROM energy_readings WHERE device_id = :d ORDER BY ts DESC LIMIT {_TAIL}"
+
+
+def power_readings(device_id: int, lo: int, hi: int, limit: int) -> tuple[list[Reading], list[int]]:
+    """(readings, the device's last instants); at most `limit` + 1 readings, so the caller sees there were more."""
+    rows = db.execute(_POWER, prepare=True, d=device_id, blo=lo, bhi=hi, limit=limit + 1)
+    readings = [Reading(ts, value, units, flags, source) for ts, value, units, flags, source in rows]
+    last = [row[0] for row in db.execute(_LAST, prepare=True, d=device_id)] if readings and readings[-1].ts < hi \
+        else []
+    return readings, last
+
+
 _SERIES = f"""
 SELECT {_US("bucket_start")}, kwh, covered_us, estimated_us, arrival_us FROM energy_buckets
 WHERE device_id = :d AND bucket_start >= {_T("lo")} AND bucket_start < {_T("hi")} ORDER BY bucket_start"""
