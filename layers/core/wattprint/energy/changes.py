@@ -1,7 +1,7 @@
 """The energy series' change feed (see migration 0014): writers mark the earliest changed bucket per device in
-the statement that writes the buckets and, after it commits, send one message per newly marked device; a reader
-takes a device's row (deleting it) in the transaction that acts on the change, so a redelivered message finds
-nothing to do. The sweep re-sends the rows whose message was lost."""
+the statement that writes the buckets (energy_write_buckets, migration 0017) and, after it commits, send one
+message per newly marked device; a reader takes a device's row (deleting it) in the transaction that acts on the
+change, so a redelivered message finds nothing to do. The sweep re-sends the rows whose message was lost."""
 
 from __future__ import annotations
 
@@ -14,14 +14,6 @@ from ..db import Connection
 from . import times
 
 log = logging.getLogger(__name__)
-
-# The mark, as a CTE body of a statement that rewrites buckets (wattprint.energy.store._WRITE): each device's
-# earliest bucket among that statement's `written` rows; RETURNING whether the device had no row yet.
-MARK_WRITTEN = """INSERT INTO energy_changes AS c (device_id, since)
-    SELECT device_id, min(bucket_start) FROM written GROUP BY device_id
-    ON CONFLICT (device_id) DO UPDATE SET since = least(c.since, EXCLUDED.since)
-    RETURNING device_id, xmax = 0 AS new"""
-
 
 def take(conn: Connection, device_id: int) -> datetime | None:
     """The device's earliest changed instant since the last take, the row deleted; None if nothing changed."""

@@ -28,8 +28,12 @@ class Changed(NamedTuple):
 
 def _recomputed(conn, changes: list, settings: Settings) -> Changed:
     """The buckets the changes reach, rewritten (each device's earliest marked in the change feed)."""
-    buckets, marked = store.recompute(conn, changes, settings.energy_max_gap_s * times.SECOND)
+    buckets, marked = store.recompute(conn, changes, _max_gap(settings))
     return Changed(tuple(buckets), tuple(marked))
+
+
+def _max_gap(settings: Settings) -> int:
+    return settings.energy_max_gap_s * times.SECOND
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ def post_readings(body: str, settings: Settings) -> dict:
     post = readings.parse(body)
     n = len(post.ts)
     with db.transaction() as conn:
-        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
+        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values,
+                               _max_gap(settings))
         written = _recomputed(conn, changes, settings)
     announce(written)
     inserted = sum(c.inserted for c in changes)
@@ -75,7 +80,7 @@ def feed_events(conn, records: Sequence, settings: Settings) -> Changed:
     announced."""
     if not records:
         return Changed()
-    return Changed(marked=_recomputed(conn, store.upsert_sensor(conn, records), settings).marked)
+    return Changed(marked=_recomputed(conn, store.upsert_sensor(conn, records, _max_gap(settings)), settings).marked)
 
 
 def announce(written: Changed) -> None:
@@ -136,7 +141,7 @@ def power(query: dict | None, accept: str | None, settings: Settings) -> Answer:
     data = []
     if len(readings) <= params.MAX_POWER_READINGS:
         resolution = "readings"
-        max_gap = settings.energy_max_gap_s * times.SECOND
+        max_gap = _max_gap(settings)
         # The last reading loaded is the device's last one when none at or after hi was: its interval is estimated.
         spacing = (integrate.typical_spacing(sorted(last), max_gap) or 0) if last else None
         for start, end, reading, extra in integrate.intervals(readings, max_gap, spacing):

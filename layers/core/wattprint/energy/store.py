@@ -19,7 +19,7 @@ from typing import Sequence
 
 from .. import db
 from ..db import Connection
-from . import changes, integrate, times
+from . import integrate, times
 from .integrate import Bucket, Reading
 
 _LOCK_CLASS = 0x656E  # "en": pg_advisory_xact_lock(class, device_id)
@@ -41,11 +41,12 @@ def _US(column: str) -> str:
 
 
 # Writers call energy_write_readings (migration 0017): it takes the devices' advisory locks (in device order, so two
-# cannot deadlock), upserts the readings and returns, per device whose readings changed, a Change and the
-# neighbours its recompute needs, read after the locks are held, so they include every reading committed before.
-# A re-post of the same readings changes no row (the function's DO UPDATE … WHERE), so it returns nothing.
+# cannot deadlock), upserts the readings, writes the buckets of a pure append itself and returns, per device whose
+# readings changed, a Change: what it wrote, or the neighbours a recompute needs, read after the locks are held, so
+# they include every reading committed before. A re-post of the same readings changes no row (the function's
+# DO UPDATE … WHERE), so it returns nothing.
 _WRITE_READINGS = ("energy_write_readings(:class, CAST(:lock AS int[]), CAST(:source AS smallint), {devices}, {us}, "
-                   "{units}, {vals}, {flags}, :tail)")
+                   "{units}, {vals}, {flags}, :tail, CAST(:max_gap AS bigint))")
 
 _UPSERT = "SELECT * FROM " + _WRITE_READINGS.format(
     devices="CAST(:devices AS int[])", us="CAST(:ts AS bigint[])", units="CAST(:units AS smallint[])",
@@ -90,7 +91,7 @@ SELECT w.* FROM batch, LATERAL {_WRITE_READINGS.format(devices="batch.devices", 
 
 @dataclass(frozen=True)
 class Change:
-    """A device's changed readings, and their neighbours (see energy_write_readings)."""
+    """A device's changed readings, and what energy_write_readings did about them."""
 
     device_id: int
     first: int  # µs
@@ -98,25 +99,25 @@ class Change:
     inserted: int
     replaced: int
     prev: int | None  # the reading before `first`
-    after: list  # the first _TAIL after `last`
-    tail: list  # the device's last _TAIL
-    before: list  # the last _TAIL before `first`
-    from_prev: list | None  # when nothing follows `last`: the readings from prev on (rows) …
-    stored: list | None  # … and the buckets from prev's bucket on
+    after: list | None  # the first _TAIL after `last` (when not written)
+    tail: list | None  # the device's last _TAIL (when not written)
+    written: list | None  # a pure append, done: the buckets written (rows of energy_write_buckets); else None
 
 
 def _changes(rows) -> list[Change]:
     return [Change(*row) for row in rows]
 
 
-def upsert(conn: Connection, devices: list[int], ts: list[int], units: list[int], values: list[float]) -> list[Change]:
+def upsert(conn: Connection, devices: list[int], ts: list[int], units: list[int], values: list[float],
+           max_gap: int) -> list[Change]:
     """POST /energy's readings, under their devices' locks."""
     return _changes(db.prepared(conn, _UPSERT).run(
         **{"class": _LOCK_CLASS}, lock=_array(sorted(set(devices))), source=integrate.API, devices=_array(devices),
-        ts=_array(ts), units=_array(units), vals=_array(values), flags=_array([0] * len(ts)), tail=_TAIL))
+        ts=_array(ts), units=_array(units), vals=_array(values), flags=_array([0] * len(ts)), tail=_TAIL,
+        max_gap=max_gap))
 
 
-def upsert_sensor(conn: Connection, records: Sequence) -> list[Change]:
+def upsert_sensor(conn: Connection, records: Sequence, max_gap: int) -> list[Change]:
     """Sensor events (records in seq order) as readings, under their devices' locks.
 
     Of a batch only a device's running-maximum sensor times (candidates for an advancing clock) and its last
@@ -136,7 +137,7 @@ def upsert_sensor(conn: Connection, records: Sequence) -> list[Change]:
     rows = sorted(candidates | set(last_other.values()))
     epoch, us = times.EPOCH, times.MICROSECOND
     return _changes(db.prepared(conn, _SENSOR_UPSERT).run(
-        **{"class": _LOCK_CLASS}, lock=_array(sorted(latest)), source=integrate.SENSOR, tail=_TAIL,
+        **{"class": _LOCK_CLASS}, lock=_array(sorted(latest)), source=integrate.SENSOR, tail=_TAIL, max_gap=max_gap,
         devices=_array(records[i].device_id for i in rows),
         sensor=_array((records[i].sensor_time - epoch) // us for i in rows),
         watts=_array(records[i].active_power_w for i in rows), ords=_array(rows),
@@ -152,93 +153,20 @@ WHERE device_id = :d
   AND ts <= COALESCE((SELECT min(ts) FROM energy_readings WHERE device_id = :d AND ts >= {_T("bhi")}), 'infinity')
 ORDER BY ts, source"""
 
-# Per device, its buckets of [blo, bhi) (bhi null: to the end) become exactly the new ones given (unchanged ones
-# are not rewritten); the day totals move by the difference; the change feed (migration 0014) gets each device's
-# earliest rewritten bucket. Rows: the buckets written (device, µs start, kwh, covered_us, estimated_us,
-# arrival_us) and whether the device's change-feed row is new.
-_WRITE = f"""
-WITH ranges AS (
-    SELECT d, timestamptz 'epoch' + blo * interval '1 microsecond' AS lo,
-           COALESCE(timestamptz 'epoch' + bhi * interval '1 microsecond', 'infinity') AS hi
-    FROM unnest(CAST(:rd AS int[]), CAST(:blo AS bigint[]), CAST(:bhi AS bigint[])) AS r(d, blo, bhi)
-), new AS (
-    SELECT d, timestamptz 'epoch' + us * interval '1 microsecond' AS t, kwh, covered_us, estimated_us, arrival_us
-    FROM unnest(CAST(:bd AS int[]), CAST(:starts AS bigint[]), CAST(:kwh AS float8[]), CAST(:covered AS bigint[]),
-                CAST(:estimated AS bigint[]), CAST(:arrival AS bigint[]))
-         AS n(d, us, kwh, covered_us, estimated_us, arrival_us)
-), old AS (
-    SELECT b.device_id AS d, b.bucket_start, b.kwh, b.covered_us, b.estimated_us, b.arrival_us
-    FROM ranges r JOIN energy_buckets b ON b.device_id = r.d AND b.bucket_start >= r.lo AND b.bucket_start < r.hi
-), gone AS (
-    DELETE FROM energy_buckets b USING ranges r
-    WHERE b.device_id = r.d AND b.bucket_start >= r.lo AND b.bucket_start < r.hi
-      AND NOT EXISTS (SELECT FROM new n WHERE n.d = b.device_id AND n.t = b.bucket_start)
-), written AS (
-    INSERT INTO energy_buckets AS b (device_id, bucket_start, kwh, covered_us, estimated_us, arrival_us)
-    SELECT d, t, kwh, covered_us, estimated_us, arrival_us FROM new
-    ON CONFLICT (device_id, bucket_start) DO UPDATE
-        SET kwh = EXCLUDED.kwh, covered_us = EXCLUDED.covered_us, estimated_us = EXCLUDED.estimated_us,
-            arrival_us = EXCLUDED.arrival_us
-        WHERE (b.kwh, b.covered_us, b.estimated_us, b.arrival_us)
-              IS DISTINCT FROM (EXCLUDED.kwh, EXCLUDED.covered_us, EXCLUDED.estimated_us, EXCLUDED.arrival_us)
-    RETURNING device_id, bucket_start, kwh, covered_us, estimated_us, arrival_us
-), delta AS (
-    SELECT d, date_trunc('day', t, 'UTC') AS day, sum(kwh) AS kwh, sum(covered_us) AS covered_us,
-           sum(estimated_us) AS estimated_us, sum(arrival_us) AS arrival_us
-    FROM (SELECT d, t, kwh, covered_us, estimated_us, arrival_us FROM new
-          UNION ALL SELECT d, bucket_start, -kwh, -covered_us, -estimated_us, -arrival_us FROM old)
-         AS c(d, t, kwh, covered_us, estimated_us, arrival_us)
-    GROUP BY 1, 2
-), days AS (
-    INSERT INTO energy_days AS e (device_id, day, kwh, covered_us, estimated_us, arrival_us)
-    SELECT d, day, kwh, covered_us, estimated_us, arrival_us FROM delta
-    ON CONFLICT (device_id, day) DO UPDATE
-        SET kwh = e.kwh + EXCLUDED.kwh, covered_us = e.covered_us + EXCLUDED.covered_us,
-            estimated_us = e.estimated_us + EXCLUDED.estimated_us, arrival_us = e.arrival_us + EXCLUDED.arrival_us
-), marked AS (
-    {changes.MARK_WRITTEN}
-)
-SELECT w.device_id, {_US("w.bucket_start")}, w.kwh, w.covered_us, w.estimated_us, w.arrival_us, m.new
-FROM written w JOIN marked m USING (device_id) ORDER BY w.device_id, w.bucket_start"""
+# The buckets of ranges of devices replaced (migration 0017: energy_write_buckets, which the append path uses too).
+_WRITE = ("SELECT * FROM energy_write_buckets(CAST(:rd AS int[]), CAST(:blo AS bigint[]), CAST(:bhi AS bigint[]), "
+          "CAST(:bd AS int[]), CAST(:starts AS bigint[]), CAST(:kwh AS float8[]), CAST(:covered AS bigint[]), "
+          "CAST(:estimated AS bigint[]), CAST(:arrival AS bigint[]))")
 
 
 def _nullable_array(values) -> str:
     return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
 
 
-def _append(readings: list[Reading], prev: int, before: list[int], tail: list[int], stored: list,
-            max_gap: int) -> list[Bucket]:
-    """The buckets from prev's bucket on after an append, as stored − prev's old (estimated) interval + the new
-    intervals."""
-    old = [r for r in readings if r.ts == prev]
-    removed = integrate.buckets(old, max_gap, integrate.typical_spacing(sorted(before), max_gap) or 0)
-    added = integrate.buckets(readings, max_gap, integrate.typical_spacing(sorted(tail), max_gap) or 0)
-    out = []
-    rows = {row[0]: row for row in stored}
-    for start in sorted(set(rows) | set(removed) | set(added)):
-        _, kwh, covered, estimated, arrival = rows.get(start, (start, 0.0, 0, 0, 0))
-        bucket = Bucket(start, kwh, covered, estimated, arrival)
-        for sign, source in ((-1, removed), (1, added)):
-            part = source.get(start)
-            if part is not None:
-                bucket.kwh += sign * part.kwh
-                bucket.covered += sign * part.covered
-                bucket.estimated += sign * part.estimated
-                bucket.arrival += sign * part.arrival
-        if bucket.covered > 0:
-            out.append(bucket)
-    return out
-
-
 def _rebuilt(conn: Connection, change: Change, max_gap: int) -> tuple[int, int | None, list[Bucket]]:
-    """(blo, bhi, the buckets of [blo, bhi)) after `change`: applied as a difference when it is a pure append after
-    prev, else re-integrated from the readings that reach the range."""
+    """(blo, bhi, the buckets of [blo, bhi)) after a change that is not a pure append: re-integrated from the
+    readings that reach the range."""
     d, prev, tail = change.device_id, change.prev, change.tail
-    if change.from_prev is not None:
-        readings = [Reading(*row) for row in change.from_prev]
-        if change.replaced == 0 and sum(1 for r in readings if r.ts > prev) == change.inserted:
-            return times.floor(prev), None, _append(readings, prev, change.before, tail, change.stored or [],
-                                                    max_gap)
     blo = times.floor(prev if prev is not None else change.first)
     at_end = len(change.after) < _TAIL
     bhi = None if at_end else times.ceil(change.after[0])
@@ -254,28 +182,28 @@ def _rebuilt(conn: Connection, change: Change, max_gap: int) -> tuple[int, int |
 
 
 def recompute(conn: Connection, changed: list[Change], max_gap: int) -> tuple[list[tuple], list[int]]:
-    """Re-integrate the buckets each change reaches and write them, all devices in one statement; returns the
-    buckets whose stored row changed, as (device, (µs start, kwh, covered_us, estimated_us, arrival_us)), and the
-    devices whose change-feed row this wrote first (each to be announced once, after the commit)."""
-    if not changed:
-        return [], []
+    """The buckets of the changes energy_write_readings left to Python, re-integrated and written (all devices in
+    one statement); returns every change's buckets whose stored row changed, as (device, (µs start, kwh,
+    covered_us, estimated_us, arrival_us)), and the devices whose change-feed row was written first (each to be
+    announced once, after the commit)."""
+    rows = [(c.device_id, *row) for c in changed if c.written is not None for row in c.written]
     ranges, new = [], []
     for change in changed:
-        blo, bhi, buckets = _rebuilt(conn, change, max_gap)
-        ranges.append((change.device_id, blo, bhi))
-        new.extend((change.device_id, b) for b in buckets)
-    rows = db.prepared(conn, _WRITE).run(
-        rd=_array(d for d, _, _ in ranges), blo=_array(lo for _, lo, _ in ranges),
-        bhi=_nullable_array(hi for _, _, hi in ranges), bd=_array(d for d, _ in new),
-        starts=_array(b.start for _, b in new), kwh=_array(b.kwh for _, b in new),
-        covered=_array(b.covered for _, b in new), estimated=_array(b.estimated for _, b in new),
-        arrival=_array(b.arrival for _, b in new))
+        if change.written is None:
+            blo, bhi, buckets = _rebuilt(conn, change, max_gap)
+            ranges.append((change.device_id, blo, bhi))
+            new.extend((change.device_id, b) for b in buckets)
+    if ranges:
+        rows += db.prepared(conn, _WRITE).run(
+            rd=_array(d for d, _, _ in ranges), blo=_array(lo for _, lo, _ in ranges),
+            bhi=_nullable_array(hi for _, _, hi in ranges), bd=_array(d for d, _ in new),
+            starts=_array(b.start for _, b in new), kwh=_array(b.kwh for _, b in new),
+            covered=_array(b.covered for _, b in new), estimated=_array(b.estimated for _, b in new),
+            arrival=_array(b.arrival for _, b in new))
     written = [(row[0], tuple(row[1:6])) for row in rows]
     marked = sorted({row[0] for row in rows if row[6]})
     return written, marked
 
-
-# ------------------------------------------------------------------------------------------------- reads
 
 # GET /energy/power: the readings whose intervals reach [blo, bhi) (at most :limit), and the device's last _TAIL
 # instants (its last interval's estimated end, when that one is among them).
