@@ -227,3 +227,20 @@ def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_
         gateway.close()
     assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[3]]
     assert conn.run("SELECT count(*) > 0 FROM energy_buckets WHERE device_id = 14") == [[True]]
+
+
+def test_the_servers_typical_spacing_is_the_integrators(conn):
+    """energy_spacing (migration 0017, the append path's) against wattprint.energy.integrate.typical_spacing, over
+    random instants with repeats, gaps and even and odd counts of intervals."""
+    import random
+
+    rng = random.Random(17)
+    gap = 7200 * times.SECOND
+    for _ in range(300):
+        instants = sorted(rng.choice([0, 1, 7, 60, 61, 900, 8000]) * times.SECOND + rng.randint(0, 999)
+                          for _ in range(rng.randint(0, 20)))
+        instants = [sum(instants[:i + 1]) for i in range(len(instants))]
+        rng.shuffle(instants)
+        server = conn.run("SELECT energy_spacing(CAST(:t AS bigint[]), :gap, :n)", t=instants, gap=gap,
+                          n=integrate.SPACING_INTERVALS)[0][0]
+        assert server == integrate.typical_spacing(sorted(instants), gap), instants

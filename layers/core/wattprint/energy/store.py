@@ -1,6 +1,7 @@
 """The energy capability's SQL, and the one recompute both sources share. Every function runs inside the
-caller's transaction (or, for reads, on the instance's connection). Over 300 lines because it is mostly SQL
-constants, kept next to the code that runs them.
+caller's transaction (or, for reads, on the instance's connection). The writes' server-side functions are in
+migration 0017: an append after a device's last reading (every sensor request) is applied there as a difference,
+in the round trip that stores the readings; any other change is re-integrated here.
 
 Times cross the wire as integer microseconds since the epoch (`_T` turns one into a timestamptz, `_US` back):
 exact, and no datetime objects built per row.
