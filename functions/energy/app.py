@@ -34,6 +34,11 @@ def get_energy():
     return _answer(service.series(*_query()))
 
 
+@app.get("/energy/power")
+def get_power():
+    return _answer(service.power(*_query(), settings.load()))
+
+
 @app.get("/energy/fleet")
 def get_fleet():
     return _answer(service.fleet(*_query()))

@@ -233,12 +233,64 @@ def test_top_ranks_by_energy_with_ties_by_device_id(api):
     ("/energy/top?count=0", "count"),
     ("/energy/top?start=2019-01-05", "end"),
     ("/energy/forecast?device_id=1", "start"),
+    ("/energy/power?start=2019-01-05&end=2019-01-06", "device_id"),
+    ("/energy/power?device_id=1&start=2019-01-05", "end"),
+    ("/energy/power?device_id=1&start=2019-01-05&end=2019-12-06", "end"),
+    ("/energy/power?device_id=1&start=2019-01-05&end=2019-01-06&resolution=1h", "resolution"),
 ])
 def test_bad_queries_name_the_parameter(api, target, parameter):
     code, body = api("GET", target)
     assert code == 400, body
     assert body["error"]["parameter"] == parameter and body["error"]["code"] in ("invalid_parameter",
                                                                                 "unknown_parameter")
+
+
+def power(api, device, start, end):
+    code, body = api("GET", f"/energy/power?device_id={device}&start={start}&end={end}")
+    assert code == 200, body
+    assert body["units"] == "kW" and (body["start"], body["end"]) == (start, end)
+    return body
+
+
+def steps(body):
+    return [(d["datetime"], d["end"], d["value"], d["flags"]) for d in body["data"]]
+
+
+def test_power_is_what_the_readings_hold_step_by_step(api):
+    # kW held to the next reading; the last one over the typical spacing (estimated).
+    post(api, 5, "kW", [(at(0), 1), (at(5), 4), (at(10), 1)])
+    body = power(api, 5, at(0), at(30))
+    assert body["resolution"] == "readings"
+    assert steps(body) == [(at(0), at(5), 1.0, []), (at(5), at(10), 4.0, []), (at(10), at(15), 1.0, ["estimated_end"])]
+    # kWh: the interval's energy over its length (12 kWh in an hour is 12 kW); clipped to the window.
+    post(api, 6, "kWh", [(at(0), 12), (at(60), 26)])
+    assert steps(power(api, 6, at(15), at(90))) == [(at(15), at(60), 12.0, []), (at(60), at(90), 26.0, ["estimated_end"])]
+    # A gap over the maximum (2 h) is no step; the window's first step starts with the reading before it.
+    post(api, 7, "kW", [(at(0), 2), (at(30), 3), (at(300), 1), (at(330), 1)])
+    assert steps(power(api, 7, at(15), at(360))) == [
+        (at(15), at(30), 2.0, []), (at(300), at(330), 1.0, []), (at(330), at(360), 1.0, ["estimated_end"])]
+    # Nothing stored: no steps.
+    assert power(api, 8, at(0), at(60))["data"] == []
+
+
+def test_power_integrates_to_the_buckets_energy(api):
+    post(api, 11, "kW", [(at(m), v) for m, v in ((0, 1.5), (7, 0.25), (19, 3.0), (41, 2.0), (44, 0.5), (58, 1.0))])
+    body = power(api, 11, at(0), at(60))
+    kwh = sum(d["value"] * (datetime.fromisoformat(d["end"]) - datetime.fromisoformat(d["datetime"])).total_seconds()
+              / 3600 for d in body["data"])
+    assert kwh == pytest.approx(sum(d["value"] for d in series(api, 11, at(0), at(60))["data"]))
+
+
+def test_power_of_a_window_with_too_many_readings_is_per_bucket(api, monkeypatch):
+    from wattprint.energy import params
+
+    post(api, 12, "kW", [(at(m), 1.0 if m < 15 else 3.0) for m in range(0, 30, 3)] + [(at(30), 0)])
+    monkeypatch.setattr(params, "MAX_POWER_READINGS", 5)
+    body = power(api, 12, at(0), at(45))
+    assert body["resolution"] == "15m"
+    assert steps(body) == [(at(0), at(15), 1.0, []), (at(15), at(30), 3.0, []), (at(30), at(45), 0.0, ["estimated_end"])]
+    monkeypatch.setattr(params, "MAX_POWER_READINGS", 11)
+    assert power(api, 12, at(0), at(45))["resolution"] == "readings"
 
 
 def test_csv_on_request(api):
@@ -251,6 +303,9 @@ def test_csv_on_request(api):
     assert list(csv.reader(io.StringIO(text)))[1] == ["1", "42", "38.0"]
     code, text = api("GET", f"/energy/fleet?start={at(0)}&end={at(30)}&format=csv")
     assert list(csv.reader(io.StringIO(text)))[1:] == [[at(0), "3.0", "3.0", "1"], [at(15), "3.0", "3.0", "1"]]
+    code, text = api("GET", f"/energy/power?device_id=42&start={at(0)}&end={at(75)}&format=csv")
+    assert list(csv.reader(io.StringIO(text))) == [["datetime", "end", "value", "flags"], [at(0), at(60), "12.0", ""],
+                                                   [at(60), at(75), "26.0", "estimated_end"]]
 
 
 def test_forecast_says_when_history_is_too_short(api):

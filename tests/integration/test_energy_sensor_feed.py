@@ -145,6 +145,56 @@ def test_appending_one_request_at_a_time_equals_a_full_integration(ingest, conn)
     assert days[1:] == [sum(b.covered for b in expected.values()), sum(b.arrival for b in expected.values())]
 
 
+def assert_fed_equals_full_integration(conn, device):
+    expected = full_integration(conn, device)
+    got = conn.run("SELECT CAST(extract(epoch FROM bucket_start) * 1000000 AS bigint), kwh, covered_us, "
+                   "estimated_us, arrival_us FROM energy_buckets WHERE device_id = :d ORDER BY 1", d=device)
+    assert [row[0] for row in got] == sorted(expected), device
+    for start, kwh, covered, estimated, arrival in got:
+        b = expected[start]
+        assert (covered, estimated, arrival) == (b.covered, b.estimated, b.arrival), (device, start)
+        assert kwh == pytest.approx(b.kwh, rel=1e-9, abs=1e-12), (device, start)
+    days = conn.run("SELECT coalesce(sum(kwh), 0), coalesce(sum(covered_us), 0) FROM energy_days "
+                    "WHERE device_id = :d", d=device)[0]
+    assert days[0] == pytest.approx(sum(b.kwh for b in expected.values()))
+    assert days[1] == sum(b.covered for b in expected.values())
+
+
+@pytest.mark.parametrize("seed", [3, 18, 41])
+def test_requests_of_several_devices_with_meter_posts_between_equal_a_full_integration(ingest, conn, seed):
+    """One write statement rewrites every device of a request (migration 0017's function returns each device's
+    neighbours): devices appending, repeating their clock (arrival time) and going back in time within one request,
+    with POST /energy readings of the same devices, late and early, in between; each device's series equals the
+    integration of its stored readings from scratch, and the change feed marks the devices."""
+    import random
+
+    from wattprint.energy import service
+    from wattprint.settings import load
+
+    rng = random.Random(seed)
+    devices = [31, 32, 33]
+    clocks = {d: 0 for d in devices}
+    conn.run("DELETE FROM energy_changes")
+    for _ in range(25):
+        lines = []
+        for _ in range(rng.randint(1, 8)):
+            d = rng.choice(devices)
+            step = rng.choice([0, 0, 5, 60, 300, 900, 8000, -120])
+            clocks[d] = max(0, clocks[d] + step)
+            lines.append(event(d, clocks[d], rng.uniform(0, 3000)))
+        ingest(lines)
+        if rng.random() < 0.4:
+            d = rng.choice(devices)
+            t0 = T0 + timedelta(seconds=rng.randint(-3600, clocks[d] + 3600))
+            data = [{"datetime": (t0 + timedelta(seconds=60 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "value": round(rng.uniform(0, 3), 3)} for i in range(rng.randint(1, 5))]
+            service.post_readings(json.dumps({"device_id": d, "units": rng.choice(["kW", "kWh"]), "data": data}),
+                                  load())
+    for d in devices:
+        assert_fed_equals_full_integration(conn, d)
+    assert {row[0] for row in conn.run("SELECT device_id FROM energy_changes")} == set(devices)
+
+
 def test_the_clock_rule_event_by_event(ingest, conn):
     ingest([event(20, 12, 100)])  # the stored clock: 16:45:12
     seconds = [10, 20, 15, 20, 30, 5, 30, 31]
@@ -177,3 +227,20 @@ def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_
         gateway.close()
     assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[3]]
     assert conn.run("SELECT count(*) > 0 FROM energy_buckets WHERE device_id = 14") == [[True]]
+
+
+def test_the_servers_typical_spacing_is_the_integrators(conn):
+    """energy_spacing (migration 0017, the append path's) against wattprint.energy.integrate.typical_spacing, over
+    random instants with repeats, gaps and even and odd counts of intervals."""
+    import random
+
+    rng = random.Random(17)
+    gap = 7200 * times.SECOND
+    for _ in range(300):
+        instants = sorted(rng.choice([0, 1, 7, 60, 61, 900, 8000]) * times.SECOND + rng.randint(0, 999)
+                          for _ in range(rng.randint(0, 20)))
+        instants = [sum(instants[:i + 1]) for i in range(len(instants))]
+        rng.shuffle(instants)
+        server = conn.run("SELECT energy_spacing(CAST(:t AS bigint[]), :gap, :n)", t=instants, gap=gap,
+                          n=integrate.SPACING_INTERVALS)[0][0]
+        assert server == integrate.typical_spacing(sorted(instants), gap), instants

@@ -176,3 +176,26 @@ def test_nothing_is_read_or_pushed_for_nobody(queues, post, monkeypatch):
     outcome = live.deliver([{"kind": "events", "first_seq": 1, "last_seq": 1}])
     assert outcome == {"messages": 0, "connections": 0, "forgotten": 0, "requests": 0, "ticked": False}
     assert pushes(calls, urls) == [] and sent(calls, urls["live"]) == []
+
+
+def test_sensor_events_send_no_energy_announcement_with_a_dashboard_connected(queues, post, clock, conn):
+    """Issue 18: the sensor feed's buckets would be one send per ingest request; the `events` announcement (one per
+    interval) names the devices, and the dashboard re-reads their series. POST /energy still announces its buckets."""
+    calls, urls = queues
+    announce.GATE = announce.Gate(count=lambda: 1, clock=clock)
+    live.connect("dash-1", dashboard(conn), None, 10)
+    calls.clear()
+    post(30)
+    kinds = [json.loads(c["MessageBody"]).get("kind") for c in calls if c["QueueUrl"] == urls["live"]]
+    assert kinds == ["events"]  # one, for the first of them; no energy
+    rows = conn.run("SELECT count(*) FROM energy_buckets")
+    assert rows[0][0] > 0  # the events did feed the series
+    calls.clear()
+    from wattprint import settings
+    from wattprint.energy import service as energy
+
+    energy.post_readings(json.dumps({"device_id": 9001, "units": "kW", "data": [
+        {"datetime": "2026-01-05T00:00:00Z", "value": 1.0}, {"datetime": "2026-01-05T00:05:00Z", "value": 2.0}]}),
+        settings.load())
+    (message,) = [json.loads(c["MessageBody"]) for c in calls if c["QueueUrl"] == urls["live"]]
+    assert message["kind"] == "energy" and {i["device_id"] for i in message["items"]} == {9001}

@@ -67,7 +67,8 @@ def test_the_authorizer_validates_tokens_and_the_stage_is_throttled():
 
 @pytest.mark.parametrize("function,parameter", [("IngestFunction", "IngestConcurrency"),
                                                 ("ReportFunction", "ReportConcurrency"),
-                                                ("AuthorizerFunction", "AuthorizerConcurrency")])
+                                                ("AuthorizerFunction", "AuthorizerConcurrency"),
+                                                ("EnergyFunction", "EnergyConcurrency")])
 def test_api_functions_have_reserved_concurrency_and_a_throttles_alarm(function, parameter):
     reserved = FUNCTIONS[function]["ReservedConcurrentExecutions"]
     assert reserved.tag == "If" and ref(reserved.value[1]) == parameter

@@ -28,6 +28,10 @@ _ENERGY_WRITES = (
     "GRANT SELECT, INSERT, UPDATE ON energy_readings, energy_days TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON energy_buckets TO {role}",  # a bucket a correction empties goes
     "GRANT SELECT, INSERT, UPDATE ON energy_changes TO {role}",  # the change feed the alerts read (0014)
+    # Readings upserted and their buckets written (0017): a sensor request's feed in one round trip.
+    "GRANT EXECUTE ON FUNCTION energy_write_readings(integer, integer[], smallint, integer[], bigint[], smallint[], "
+    "float8[], smallint[], integer, bigint), energy_write_buckets(integer[], bigint[], bigint[], integer[], bigint[], "
+    "float8[], bigint[], bigint[], bigint[]) TO {role}",
 )
 ROLES: dict[str, tuple[str, ...]] = {
     "ingest": (

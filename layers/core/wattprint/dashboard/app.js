@@ -137,6 +137,7 @@
   function handle(message) {
     if (message.type === "events") {
       state.total = Math.max(state.total, message.total);
+      energyEvents(message);
       const newest = state.recent.length ? state.recent[0].seq : 0;
       const fresh = message.items.filter((item) => item.seq > newest).reverse(); // newest first
       if (message.first_seq > newest + 1 && message.items.length < RECENT && newest > 0) {
@@ -168,7 +169,8 @@
   const BUCKET_MS = 15 * 60 * 1000;
   const DAY_MS = 24 * 3600 * 1000;
   const ENERGY_PLOT = { width: 960, height: 300, left: 56, right: 56, top: 16, bottom: 40 };
-  const energy = { device: null, start: null, days: 2, buckets: new Map(), refreshTimer: null };
+  const POWER_PLOT = { width: 960, height: 200, left: 56, right: 56, top: 12, bottom: 28 };
+  const energy = { device: null, start: null, days: 2, buckets: new Map(), power: null, reads: 0 };
 
   const isoUtc = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
 
@@ -176,38 +178,59 @@
     return { start: energy.start, end: energy.start + energy.days * DAY_MS };
   }
 
-  async function loadEnergy() {
-    if (energy.device === null) return;
+  async function loadDevice() {
+    // The device's bars and power; a read issued later (another device or window, or a newer refresh) wins.
+    const { start, end } = energyWindow();
+    const query = `device_id=${energy.device}&start=${isoUtc(start)}&end=${isoUtc(end)}`;
+    const read = ++energy.reads;
+    const [series, power] = await Promise.all([api(`energy?${query}`), api(`energy/power?${query}`)]);
+    if (read !== energy.reads) return;
+    energy.buckets = new Map(series.data.map((item) => [Date.parse(item.datetime), item]));
+    energy.power = power;
+    renderEnergy();
+    renderPower();
+  }
+
+  async function loadFleet() {
     const { start, end } = energyWindow();
     const range = `start=${isoUtc(start)}&end=${isoUtc(end)}`;
-    $("energy-status").textContent = "Loading…";
-    const [series, fleet, top] = await Promise.all([
-      api(`energy?device_id=${energy.device}&${range}`),
-      api(`energy/fleet?${range}&resolution=1h`),
-      api(`energy/top?count=5&${range}`),
-    ]);
-    energy.buckets = new Map(series.data.map((item) => [Date.parse(item.datetime), item]));
-    renderEnergy();
+    const [fleet, top] = await Promise.all([api(`energy/fleet?${range}&resolution=1h`), api(`energy/top?count=5&${range}`)]);
     renderFleet(fleet, top);
   }
 
-  function scheduleFleetRefresh() {
-    // New buckets arrive about once a second; the fleet and top tables are re-read at most that often.
-    if (energy.refreshTimer) return;
-    energy.refreshTimer = window.setTimeout(async () => {
-      energy.refreshTimer = null;
-      const { start, end } = energyWindow();
-      const range = `start=${isoUtc(start)}&end=${isoUtc(end)}`;
-      try {
-        const [fleet, top] = await Promise.all([api(`energy/fleet?${range}&resolution=1h`), api(`energy/top?count=5&${range}`)]);
-        renderFleet(fleet, top);
-      } catch (error) {
-        showError(error);
-      }
-    }, 1000);
+  async function loadEnergy() {
+    if (energy.device === null) return;
+    $("energy-status").textContent = "Loading…";
+    await Promise.all([loadDevice(), loadFleet()]);
+  }
+
+  // At most one read a second, and always one that starts after the latest call (the trailing edge): the last
+  // change of a burst is read, however the burst falls.
+  function throttled(read) {
+    let timer = null, last = 0;
+    return () => {
+      if (timer) return; // the read it will make starts after this call
+      timer = window.setTimeout(() => {
+        timer = null;
+        last = Date.now();
+        read().catch(showError);
+      }, Math.max(0, last + 1000 - Date.now()));
+    };
+  }
+  const refreshDevice = throttled(loadDevice);
+  const refreshFleet = throttled(loadFleet);
+
+  function energyEvents(message) {
+    // Sensor events feed their devices' series, and those buckets are not announced (one send per ingest request
+    // would be): events of the device shown, or a message that left some events out, mean its series changed.
+    if (energy.device === null) return;
+    const gap = message.items.length < message.last_seq - message.first_seq + 1;
+    if (gap || message.items.some((item) => item.device_id === energy.device)) refreshDevice();
+    refreshFleet();
   }
 
   function handleEnergy(message) {
+    // Buckets POST /energy changed: the bars take them as they are; the power is read again.
     if (energy.device === null) return;
     const { start, end } = energyWindow();
     let changed = false, inWindow = false;
@@ -224,8 +247,11 @@
       loadEnergy().catch(showError);
       return;
     }
-    if (changed) renderEnergy();
-    if (inWindow) scheduleFleetRefresh();
+    if (changed) {
+      renderEnergy();
+      refreshDevice();
+    }
+    if (inWindow) refreshFleet();
   }
 
   function renderFleet(fleet, top) {
@@ -267,10 +293,7 @@
       parts.push(svg("text", { x: ENERGY_PLOT.left - 6, y, "text-anchor": "end", "dominant-baseline": "middle" }, fmtNum(maxKwh * i / 4, 3)));
       parts.push(svg("text", { x: ENERGY_PLOT.left + w + 6, y, "dominant-baseline": "middle" }, fmtNum(maxKw * i / 4, 2)));
     }
-    for (let d = 0; d <= energy.days; d++) {
-      const x = ENERGY_PLOT.left + w * d / energy.days;
-      parts.push(svg("text", { x, y: ENERGY_PLOT.top + h + 16, "text-anchor": "middle" }, isoUtc(start + d * DAY_MS).slice(5, 10)));
-    }
+    parts.push(...dayLabels(ENERGY_PLOT, start));
     parts.push(svg("text", { x: 14, y: ENERGY_PLOT.top + h / 2, "text-anchor": "middle", transform: `rotate(-90 14 ${ENERGY_PLOT.top + h / 2})` }, "kWh"));
     parts.push(svg("text", { x: ENERGY_PLOT.width - 8, y: ENERGY_PLOT.top + h / 2, "text-anchor": "middle", transform: `rotate(90 ${ENERGY_PLOT.width - 8} ${ENERGY_PLOT.top + h / 2})` }, "kW"));
     let partial = 0;
@@ -300,6 +323,55 @@
     $("energy-status").textContent = `Device ${energy.device}: ${fmtNum(total, 3)} kWh from ${isoUtc(start)} to ${isoUtc(end)}.`;
     const covered = items.filter((item) => item.coverage > 0).length;
     $("energy-chart-desc").textContent = `${fmtInt(covered)} of ${fmtInt(n)} quarter hours have readings, ${fmtInt(partial)} of them partial.`;
+  }
+
+  function dayLabels(plot, start) {
+    const w = plot.width - plot.left - plot.right;
+    const out = [];
+    for (let d = 0; d <= energy.days; d++) {
+      out.push(svg("text", { x: plot.left + w * d / energy.days, y: plot.height - plot.bottom + 16, "text-anchor": "middle" },
+                   isoUtc(start + d * DAY_MS).slice(5, 10)));
+    }
+    return out;
+  }
+
+  function renderPower() {
+    // Steps of held power; a gap (or the time before the first reading) is no step, so the line breaks there.
+    const { start, end } = energyWindow();
+    const P = POWER_PLOT;
+    const w = P.width - P.left - P.right, h = P.height - P.top - P.bottom;
+    const steps = energy.power ? energy.power.data : [];
+    const maxKw = Math.max(1e-9, ...steps.map((step) => step.value));
+    const x = (ms) => (P.left + w * (ms - start) / (end - start)).toFixed(1);
+    const y = (kw) => (P.top + h - h * kw / maxKw).toFixed(1);
+    const parts = [
+      svg("line", { class: "axis", x1: P.left, y1: P.top + h, x2: P.left + w, y2: P.top + h }),
+      svg("line", { class: "axis", x1: P.left, y1: P.top, x2: P.left, y2: P.top + h }),
+      svg("text", { x: 14, y: P.top + h / 2, "text-anchor": "middle", transform: `rotate(-90 14 ${P.top + h / 2})` }, "kW"),
+      ...dayLabels(P, start),
+    ];
+    for (let i = 0; i <= 4; i++) {
+      parts.push(svg("text", { x: P.left - 6, y: y(maxKw * i / 4), "text-anchor": "end", "dominant-baseline": "middle" },
+                     fmtNum(maxKw * i / 4, 2)));
+    }
+    let d = "", previousEnd = null;
+    for (const step of steps) {
+      const from = Date.parse(step.datetime), to = Date.parse(step.end);
+      d += `${previousEnd === from ? "L" : "M"}${x(from)} ${y(step.value)}H${x(to)}`;
+      previousEnd = to;
+    }
+    const last = steps[steps.length - 1];
+    if (d) {
+      const line = svg("path", { class: "power", d, "data-steps": steps.length, "data-last-value": last.value,
+                                 "data-last-end": last.end });
+      line.append(svg("title", {}, `${steps.length} steps; latest ${fmtNum(last.value, 3)} kW until ${last.end}`));
+      parts.push(line);
+    }
+    $("power-chart").replaceChildren(...parts);
+    $("power-chart-desc").textContent = last
+      ? `${fmtInt(steps.length)} ${energy.power.resolution === "readings" ? "readings' intervals" : "quarter-hour averages"}, ` +
+        `peak ${fmtNum(maxKw, 3)} kW, latest ${fmtNum(last.value, 3)} kW until ${last.end}.`
+      : "No readings in the window.";
   }
 
   function initEnergy() {

@@ -1,7 +1,7 @@
 """The energy series' change feed (see migration 0014): writers mark the earliest changed bucket per device in
-their own transaction and, after it commits, send one message per newly marked device; a reader takes a device's
-row (deleting it) in the transaction that acts on the change, so a redelivered message finds nothing to do.
-The sweep re-sends the rows whose message was lost."""
+the statement that writes the buckets (energy_write_buckets, migration 0017) and, after it commits, send one
+message per newly marked device; a reader takes a device's row (deleting it) in the transaction that acts on the
+change, so a redelivered message finds nothing to do. The sweep re-sends the rows whose message was lost."""
 
 from __future__ import annotations
 
@@ -14,22 +14,6 @@ from ..db import Connection
 from . import times
 
 log = logging.getLogger(__name__)
-
-_MARK = """
-INSERT INTO energy_changes AS c (device_id, since)
-SELECT d, timestamptz 'epoch' + us * interval '1 microsecond'
-FROM unnest(CAST(:devices AS int[]), CAST(:since AS bigint[])) AS i(d, us)
-ON CONFLICT (device_id) DO UPDATE SET since = least(c.since, EXCLUDED.since)
-RETURNING device_id, xmax = 0"""
-
-
-def mark(conn: Connection, earliest: dict[int, int]) -> list[int]:
-    """Record each device's earliest changed bucket (µs); returns the devices that had no row yet."""
-    if not earliest:
-        return []
-    rows = db.prepared(conn, _MARK).run(devices=list(earliest), since=list(earliest.values()))
-    return [device for device, new in rows if new]
-
 
 def take(conn: Connection, device_id: int) -> datetime | None:
     """The device's earliest changed instant since the last take, the row deleted; None if nothing changed."""
@@ -45,8 +29,10 @@ def stale(conn: Connection, older_than_s: float) -> list[int]:
 def send(device_ids: list[int]) -> int:
     """After the commit: one message per device on the energy-changes queue. Best effort — a lost one is re-sent
     by the sweep from the rows still marked."""
+    if not device_ids:  # before the settings: every ingest request comes here, and they are not free to read
+        return 0
     queue = settings.load().energy_changes_queue_url
-    if not queue or not device_ids:
+    if not queue:
         return 0
     sent = 0
     try:

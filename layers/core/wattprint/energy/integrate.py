@@ -87,15 +87,19 @@ def intervals(readings: Sequence[Reading], max_gap: int, last_spacing: int | Non
         yield last.ts, last.ts + last_spacing, last, ESTIMATED_END
 
 
+def power(reading: Reading, start: int, end: int) -> float:
+    """The kW a reading holds over its interval [start, end): a kW reading's value, a kWh reading's energy spread
+    over the interval."""
+    return reading.value if reading.units == KW else reading.value * _KW_US_PER_KWH / (end - start)
+
+
 def buckets(readings: Sequence[Reading], max_gap: int, last_spacing: int | None,
             lo: int | None = None, hi: int | None = None) -> dict[int, Bucket]:
     """The buckets (by start) that some interval reaches, limited to starts in [lo, hi) when given."""
     out: dict[int, Bucket] = {}
     for start, end, reading, extra in intervals(readings, max_gap, last_spacing):
         arrival = reading.flags & ARRIVAL_TIME
-        length = end - start
-        # kW·µs per µs of the interval
-        rate = reading.value if reading.units == KW else reading.value * _KW_US_PER_KWH / length
+        rate = power(reading, start, end)  # kW·µs per µs of the interval
         at = floor(start)
         if lo is not None and at < lo:
             at = lo if lo < end else end

@@ -82,6 +82,20 @@ SCHEMAS = {
                                         "first reading are not)"},
             "flags": _FLAGS})},
     }),
+    "EnergyPower": _object({
+        "device_id": {"type": "integer"}, "units": {"const": "kW"},
+        "resolution": {"type": "string", "enum": ["readings", "15m"],
+                       "description": f"readings: a step per reading's interval (at most "
+                                      f"{energy_params.MAX_POWER_READINGS} readings in the window); 15m: a step per "
+                                      "bucket with readings, its average power over the time they cover"},
+        "start": _ENERGY_TIME, "end": _ENERGY_TIME,
+        "data": {"type": "array", "items": _object({
+            "datetime": {**_ENERGY_TIME, "description": "the step's start (clipped to the window)"},
+            "end": {**_ENERGY_TIME, "description": "the step's end (clipped to the window); a gap or time before "
+                                                   "the first reading is no step"},
+            "value": {"type": "number", "minimum": 0, "description": "kW held over the step"},
+            "flags": _FLAGS})},
+    }),
     "EnergyFleet": _object({
         "units": {"const": "kWh"}, "resolution": _RESOLUTION, "start": _ENERGY_TIME, "end": _ENERGY_TIME,
         "data": {"type": "array", "items": _object({
@@ -162,6 +176,12 @@ PATHS = {
                       [_ENERGY_DEVICE, _ENERGY_START, _ENERGY_END, _ENERGY_RESOLUTION, _ENERGY_FORMAT],
                       "EnergySeries", "datetime,value,coverage,flags (flags joined by ;)"),
     },
+    "/energy/power": _energy_get(
+        "getEnergyPower", "A device's power over time",
+        "The power its readings hold, step by step: a kW reading's value until the next reading, a kWh reading's "
+        "energy over its interval; the last reading's interval takes the device's typical spacing (estimated_end). "
+        "The window is aligned to quarter hours like GET /energy's.",
+        [_ENERGY_DEVICE, _ENERGY_START, _ENERGY_END, _ENERGY_FORMAT], "EnergyPower", "datetime,end,value,flags"),
     "/energy/fleet": _energy_get("getEnergyFleet", "The fleet's energy per step",
                                  "Sum over every device, average over the devices reporting in the step.",
                                  [_ENERGY_START, _ENERGY_END, _ENERGY_RESOLUTION, _ENERGY_FORMAT], "EnergyFleet",

@@ -20,6 +20,8 @@ SERIES = ("device_id", "start", "end", "resolution", "format")
 FLEET = ("start", "end", "resolution", "format")
 TOP = ("count", "start", "end", "format")
 FORECAST = ("device_id", "start", "end", "format")
+POWER = ("device_id", "start", "end", "format")
+MAX_POWER_READINGS = 5000  # readings in one GET /energy/power answer; a window with more is answered per bucket
 
 _INTEGER = re.compile(r"-?[0-9]{1,10}", re.ASCII)
 

@@ -26,12 +26,14 @@ class Changed(NamedTuple):
     marked: tuple = ()
 
 
-def _changed(conn, buckets: list[tuple]) -> Changed:
-    """Mark each device's earliest changed bucket in the change feed, in the writer's transaction."""
-    earliest: dict[int, int] = {}
-    for device, row in buckets:
-        earliest[device] = min(earliest.get(device, row[0]), row[0])
-    return Changed(tuple(buckets), tuple(change_feed.mark(conn, earliest)))
+def _recomputed(conn, changes: list, settings: Settings) -> Changed:
+    """The buckets the changes reach, rewritten (each device's earliest marked in the change feed)."""
+    buckets, marked = store.recompute(conn, changes, _max_gap(settings))
+    return Changed(tuple(buckets), tuple(marked))
+
+
+def _max_gap(settings: Settings) -> int:
+    return settings.energy_max_gap_s * times.SECOND
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,10 @@ def post_readings(body: str, settings: Settings) -> dict:
     """POST /energy: all readings stored (or replaced) and their buckets recomputed, or nothing."""
     post = readings.parse(body)
     n = len(post.ts)
-    max_gap = settings.energy_max_gap_s * times.SECOND
     with db.transaction() as conn:
-        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values)
-        written = _changed(conn, [(change.device_id, row) for change in changes
-                                  for row in store.recompute(conn, change, max_gap)])
+        changes = store.upsert(conn, [post.device_id] * n, post.ts, [post.units] * n, post.values,
+                               _max_gap(settings))
+        written = _recomputed(conn, changes, settings)
     announce(written)
     inserted = sum(c.inserted for c in changes)
     replaced = sum(c.replaced for c in changes)
@@ -71,13 +72,15 @@ def feed_events(conn, records: Sequence, settings: Settings) -> Changed:
     """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
     the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
     clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
-    (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed."""
+    (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed.
+
+    Its buckets are not announced to dashboards: every ingest request would send one (issue 18 allows one send per
+    instance per interval), and the `events` message that the request's events cause already names their devices,
+    so a dashboard showing one of them re-reads its series (the dashboard's energy view). Only the change feed is
+    announced."""
     if not records:
         return Changed()
-    changes = store.upsert_sensor(conn, records)
-    max_gap = settings.energy_max_gap_s * times.SECOND
-    return _changed(conn, [(change.device_id, row) for change in changes
-                           for row in store.recompute(conn, change, max_gap)])
+    return Changed(marked=_recomputed(conn, store.upsert_sensor(conn, records, _max_gap(settings)), settings).marked)
 
 
 def announce(written: Changed) -> None:
@@ -122,6 +125,41 @@ def series(query: dict | None, accept: str | None) -> Answer:
                "start": times.iso(window.start), "end": times.iso(window.end), "data": data}
     text = _csv(("datetime", "value", "coverage", "flags"),
                 ((d["datetime"], d["value"], d["coverage"], ";".join(d["flags"])) for d in data)) if as_csv else None
+    return Answer(payload, text)
+
+
+def power(query: dict | None, accept: str | None, settings: Settings) -> Answer:
+    """GET /energy/power: the power the device's readings hold over the window, step by step (a gap, or time before
+    the first reading, is no step); a window with more than MAX_POWER_READINGS readings is answered per bucket
+    instead (its energy over its covered time: the average power)."""
+    p = params.read(query, params.POWER)
+    device = params.integer(p, "device_id", params.INT32_MIN, params.INT32_MAX)
+    window = params.window(p, step_name=None)
+    as_csv = params.wants_csv(p, accept)
+    lo, hi = window.start, window.end
+    readings, last = store.power_readings(device, lo, hi, params.MAX_POWER_READINGS)
+    data = []
+    if len(readings) <= params.MAX_POWER_READINGS:
+        resolution = "readings"
+        max_gap = _max_gap(settings)
+        # The last reading loaded is the device's last one when none at or after hi was: its interval is estimated.
+        spacing = (integrate.typical_spacing(sorted(last), max_gap) or 0) if last else None
+        for start, end, reading, extra in integrate.intervals(readings, max_gap, spacing):
+            if end > lo and start < hi:
+                flags = extra | (reading.flags & integrate.ARRIVAL_TIME)
+                data.append((max(start, lo), min(end, hi), integrate.power(reading, start, end), flags))
+    else:
+        resolution = "15m"
+        for start, kwh, covered, estimated, arrival in store.series_rows(device, lo, hi, times.BUCKET):
+            if covered > 0:
+                data.append((start, start + times.BUCKET, kwh * times.HOUR / covered,
+                             integrate.flags_of(estimated, arrival)))
+    items = [{"datetime": times.iso(start), "end": times.iso(end), "value": kw, "flags": integrate.flag_names(flags)}
+             for start, end, kw, flags in data]
+    payload = {"device_id": device, "units": "kW", "resolution": resolution, "start": times.iso(lo),
+               "end": times.iso(hi), "data": items}
+    text = _csv(("datetime", "end", "value", "flags"),
+                ((d["datetime"], d["end"], d["value"], ";".join(d["flags"])) for d in items)) if as_csv else None
     return Answer(payload, text)
 
 

@@ -1,6 +1,7 @@
 """The energy capability's SQL, and the one recompute both sources share. Every function runs inside the
-caller's transaction (or, for reads, on the instance's connection). Over 300 lines because it is mostly SQL
-constants, kept next to the code that runs them.
+caller's transaction (or, for reads, on the instance's connection). The writes' server-side functions are in
+migration 0017: an append after a device's last reading (every sensor request) is applied there as a difference,
+in the round trip that stores the readings; any other change is re-integrated here.
 
 Times cross the wire as integer microseconds since the epoch (`_T` turns one into a timestamptz, `_US` back):
 exact, and no datetime objects built per row.
@@ -40,33 +41,17 @@ def _US(column: str) -> str:
     return f"CAST(extract(epoch FROM {column}) * 1000000 AS bigint)"
 
 
-# Writers of a device take its advisory lock (in device order, so two cannot deadlock) in the statement that
-# writes its readings: `locked` is joined to every row inserted, so no row is written before the locks are held,
-# and the recompute's statements, which come after, see every reading committed before.
-_LOCKED = "locked AS (SELECT count(pg_advisory_xact_lock(:class, d)) FROM unnest(CAST(:lock AS int[])) AS d)"
+# Writers call energy_write_readings (migration 0017): it takes the devices' advisory locks (in device order, so two
+# cannot deadlock), upserts the readings, writes the buckets of a pure append itself and returns, per device whose
+# readings changed, a Change: what it wrote, or the neighbours a recompute needs, read after the locks are held, so
+# they include every reading committed before. A re-post of the same readings changes no row (the function's
+# DO UPDATE … WHERE), so it returns nothing.
+_WRITE_READINGS = ("energy_write_readings(:class, CAST(:lock AS int[]), CAST(:source AS smallint), {devices}, {us}, "
+                   "{units}, {vals}, {flags}, :tail, CAST(:max_gap AS bigint))")
 
-# Rows (device_id, first changed, last changed, inserted, replaced): a re-post of the same readings changes no
-# row (the WHERE of DO UPDATE), so it returns nothing and nothing is recomputed.
-_UPSERTED = f"""upserted AS (
-    INSERT INTO energy_readings AS r (device_id, ts, source, units, value, flags)
-    SELECT device_id, timestamptz 'epoch' + us * interval '1 microsecond', CAST(:source AS smallint), units, value,
-           flags
-    FROM input, locked
-    ON CONFLICT (device_id, ts, source) DO UPDATE
-        SET units = EXCLUDED.units, value = EXCLUDED.value, flags = EXCLUDED.flags
-        WHERE (r.units, r.value, r.flags) IS DISTINCT FROM (EXCLUDED.units, EXCLUDED.value, EXCLUDED.flags)
-    RETURNING device_id, ts, xmax = 0 AS inserted
-)
-SELECT device_id, {_US("min(ts)")}, {_US("max(ts)")}, count(*) FILTER (WHERE inserted),
-       count(*) FILTER (WHERE NOT inserted)
-FROM upserted GROUP BY device_id ORDER BY device_id"""
-
-_UPSERT = f"""
-WITH {_LOCKED}, input AS (
-    SELECT * FROM unnest(CAST(:devices AS int[]), CAST(:ts AS bigint[]), CAST(:units AS smallint[]),
-                         CAST(:vals AS float8[])) AS i(device_id, us, units, value)
-    CROSS JOIN (SELECT CAST(0 AS smallint) AS flags) AS f
-), {_UPSERTED}"""
+_UPSERT = "SELECT * FROM " + _WRITE_READINGS.format(
+    devices="CAST(:devices AS int[])", us="CAST(:ts AS bigint[])", units="CAST(:units AS smallint[])",
+    vals="CAST(:vals AS float8[])", flags="CAST(:flags AS smallint[])")
 
 # Sensor events → readings. An event's sample time is its sensor time when that is later than every sensor time
 # its device sent before (the stored clock, and the batch's earlier events), else the arrival time (now(): the
@@ -74,9 +59,9 @@ WITH {_LOCKED}, input AS (
 # The caller sends only the events that can matter (see upsert_sensor): `candidate` ones beat every earlier one of
 # the batch and advance unless the stored clock is as late; the others are at arrival time. A sensor clock is
 # only written here, under the event counter's row lock that ingest holds until it commits, so this statement's
-# snapshot has the latest clocks.
+# snapshot has the latest clocks (it needs no device lock: the readings are written by the function).
 _SENSOR_UPSERT = f"""
-WITH {_LOCKED}, timed AS (
+WITH timed AS (
     SELECT i.*, i.candidate AND (c.sensor_time IS NULL OR i.sensor_us > {_US("c.sensor_time")}) AS advancing
     FROM unnest(CAST(:devices AS int[]), CAST(:sensor AS bigint[]), CAST(:watts AS float8[]),
                 CAST(:ords AS int[]), CAST(:candidates AS boolean[])) AS i(device_id, sensor_us, watts, ord, candidate)
@@ -95,27 +80,45 @@ WITH {_LOCKED}, timed AS (
     WHERE advancing GROUP BY device_id
     ON CONFLICT (device_id) DO UPDATE SET sensor_time = EXCLUDED.sensor_time
     WHERE c.sensor_time < EXCLUDED.sensor_time
-), {_UPSERTED}"""
+), batch AS (
+    SELECT array_agg(device_id ORDER BY device_id, us) AS devices, array_agg(us ORDER BY device_id, us) AS us,
+           array_agg(units ORDER BY device_id, us) AS units, array_agg(value ORDER BY device_id, us) AS vals,
+           array_agg(flags ORDER BY device_id, us) AS flags
+    FROM input
+)
+SELECT w.* FROM batch, LATERAL {_WRITE_READINGS.format(devices="batch.devices", us="batch.us", units="batch.units",
+                                                        vals="batch.vals", flags="batch.flags")} AS w"""
 
 
 @dataclass(frozen=True)
 class Change:
+    """A device's changed readings, and what energy_write_readings did about them."""
+
     device_id: int
     first: int  # µs
     last: int
     inserted: int
     replaced: int
+    prev: int | None  # the reading before `first`
+    after: list | None  # the first _TAIL after `last` (when not written)
+    tail: list | None  # the device's last _TAIL (when not written)
+    written: list | None  # a pure append, done: the buckets written (rows of energy_write_buckets); else None
 
 
-def upsert(conn: Connection, devices: list[int], ts: list[int], units: list[int], values: list[float]) -> list[Change]:
-    """POST /energy's readings, under their devices' locks."""
-    rows = db.prepared(conn, _UPSERT).run(**{"class": _LOCK_CLASS}, lock=_array(sorted(set(devices))),
-                                          source=integrate.API, devices=_array(devices), ts=_array(ts),
-                                          units=_array(units), vals=_array(values))
+def _changes(rows) -> list[Change]:
     return [Change(*row) for row in rows]
 
 
-def upsert_sensor(conn: Connection, records: Sequence) -> list[Change]:
+def upsert(conn: Connection, devices: list[int], ts: list[int], units: list[int], values: list[float],
+           max_gap: int) -> list[Change]:
+    """POST /energy's readings, under their devices' locks."""
+    return _changes(db.prepared(conn, _UPSERT).run(
+        **{"class": _LOCK_CLASS}, lock=_array(sorted(set(devices))), source=integrate.API, devices=_array(devices),
+        ts=_array(ts), units=_array(units), vals=_array(values), flags=_array([0] * len(ts)), tail=_TAIL,
+        max_gap=max_gap))
+
+
+def upsert_sensor(conn: Connection, records: Sequence, max_gap: int) -> list[Change]:
     """Sensor events (records in seq order) as readings, under their devices' locks.
 
     Of a batch only a device's running-maximum sensor times (candidates for an advancing clock) and its last
@@ -134,40 +137,13 @@ def upsert_sensor(conn: Connection, records: Sequence) -> list[Change]:
     candidates = set(picked)
     rows = sorted(candidates | set(last_other.values()))
     epoch, us = times.EPOCH, times.MICROSECOND
-    out = db.prepared(conn, _SENSOR_UPSERT).run(
-        **{"class": _LOCK_CLASS}, lock=_array(sorted(latest)), source=integrate.SENSOR,
+    return _changes(db.prepared(conn, _SENSOR_UPSERT).run(
+        **{"class": _LOCK_CLASS}, lock=_array(sorted(latest)), source=integrate.SENSOR, tail=_TAIL, max_gap=max_gap,
         devices=_array(records[i].device_id for i in rows),
         sensor=_array((records[i].sensor_time - epoch) // us for i in rows),
         watts=_array(records[i].active_power_w for i in rows), ords=_array(rows),
-        candidates="{" + ",".join("t" if i in candidates else "f" for i in rows) + "}")
-    return [Change(*row) for row in out]
+        candidates="{" + ",".join("t" if i in candidates else "f" for i in rows) + "}"))
 
-
-# The neighbours of a change [lo, hi]: the reading before it, the first _TAIL after it, the device's last _TAIL
-# and the last _TAIL before lo. When nothing follows hi (an append, the ingest path's usual case) also the
-# readings from the one before lo on and the buckets from that one's bucket on, as JSON: enough to apply the
-# append as a difference without loading the bucket's earlier readings (a sensor timed by arrival can put
-# hundreds of readings in one bucket).
-_BOUNDS = f"""
-WITH p AS (SELECT max(ts) AS ts FROM energy_readings WHERE device_id = :d AND ts < {_T("lo")}),
-appending AS (
-    SELECT p.ts FROM p
-    WHERE p.ts IS NOT NULL AND NOT EXISTS (SELECT FROM energy_readings WHERE device_id = :d AND ts > {_T("hi")})
-)
-SELECT {_US("p.ts")},
-       ARRAY(SELECT {_US("ts")} FROM energy_readings WHERE device_id = :d AND ts > {_T("hi")} ORDER BY ts
-             LIMIT {_TAIL}),
-       ARRAY(SELECT {_US("ts")} FROM energy_readings WHERE device_id = :d ORDER BY ts DESC LIMIT {_TAIL}),
-       ARRAY(SELECT {_US("ts")} FROM energy_readings WHERE device_id = :d AND ts < {_T("lo")} ORDER BY ts DESC
-             LIMIT {_TAIL}),
-       (SELECT json_agg(json_build_array({_US("r.ts")}, r.value, r.units, r.flags, r.source)
-                        ORDER BY r.ts, r.source)
-        FROM appending, energy_readings r WHERE r.device_id = :d AND r.ts >= appending.ts),
-       (SELECT json_agg(json_build_array({_US("b.bucket_start")}, b.kwh, b.covered_us, b.estimated_us,
-                                         b.arrival_us))
-        FROM appending, energy_buckets b
-        WHERE b.device_id = :d AND b.bucket_start >= date_bin('15 minutes', appending.ts, timestamptz 'epoch'))
-FROM p"""
 
 # The readings whose intervals reach [blo, bhi): from the last one before blo to the first one at or after bhi
 # (bhi null: to the end).
@@ -178,92 +154,23 @@ WHERE device_id = :d
   AND ts <= COALESCE((SELECT min(ts) FROM energy_readings WHERE device_id = :d AND ts >= {_T("bhi")}), 'infinity')
 ORDER BY ts, source"""
 
-# Buckets of [blo, bhi) become exactly :starts (unchanged ones are not rewritten); the day totals move by the
-# difference. Rows: the buckets written (µs start, kwh, covered_us, estimated_us, arrival_us).
-_WRITE = f"""
-WITH new AS (
-    SELECT * FROM unnest(CAST(:starts AS bigint[]), CAST(:kwh AS float8[]), CAST(:covered AS bigint[]),
-                         CAST(:estimated AS bigint[]), CAST(:arrival AS bigint[]))
-                  AS n(us, kwh, covered_us, estimated_us, arrival_us)
-), old AS (
-    SELECT bucket_start, kwh, covered_us, estimated_us, arrival_us FROM energy_buckets
-    WHERE device_id = :d AND bucket_start >= {_T("blo")} AND bucket_start < COALESCE({_T("bhi")}, 'infinity')
-), gone AS (
-    DELETE FROM energy_buckets
-    WHERE device_id = :d AND bucket_start >= {_T("blo")} AND bucket_start < COALESCE({_T("bhi")}, 'infinity')
-      AND {_US("bucket_start")} <> ALL(CAST(:starts AS bigint[]))
-), written AS (
-    INSERT INTO energy_buckets AS b (device_id, bucket_start, kwh, covered_us, estimated_us, arrival_us)
-    SELECT :d, timestamptz 'epoch' + us * interval '1 microsecond', kwh, covered_us, estimated_us, arrival_us
-    FROM new
-    ON CONFLICT (device_id, bucket_start) DO UPDATE
-        SET kwh = EXCLUDED.kwh, covered_us = EXCLUDED.covered_us, estimated_us = EXCLUDED.estimated_us,
-            arrival_us = EXCLUDED.arrival_us
-        WHERE (b.kwh, b.covered_us, b.estimated_us, b.arrival_us)
-              IS DISTINCT FROM (EXCLUDED.kwh, EXCLUDED.covered_us, EXCLUDED.estimated_us, EXCLUDED.arrival_us)
-    RETURNING bucket_start, kwh, covered_us, estimated_us, arrival_us
-), delta AS (
-    SELECT date_trunc('day', t, 'UTC') AS day, sum(kwh) AS kwh, sum(covered_us) AS covered_us,
-           sum(estimated_us) AS estimated_us, sum(arrival_us) AS arrival_us
-    FROM (SELECT timestamptz 'epoch' + us * interval '1 microsecond', kwh, covered_us, estimated_us, arrival_us
-          FROM new
-          UNION ALL SELECT bucket_start, -kwh, -covered_us, -estimated_us, -arrival_us FROM old)
-         AS c(t, kwh, covered_us, estimated_us, arrival_us)
-    GROUP BY 1
-), days AS (
-    INSERT INTO energy_days AS e (device_id, day, kwh, covered_us, estimated_us, arrival_us)
-    SELECT :d, day, kwh, covered_us, estimated_us, arrival_us FROM delta
-    ON CONFLICT (device_id, day) DO UPDATE
-        SET kwh = e.kwh + EXCLUDED.kwh, covered_us = e.covered_us + EXCLUDED.covered_us,
-            estimated_us = e.estimated_us + EXCLUDED.estimated_us, arrival_us = e.arrival_us + EXCLUDED.arrival_us
-)
-SELECT {_US("bucket_start")}, kwh, covered_us, estimated_us, arrival_us FROM written ORDER BY bucket_start"""
+# The buckets of ranges of devices replaced (migration 0017: energy_write_buckets, which the append path uses too).
+_WRITE = ("SELECT * FROM energy_write_buckets(CAST(:rd AS int[]), CAST(:blo AS bigint[]), CAST(:bhi AS bigint[]), "
+          "CAST(:bd AS int[]), CAST(:starts AS bigint[]), CAST(:kwh AS float8[]), CAST(:covered AS bigint[]), "
+          "CAST(:estimated AS bigint[]), CAST(:arrival AS bigint[]))")
 
 
-def _write(conn: Connection, d: int, blo: int, bhi: int | None, new: list[Bucket]) -> list[tuple]:
-    return db.prepared(conn, _WRITE).run(
-        d=d, blo=blo, bhi=bhi, starts=_array(b.start for b in new), kwh=_array(b.kwh for b in new),
-        covered=_array(b.covered for b in new), estimated=_array(b.estimated for b in new),
-        arrival=_array(b.arrival for b in new))
+def _nullable_array(values) -> str:
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
 
 
-def _append(readings: list[Reading], prev: int, before: list[int], tail: list[int], stored: list,
-            max_gap: int) -> list[Bucket] | None:
-    """The buckets from prev's bucket on after an append, as stored − prev's old (estimated) interval + the new
-    intervals; None when the change is not a pure append after prev."""
-    old = [r for r in readings if r.ts == prev]
-    removed = integrate.buckets(old, max_gap, integrate.typical_spacing(sorted(before), max_gap) or 0)
-    added = integrate.buckets(readings, max_gap, integrate.typical_spacing(sorted(tail), max_gap) or 0)
-    out = []
-    rows = {row[0]: row for row in stored}
-    for start in sorted(set(rows) | set(removed) | set(added)):
-        _, kwh, covered, estimated, arrival = rows.get(start, (start, 0.0, 0, 0, 0))
-        bucket = Bucket(start, kwh, covered, estimated, arrival)
-        for sign, source in ((-1, removed), (1, added)):
-            part = source.get(start)
-            if part is not None:
-                bucket.kwh += sign * part.kwh
-                bucket.covered += sign * part.covered
-                bucket.estimated += sign * part.estimated
-                bucket.arrival += sign * part.arrival
-        if bucket.covered > 0:
-            out.append(bucket)
-    return out
-
-
-def recompute(conn: Connection, change: Change, max_gap: int) -> list[tuple]:
-    """Re-integrate the buckets `change` reaches; returns the buckets whose stored row changed."""
-    d = change.device_id
-    prev, after, tail, before, from_prev, stored = db.prepared(conn, _BOUNDS).run(d=d, lo=change.first,
-                                                                                   hi=change.last)[0]
-    if from_prev is not None:
-        readings = [Reading(*row) for row in from_prev]
-        if change.replaced == 0 and sum(1 for r in readings if r.ts > prev) == change.inserted:
-            return _write(conn, d, times.floor(prev), None, _append(readings, prev, before, tail, stored or [],
-                                                                    max_gap))
+def _rebuilt(conn: Connection, change: Change, max_gap: int) -> tuple[int, int | None, list[Bucket]]:
+    """(blo, bhi, the buckets of [blo, bhi)) after a change that is not a pure append: re-integrated from the
+    readings that reach the range."""
+    d, prev, tail = change.device_id, change.prev, change.tail
     blo = times.floor(prev if prev is not None else change.first)
-    at_end = len(after) < _TAIL
-    bhi = None if at_end else times.ceil(after[0])
+    at_end = len(change.after) < _TAIL
+    bhi = None if at_end else times.ceil(change.after[0])
     rows = db.prepared(conn, _LOAD).run(d=d, blo=blo, bhi=bhi)
     readings = [Reading(ts, value, units, flags, source) for ts, value, units, flags, source in rows]
     if readings and readings[-1].ts == max(tail):
@@ -272,10 +179,47 @@ def recompute(conn: Connection, change: Change, max_gap: int) -> list[tuple]:
         at_end, bhi = True, None
     spacing = (integrate.typical_spacing(sorted(tail), max_gap) or 0) if at_end else None
     out = integrate.buckets(readings, max_gap, spacing, lo=blo, hi=bhi)
-    return _write(conn, d, blo, bhi, [out[k] for k in sorted(out)])
+    return blo, bhi, [out[k] for k in sorted(out)]
 
 
-# ------------------------------------------------------------------------------------------------- reads
+def recompute(conn: Connection, changed: list[Change], max_gap: int) -> tuple[list[tuple], list[int]]:
+    """The buckets of the changes energy_write_readings left to Python, re-integrated and written (all devices in
+    one statement); returns every change's buckets whose stored row changed, as (device, (µs start, kwh,
+    covered_us, estimated_us, arrival_us)), and the devices whose change-feed row was written first (each to be
+    announced once, after the commit)."""
+    rows = [(c.device_id, *row) for c in changed if c.written is not None for row in c.written]
+    ranges, new = [], []
+    for change in changed:
+        if change.written is None:
+            blo, bhi, buckets = _rebuilt(conn, change, max_gap)
+            ranges.append((change.device_id, blo, bhi))
+            new.extend((change.device_id, b) for b in buckets)
+    if ranges:
+        rows += db.prepared(conn, _WRITE).run(
+            rd=_array(d for d, _, _ in ranges), blo=_array(lo for _, lo, _ in ranges),
+            bhi=_nullable_array(hi for _, _, hi in ranges), bd=_array(d for d, _ in new),
+            starts=_array(b.start for _, b in new), kwh=_array(b.kwh for _, b in new),
+            covered=_array(b.covered for _, b in new), estimated=_array(b.estimated for _, b in new),
+            arrival=_array(b.arrival for _, b in new))
+    written = [(row[0], tuple(row[1:6])) for row in rows]
+    marked = sorted({row[0] for row in rows if row[6]})
+    return written, marked
+
+
+# GET /energy/power: the readings whose intervals reach [blo, bhi) (at most :limit), and the device's last _TAIL
+# instants (its last interval's estimated end, when that one is among them).
+_POWER = _LOAD + "\nLIMIT :limit"
+_LAST = f"SELECT {_US('ts')} FROM energy_readings WHERE device_id = :d ORDER BY ts DESC LIMIT {_TAIL}"
+
+
+def power_readings(device_id: int, lo: int, hi: int, limit: int) -> tuple[list[Reading], list[int]]:
+    """(readings, the device's last instants); at most `limit` + 1 readings, so the caller sees there were more."""
+    rows = db.execute(_POWER, prepare=True, d=device_id, blo=lo, bhi=hi, limit=limit + 1)
+    readings = [Reading(ts, value, units, flags, source) for ts, value, units, flags, source in rows]
+    last = [row[0] for row in db.execute(_LAST, prepare=True, d=device_id)] if readings and readings[-1].ts < hi \
+        else []
+    return readings, last
+
 
 _SERIES = f"""
 SELECT {_US("bucket_start")}, kwh, covered_us, estimated_us, arrival_us FROM energy_buckets

@@ -11,6 +11,8 @@ the ingest function imports it on every cold start. See wattprint.live.live for 
     {"kind": "tick", "after_seq": n}        the live function's own "look again", sent with a delay
     {"kind": "tick", "after_seq": n, "connection_id": c}   the same, sent when c connected: c is told it is settled
     {"kind": "energy", "items": [{"device_id", "datetime", "value", "coverage", "flags"}, ...], "truncated": bool}
+                                             buckets POST /energy changed (the sensor feed's are not announced:
+                                             a dashboard re-reads a device's series on its `events`)
     {"kind": "alert", "alert": {...}}          a notification's payload, pushed as it is
 
 Announcing only when it can matter: one SQS send per ingest request was most of an ingest request's cost
