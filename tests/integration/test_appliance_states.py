@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 
-import boto3
 import pytest
-from botocore.client import BaseClient
 from moto import mock_aws
 
 from local import nilm_synth
-from local.apigw import Gateway
+from test_appliances_api import call, world  # noqa: F401 (world: the fixture)
+from test_live_announcements import Clock, live_queues
 from test_openapi import validate
-from wattprint import db, settings, tokens
+from wattprint import db, settings
 from wattprint.appliances import decode, service as appliances, states
 from wattprint.ingest import service as ingest
 from wattprint.live import announce, live
@@ -25,37 +23,13 @@ SPECS = nilm_synth.reference()
 REQUEST = json.dumps({"after_seq": 0})
 
 
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def queues(monkeypatch, database):
     with mock_aws():
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        client = boto3.client("sqs", region_name="us-east-1")
-        urls = {name: client.create_queue(QueueName=name)["QueueUrl"] for name in ("states", "live", "push")}
-        monkeypatch.setenv("APPLIANCE_STATES_QUEUE_URL", urls["states"])
-        monkeypatch.setenv("LIVE_QUEUE_URL", urls["live"])
-        monkeypatch.setenv("PUSH_QUEUE_URL", urls["push"])
-        monkeypatch.setenv("LIVE_MANAGEMENT_ENDPOINT", "http://management")
-        monkeypatch.delenv("CLUSTER_QUEUE_URL", raising=False)
-        monkeypatch.setenv("CLUSTER_THRESHOLD", str(10**9))
         clock = Clock()
+        calls, urls = live_queues(monkeypatch, clock, "states")
+        monkeypatch.setenv("APPLIANCE_STATES_QUEUE_URL", urls["states"])
         monkeypatch.setattr(appliances, "TRIGGER", appliances._Trigger(clock=clock))
-        monkeypatch.setattr(announce, "GATE", announce.Gate(clock=clock))
-        calls = []
-        real = BaseClient._make_api_call
-
-        def spy(self, operation, params):
-            if operation == "SendMessage":
-                calls.append(params)
-            return real(self, operation, params)
-
-        monkeypatch.setattr(BaseClient, "_make_api_call", spy)
         yield calls, urls, clock
 
 
@@ -282,37 +256,27 @@ def test_the_states_function_works_as_its_own_login_and_no_more(queues, trained,
     assert db.execute(appliances._HAS_MODELS)[0][0] is True
 
 
-@pytest.fixture
-def gateway(app, functions, database, conn):
-    gateway = Gateway(app, functions, workers=2)
-    _, read = tokens.create(conn, "read", "dashboard")
-    _, write = tokens.create(conn, "ingest", "sensor")
-    yield gateway, read, write
-    gateway.close()
+def get(gateway, target, token):
+    return call(gateway, "GET", target, token, headers=())
 
 
-def call(gateway, target, token):
-    auth = [("Authorization", f"Bearer {token}")] if token else []
-    return gateway.handle("GET", target, auth, b"")
-
-
-def test_get_appliance_states_answers_the_documented_shapes(gateway, queues, trained):
-    gw, read, write = gateway
+def test_get_appliance_states_answers_the_documented_shapes(world, queues, trained):
+    gw, read, write = world
     train(trained)
     post(nilm_synth.events(nilm_synth.generate(SPECS, 30, seed=72), device_id=9))
     post(nilm_synth.events(nilm_synth.generate(SPECS, 30, seed=73), device_id=10))
     appliances.decode_requests([("m", REQUEST)])
-    everything = validate(call(gw, "/appliances/states", read), "/appliances/states", "GET")["items"]
+    everything = validate(get(gw, "/appliances/states", read), "/appliances/states", "GET")["items"]
     assert [(i["device_id"], i["appliance"]) for i in everything] == [
         (d, name) for d in (9, 10) for name in ("PC screen1", "PC screen2", "Temperature sensor")]
-    one = validate(call(gw, "/appliances/states?device_id=10", read), "/appliances/states", "GET")["items"]
+    one = validate(get(gw, "/appliances/states?device_id=10", read), "/appliances/states", "GET")["items"]
     assert one == everything[3:]
-    assert validate(call(gw, "/appliances/states?device_id=11", read), "/appliances/states", "GET") == {"items": []}
+    assert validate(get(gw, "/appliances/states?device_id=11", read), "/appliances/states", "GET") == {"items": []}
     for target, code, parameter in (("/appliances/states?device_id=ten", "invalid_parameter", "device_id"),
                                     ("/appliances/states?device_id=99999999999", "invalid_parameter", "device_id"),
                                     ("/appliances/states?device=1", "unknown_parameter", "device")):
-        reply = call(gw, target, read)
+        reply = get(gw, target, read)
         error = validate(reply, "/appliances/states", "GET")["error"]
         assert reply.status == 400 and error["code"] == code and error["parameter"] == parameter
-    assert call(gw, "/appliances/states", None).status == 401
-    assert call(gw, "/appliances/states", write).status == 403
+    assert get(gw, "/appliances/states", None).status == 401
+    assert get(gw, "/appliances/states", write).status == 403
