@@ -280,3 +280,14 @@ def test_get_appliance_states_answers_the_documented_shapes(world, queues, train
         assert reply.status == 400 and error["code"] == code and error["parameter"] == parameter
     assert get(gw, "/appliances/states", None).status == 401
     assert get(gw, "/appliances/states", write).status == 403
+
+
+def test_too_many_combinations_for_live_states_skip_on_instead_of_failing(queues, trained, conn):
+    text, _ = trained["PC screen1"]
+    for name in ("A", "B", "C", "D", "E", "F"):  # 3^6 = 729 combinations: more than a decoder takes
+        appliances.train(name, text)
+    post(nilm_synth.events(nilm_synth.generate(SPECS, 30, seed=74), device_id=4))
+    outcome, dropped = appliances.decode_requests([("m", REQUEST)])
+    assert outcome == {"decoded": 0, "busy": False, "changed": 0} and dropped == []
+    assert conn.run("SELECT after_seq FROM appliance_decoding")[0][0] == 30  # not retried for ever
+    assert conn.run("SELECT count(*) FROM appliance_states")[0][0] == 0

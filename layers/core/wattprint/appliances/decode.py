@@ -196,8 +196,6 @@ LAG = 3
 #: Forward costs are kept relative to their minimum and capped: a combination far behind stays reachable by a
 #: switch, and the carried numbers stay small.
 COST_CAP = 1e4
-
-
 #: Per reading, how much of the live fit's sums is kept: they follow the last ~FORGET_READINGS readings.
 FORGET_READINGS = 1800
 _KEEP = 1 - 1 / FORGET_READINGS
@@ -257,15 +255,17 @@ def decode_live(models: list[ApplianceModel], carried: Carried | None, readings:
     path, kept = _viterbi([r[2] for r in pending], [r[3] for r in pending], params, _groups(models, combos),
                           start=carried.cost, keep_at=decided)
     path = path[:decided]
+    # rho's sums at rho 1, as the batch's first pass takes them (which readings are transients is judged there);
+    # the spread from the residuals under the rho and scale that decoded.
+    plain = _fit_sums(models, combos, path, rms, peak, _expected(models, combos, 1.0, 1.0, 1.0, 1.0))
+    used = _fit_sums(models, combos, path, rms, peak, params)
+    keep = _KEEP ** decided
     fit = {}
-    # The fit's sums are taken at rho 1 (what its least squares assume), whatever rho decoded.
-    plain = _expected(models, combos, 1.0, 1.0, 1.0, 1.0)
-    for key, (num, den, residuals) in _fit_sums(models, combos, path, rms, peak, plain).items():
+    for key in ("rms", "peak"):
+        (num, den, _), residuals = plain[key], used[key][2]
         old_num, old_den, old_z, old_weight = carried.fit[key]
-        keep = _KEEP ** decided
-        own = [min(z, HUBER) for z in _fit_sums(models, combos, path, rms, peak, params)[key][2]]
-        fit[key] = [old_num * keep + num, old_den * keep + den, old_z * keep + sum(own),
-                    old_weight * keep + decided]
+        fit[key] = [old_num * keep + num, old_den * keep + den,
+                    old_z * keep + sum(min(z, HUBER) for z in residuals), old_weight * keep + decided]
     low = min(kept)
     cost = [min(COST_CAP, x - low) for x in kept]
     return [(pending[t], combos[path[t]]) for t in range(decided)], Carried(cost, pending[decided:], fit)

@@ -20,6 +20,7 @@ one transaction: a failed call leaves everything as it was, and its message is r
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 
 from .. import db
@@ -27,6 +28,8 @@ from ..db import Connection
 from ..query import iso
 from . import decode
 from .model import ApplianceModel
+
+log = logging.getLogger(__name__)
 
 #: Events one call decodes: a few seconds of plain Python at the reference setting's 18 combinations.
 BATCH = 5000
@@ -99,10 +102,17 @@ def decode_new(conn: Connection, stored: list[tuple[ApplianceModel, str]], batch
     if not stored:  # nothing to decode with: the events so far are not waited on
         conn.run(_ADVANCE, seq=total)
         return {"decoded": 0, "more": False, "changed": []}
+    models = [m for m, _ in stored]
+    combos = len(decode.combinations(models))
+    if combos > decode.MAX_COMBINATIONS:
+        # Retrying cannot make this decodable: skip on (and say so) rather than fail every call into the DLQ.
+        log.warning("%d appliance state combinations: live states need at most %d; events up to %d skipped",
+                    combos, decode.MAX_COMBINATIONS, total)
+        conn.run(_ADVANCE, seq=total)
+        return {"decoded": 0, "more": False, "changed": [], "skipped": total - after}
     events = conn.run(_EVENTS, after=after, n=batch)
     if not events:
         return {"decoded": 0, "more": False, "changed": []}
-    models = [m for m, _ in stored]
     names = [m.name for m in models]
     prints = fingerprint(stored)
     by_device: dict[int, list[tuple]] = {}
