@@ -284,9 +284,8 @@ class _Trigger:
 TRIGGER = _Trigger()
 
 
-def _ask(after_seq: int, delay_seconds: int = 0) -> bool:
-    """One message on the appliance states queue (APPLIANCE_STATES_QUEUE_URL); False if off or not sent."""
-    queue = settings.load().appliance_states_queue_url
+def _ask(queue: str | None, after_seq: int, delay_seconds: int = 0) -> bool:
+    """One message on the appliance states queue; False if there is none or it was not sent."""
     if not queue:
         return False
     try:
@@ -298,12 +297,13 @@ def _ask(after_seq: int, delay_seconds: int = 0) -> bool:
         return False
 
 
-def events_stored(total: int) -> bool:
-    """After ingest's commit (best effort, never raises): ask the states function to decode the new events, at
-    most once per TRIGGER_INTERVAL per instance and only when a model is stored."""
-    if not settings.load().appliance_states_queue_url or not TRIGGER.due():
+def events_stored(total: int, queue: str | None) -> bool:
+    """After ingest's commit (best effort, never raises): ask the states function, on `queue` (the settings'
+    APPLIANCE_STATES_QUEUE_URL, none: off), to decode the new events, at most once per TRIGGER_INTERVAL per
+    instance and only when a model is stored."""
+    if not queue or not TRIGGER.due():
         return False
-    return _ask(total)
+    return _ask(queue, total)
 
 
 def _well_formed(body: str) -> bool:
@@ -325,18 +325,19 @@ def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str
                if not _well_formed(body)]
     if len(dropped) == len(bodies):
         return {"decoded": 0, "busy": False, "changed": 0}, dropped
+    queue = settings.load().appliance_states_queue_url
     stored = store.load_all()
     try:
         with db.transaction() as conn:
             outcome = live_states.decode_new(conn, stored)
     except live_states.Busy:
         # Another call decodes now; it may have read the events before these requests' were stored.
-        _ask(0, TICK_DELAY)
+        _ask(queue, 0, TICK_DELAY)
         return {"decoded": 0, "busy": True, "changed": 0}, dropped
     if outcome["changed"]:
         live.appliances_changed(outcome["changed"])
     if outcome["decoded"]:
-        _ask(0, 0 if outcome["more"] else TICK_DELAY)
+        _ask(queue, 0, 0 if outcome["more"] else TICK_DELAY)
     return {"decoded": outcome["decoded"], "busy": False, "changed": len(outcome["changed"])}, dropped
 
 

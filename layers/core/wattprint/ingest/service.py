@@ -196,7 +196,7 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
     energy.announce(fed)
-    appliances.events_stored(stored.total)
+    appliances.events_stored(stored.total, settings.appliance_states_queue_url)
     return stored
 
 
