@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import datetime
 
 SAMPLES = 32  # points per mains cycle: enough for the 7th harmonic
 MIN_DWELL = 15
@@ -139,6 +140,31 @@ def training(spec: ApplianceSpec, seed: int, seconds: int = 3600, noise: float =
     """A recording of the appliance alone going through its states in turn, dwell times shortened so an hour
     visits each a few times."""
     return generate([spec], seconds, seed, noise, dwell_scale=0.25, cycle=True)
+
+
+def events(mains: Synthetic, device_id: int = 1, seed: int = 0, start: datetime | None = None) -> list:
+    """The mains as one sensor event a second (wattprint.appliances.states reads them back): the event's current
+    is the row's Effective current and the largest of its ten peaks the row's Maximum current, both in A (the
+    other peaks fall between the two); powers, voltage and the rest are plausible at 230 V. Unrounded: the real
+    sensors' 3 decimals of A (1 mA steps) would blur the reference setting's 2 mA OFF from its noise."""
+    from datetime import timedelta, timezone
+
+    from wattprint.ingest.record import new_record
+
+    rng = random.Random(seed)
+    t = start or datetime.fromtimestamp(int(START), tz=timezone.utc)
+    out = []
+    for _, peak_ma, rms_ma in mains.rows:
+        rms, peak = float(rms_ma) / 1000, float(peak_ma) / 1000
+        low = min(rms, peak)
+        peaks = tuple([peak] + [low + (peak - low) * rng.random() for _ in range(9)])
+        voltage = round(230 + rng.gauss(0, 0.5), 2)
+        apparent = voltage * rms
+        active = apparent * 0.9
+        out.append(new_record(device_id, "16071801", 1, False, active, apparent * 0.43, apparent, rms, voltage,
+                              -0.45, peaks, (1.0, 0.0, 0.0), (0.0, 0.0, 0.0), t, 50.0, -60, 20))
+        t += timedelta(seconds=1)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Appliances. States from the mains: PUT /appliances/models/{name} (scope ingest) trains a model from a recording
 of the appliance alone; POST /appliances/label (scope read) labels a mains recording; GET /appliances/models lists
 them. Keys: GET /appliances (scope read) lists every appliance key, its name and the runs it was seen in;
-PUT /appliances/{key} (scope ingest) names one. Plain Python all the way down (no numpy: cold start)."""
+PUT /appliances/{key} (scope ingest) names one.
+Live states: GET /appliances/states (scope read), each device x appliance's latest decoded state. Plain Python all the way down (no numpy: cold start)."""
 
 from urllib.parse import unquote
 
@@ -43,6 +44,11 @@ def post_label():
                     headers={"X-Rho-Rms": f"{labelled.decoded.rho_rms:.3f}",
                              "X-Rho-Peak": f"{labelled.decoded.rho_peak:.3f}"})
 
+
+
+@app.get("/appliances/states")
+def appliance_states():
+    return json_response(200, service.appliance_states(app.current_event.resolved_query_string_parameters))
 
 
 @app.get("/appliances")

@@ -27,31 +27,37 @@ def clock():
     return Clock()
 
 
+def live_queues(monkeypatch, clock, *more: str) -> tuple[list, dict]:
+    """Inside mock_aws: the live and push queues (and `more`), the environment pointing at them, this instance's
+    gate on `clock`, and the list of every SendMessage made, as made."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("sqs", region_name="us-east-1")
+    urls = {name: client.create_queue(QueueName=name)["QueueUrl"] for name in ("live", "push", *more)}
+    monkeypatch.setenv("LIVE_QUEUE_URL", urls["live"])
+    monkeypatch.setenv("PUSH_QUEUE_URL", urls["push"])
+    monkeypatch.setenv("LIVE_MANAGEMENT_ENDPOINT", "http://management")
+    monkeypatch.delenv("CLUSTER_QUEUE_URL", raising=False)
+    monkeypatch.setenv("CLUSTER_THRESHOLD", str(10**9))
+    # This instance's gate, counting the test schema's connections, on a clock the test moves.
+    monkeypatch.setattr(announce, "GATE", announce.Gate(clock=clock))
+    # Every SendMessage the code makes, as made (moto still receives it): a tick is sent with a delay, which
+    # moto honours, so the queue alone cannot say how many were sent.
+    calls = []
+    real = BaseClient._make_api_call
+
+    def spy(self, operation, params):
+        if operation == "SendMessage":
+            calls.append(params)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", spy)
+    return calls, urls
+
+
 @pytest.fixture
 def queues(monkeypatch, database, clock):
     with mock_aws():
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        client = boto3.client("sqs", region_name="us-east-1")
-        urls = {name: client.create_queue(QueueName=name)["QueueUrl"] for name in ("live", "push")}
-        monkeypatch.setenv("LIVE_QUEUE_URL", urls["live"])
-        monkeypatch.setenv("PUSH_QUEUE_URL", urls["push"])
-        monkeypatch.setenv("LIVE_MANAGEMENT_ENDPOINT", "http://management")
-        monkeypatch.delenv("CLUSTER_QUEUE_URL", raising=False)
-        monkeypatch.setenv("CLUSTER_THRESHOLD", str(10**9))
-        # This instance's gate, counting the test schema's connections, on a clock the test moves.
-        monkeypatch.setattr(announce, "GATE", announce.Gate(clock=clock))
-        # Every SendMessage the code makes, as made (moto still receives it): a tick is sent with a delay, which
-        # moto honours, so the queue alone cannot say how many were sent.
-        calls = []
-        real = BaseClient._make_api_call
-
-        def spy(self, operation, params):
-            if operation == "SendMessage":
-                calls.append(params)
-            return real(self, operation, params)
-
-        monkeypatch.setattr(BaseClient, "_make_api_call", spy)
-        yield calls, urls
+        yield live_queues(monkeypatch, clock)
 
 
 def sent(calls, url) -> list[dict]:

@@ -14,7 +14,7 @@ FUNCTION_BY_PREFIX = {"ingest": "IngestFunction", "report": "ReportFunction", "c
                       "authorizer": "AuthorizerFunction", "admin": "AdminFunction", "sweep": "SweepFunction",
                       "live_socket": "LiveSocketFunction", "live": "LiveFunction", "push": "PushFunction",
                       "appliances": "ApplianceFunction", "energy": "EnergyFunction", "alerts": "AlertsFunction",
-                      "score": "ScoreFunction", "notify": "NotifyFunction"}
+                      "score": "ScoreFunction", "notify": "NotifyFunction", "states": "ApplianceStatesFunction"}
 SAMPLE_TOKEN = "wp_sample_ingest_token_for_sam_local_012345678"  # the token in authorizer-token.json and the ingest samples
 
 
@@ -75,3 +75,6 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
         assert result == {"batchItemFailures": []}  # device 9 changed nothing here: nothing to score
     elif function == "NotifyFunction":
         assert result == {"batchItemFailures": []}
+    elif function == "ApplianceStatesFunction":
+        assert result == {"batchItemFailures": []}  # no model stored: nothing to decode
+        assert conn.run("SELECT count(*) FROM appliance_states")[0][0] == 0

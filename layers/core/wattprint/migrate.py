@@ -45,6 +45,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         # Feeding the energy series (0010): its readings, the sensors' clocks, the buckets and days it recomputes.
         *_ENERGY_WRITES,
         "GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {role}",
+        # Whether to ask for live appliance states (0018): is any model stored at all.
+        "GRANT SELECT (id) ON appliance_models TO {role}",
     ),
     # POST /energy and the GET /energy routes.
     "energy": _ENERGY_WRITES,
@@ -78,6 +80,17 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, UPDATE ON appliance_models TO {role}",
         "GRANT SELECT ON clustering_runs TO {role}",
         "GRANT SELECT, UPDATE (name, kind, named_at) ON appliances TO {role}",
+        "GRANT SELECT ON appliance_states TO {role}",  # GET /appliances/states (0018)
+    ),
+    # The states function (0018): the new events' currents decoded with the models, each device's decoder and
+    # latest states written, the cursor moved; the connection count says whether a dashboard is told.
+    "states": (
+        "GRANT SELECT (seq, device_id, sensor_time, current_a, peaks) ON events TO {role}",
+        "GRANT SELECT ON event_counter, appliance_models TO {role}",
+        "GRANT SELECT, UPDATE ON appliance_decoding TO {role}",
+        "GRANT SELECT, INSERT, UPDATE ON appliance_decoders TO {role}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON appliance_states TO {role}",
+        "GRANT SELECT (connection_id) ON live_connections TO {role}",
     ),
     # The alerts API (0013): scored hours and alerts read; acknowledging marks the alert and the device's state.
     "alerts": (

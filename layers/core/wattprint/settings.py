@@ -107,6 +107,8 @@ class Settings:
     # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
     energy_max_gap_s: int = 7200
     energy_changes_queue_url: str | None = None  # ENERGY_CHANGES_QUEUE_URL: devices whose energy changed
+    # APPLIANCE_STATES_QUEUE_URL: ingest asks the states function there to decode new events (none: no live states)
+    appliance_states_queue_url: str | None = None
     # A clustering run is tried at most this many times when its attempts stop without finishing (a Lambda timeout,
     # out of memory, a crash): then it is marked failed (wattprint.clustering.runs).
     run_max_attempts: int = 3
@@ -270,6 +272,7 @@ def load(env=None) -> Settings:
         aws=aws_settings(env),
         alerts=alert_settings(env),
         energy_changes_queue_url=env.get("ENERGY_CHANGES_QUEUE_URL") or None,
+        appliance_states_queue_url=env.get("APPLIANCE_STATES_QUEUE_URL") or None,
         clustering=clustering_settings(env),
         run_max_attempts=max_attempts,
         run_resend_after_seconds=resend,

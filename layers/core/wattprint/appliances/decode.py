@@ -93,9 +93,14 @@ def _groups(models: list[ApplianceModel], combos: list[tuple[int, ...]]):
     return dims
 
 
-def _viterbi(rms: list[float], peak: list[float], params, dims) -> list[int]:
+def _viterbi(rms: list[float], peak: list[float], params, dims, start: list[float] | None = None,
+             keep_at: int | None = None):
+    """The best path (a combination index per reading). With `start` (the forward costs carried from earlier
+    readings) the decoding continues from them; with `keep_at` also returns the forward costs after that many
+    readings (what a later call continues from)."""
     n_combos = len(params)
-    cost = [0.0] * n_combos
+    cost = list(start) if start is not None else [0.0] * n_combos
+    kept = cost[:] if keep_at == 0 else None
     back: list[array] = []
     identity = list(range(n_combos))
     h, h2 = HUBER, HUBER * HUBER / 2
@@ -113,20 +118,22 @@ def _viterbi(rms: list[float], peak: list[float], params, dims) -> list[int]:
                 + (0.5 * zp * zp if (zp := abs((y_p - mp) * ip)) < h else h * zp - h2) + k
                 for x, (mr, ir, mp, ip, k) in zip(cost, params)]
         back.append(array("H", origin))
+        if keep_at == len(back):
+            kept = cost[:]
     c = min(range(n_combos), key=cost.__getitem__)
     path = [0] * len(back)
     for t in range(len(back) - 1, -1, -1):
         path[t] = c
         c = back[t][c]
-    return path
+    return path if keep_at is None else (path, kept)
 
 
-def _calibrate(models, combos, path, rms, peak, params):
-    """rho (least squares of the squared reading on the cross terms) and the residuals' spread scale, from the
-    rows a first pass decoded, leaving out readings beyond the Huber threshold (transients)."""
-    fit = {}
+def _fit_sums(models, combos, path, rms, peak, params) -> dict:
+    """Per current: the least-squares sums for rho (of the squared reading on the cross terms) and the
+    standardised residuals, over the readings `path` decoded, readings beyond the Huber threshold (transients)
+    left out of rho's sums."""
+    sums = {}
     for key, values, mean_index, inv_index in (("rms", rms, 0, 1), ("peak", peak, 2, 3)):
-        attr = key
         num = den = 0.0
         residuals = []
         for t, c in enumerate(path):
@@ -135,15 +142,26 @@ def _calibrate(models, combos, path, rms, peak, params):
             residuals.append(abs(z))
             if abs(z) >= HUBER:
                 continue
-            levels = [getattr(m.states[s], attr) for m, s in zip(models, combos[c])]
+            levels = [getattr(m.states[s], key) for m, s in zip(models, combos[c])]
             square = sum(x * x for x in levels)
             cross = sum(2 * levels[i] * levels[j] for i in range(len(levels)) for j in range(i + 1, len(levels)))
             num += (values[t] ** 2 - square) * cross
             den += cross * cross
-        rho = min(1.0, max(0.0, num / den)) if den else 1.0
+        sums[key] = (num, den, residuals)
+    return sums
+
+
+def _rho(num: float, den: float) -> float:
+    return min(1.0, max(0.0, num / den)) if den else 1.0
+
+
+def _calibrate(models, combos, path, rms, peak, params):
+    """rho and the residuals' spread scale (from their median), from the rows a first pass decoded."""
+    fit = {}
+    for key, (num, den, residuals) in _fit_sums(models, combos, path, rms, peak, params).items():
         residuals.sort()
         scale = max(1.0, 1.4826 * residuals[len(residuals) // 2]) if residuals else 1.0
-        fit[key] = (rho, scale)
+        fit[key] = (_rho(num, den), scale)
     return fit
 
 
@@ -168,3 +186,86 @@ def decode(models: list[ApplianceModel], recording: Recording, calibrate: bool =
         params = _expected(models, combos, rho_r, rho_p, scale_r, scale_p)
         path = _viterbi(recording.rms, recording.peak, params, dims)
     return Decoded([combos[c] for c in path], rho_r, rho_p, scale_r, scale_p)
+
+
+# ------------------------------------------------------------------------------------------------- live
+
+#: Readings a live decision waits for: the state at a reading is decided once LAG later readings are in (a
+#: fixed-lag smoother), so a one- or two-second transient at the end of a batch is not reported as a switch.
+LAG = 3
+#: Forward costs are kept relative to their minimum and capped: a combination far behind stays reachable by a
+#: switch, and the carried numbers stay small.
+COST_CAP = 1e4
+#: Per reading, how much of the live fit's sums is kept: they follow the last ~FORGET_READINGS readings.
+FORGET_READINGS = 1800
+_KEEP = 1 - 1 / FORGET_READINGS
+#: A live fit is used once its sums hold this many readings' worth (before: rho 1, spread scale 1).
+MIN_FIT_READINGS = 120
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A device's decoder between calls: the forward cost of every combination after its last decided reading,
+    the readings not yet decided (at most LAG: (seq, time, rms, peak)), and the running fit of rho and the spread
+    (per current: rho's two sums, the sum of clipped |z|, the readings' weight), the live form of `decode`'s
+    second pass."""
+    cost: list[float]
+    pending: list[tuple]
+    fit: dict  # "rms"/"peak" -> [num, den, sum |z|, weight]
+
+    def to_json(self) -> dict:
+        return {"cost": self.cost, "pending": [list(p) for p in self.pending], "fit": self.fit}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Carried":
+        return cls(list(doc["cost"]), [tuple(p) for p in doc["pending"]], dict(doc["fit"]))
+
+    def calibration(self) -> tuple[float, float, float, float]:
+        """(rho rms, rho peak, scale rms, scale peak) from the running fit (1s until it holds enough)."""
+        out = []
+        for key in ("rms", "peak"):
+            num, den, z, weight = self.fit[key]
+            fitted = weight >= MIN_FIT_READINGS
+            # |z| of a normal reading averages sqrt(2/pi) sd; clipping at HUBER barely moves that.
+            out.append((_rho(num, den) if fitted else 1.0, max(1.0, z / weight * 1.2533) if fitted else 1.0))
+        return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+def _fresh(n_combos: int) -> Carried:
+    return Carried([0.0] * n_combos, [], {"rms": [0.0, 0.0, 0.0, 0.0], "peak": [0.0, 0.0, 0.0, 0.0]})
+
+
+def decode_live(models: list[ApplianceModel], carried: Carried | None, readings: list[tuple],
+                lag: int = LAG) -> tuple[list[tuple[tuple, tuple[int, ...]]], Carried]:
+    """Continue a device's decoding with new readings ((seq, time, rms, peak), in order): the readings decided
+    now, each with its combination, and what to carry to the next call. The same Viterbi as `decode`, its forward
+    costs carried across calls, with rho and the spread fitted as the readings come (`Carried.calibration`).
+    `carried` None, or for another combination count (the models changed): a fresh start."""
+    combos = combinations(models)
+    if not 0 < len(combos) <= MAX_COMBINATIONS:
+        raise TooMuchWork(f"{len(combos)} state combinations: between 1 and {MAX_COMBINATIONS}", field="models")
+    if carried is None or len(carried.cost) != len(combos):
+        carried = _fresh(len(combos))
+    pending = carried.pending + list(readings)
+    if len(pending) <= lag:
+        return [], Carried(carried.cost, pending, carried.fit)
+    decided = len(pending) - lag
+    params = _expected(models, combos, *carried.calibration())
+    rms, peak = [r[2] for r in pending[:decided]], [r[3] for r in pending[:decided]]
+    path, kept = _viterbi([r[2] for r in pending], [r[3] for r in pending], params, _groups(models, combos),
+                          start=carried.cost, keep_at=decided)
+    path = path[:decided]
+    # rho's sums at rho 1, as the batch's first pass takes them (which readings are transients is judged there);
+    # the spread from the residuals under the rho and scale that decoded.
+    plain = _fit_sums(models, combos, path, rms, peak, _expected(models, combos, 1.0, 1.0, 1.0, 1.0))
+    used = _fit_sums(models, combos, path, rms, peak, params)
+    keep = _KEEP ** decided
+    fit = {}
+    for key in ("rms", "peak"):
+        (num, den, _), residuals = plain[key], used[key][2]
+        old_num, old_den, old_z, old_weight = carried.fit[key]
+        fit[key] = [old_num * keep + num, old_den * keep + den,
+                    old_z * keep + sum(min(z, HUBER) for z in residuals), old_weight * keep + decided]
+    low = min(kept)
+    cost = [min(COST_CAP, x - low) for x in kept]
+    return [(pending[t], combos[path[t]]) for t in range(decided)], Carried(cost, pending[decided:], fit)

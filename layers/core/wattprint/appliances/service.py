@@ -1,5 +1,6 @@
 """Appliances' use cases, one entry function each. States (non-intrusive load monitoring): the handler, the
-command line and the live decoder call these; see decode.py for the method and its limits. Keys: keys for a run's
+command line and the live decoder call these; see decode.py for the method and its limits, states.py for the
+live states (ingest's trigger, the states function's decoding, GET /appliances/states). Keys: keys for a run's
 clusters (the cluster function, inside the run's store transaction), the list of appliances (GET /appliances) and
 naming one (PUT /appliances/{key}).
 
@@ -9,18 +10,25 @@ imports this module and must stay light."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 
 from pg8000.exceptions import DatabaseError
 
-from .. import db
+from .. import aws, db, settings
 from ..clustering.features import FEATURES
 from ..db import Connection
 from ..errors import (ApplianceNameTaken, ApplianceNotFound, InvalidAppliance, PayloadTooLarge, UnknownAppliance,
                       UnsupportedMediaType)
 from ..http import query_params
-from . import decode, model, recording, store
+from ..live import service as live
+from ..query import INT32_MAX, INT32_MIN, parse_int
+from . import decode, model, recording, states as live_states, store
+
+log = logging.getLogger(__name__)
 
 # The limits the API documents (wattprint.report.openapi reads them here).
 COLUMNS, MAX_ROWS = recording.COLUMNS, recording.MAX_ROWS
@@ -230,3 +238,111 @@ def name_appliance(key: str, body: str | None, content_type: str | None) -> dict
         raise ApplianceNameTaken(f"appliance {other} is already named {appliance_name!r}; rename it first",
                                  field="name", key=other) from None
     return _appliance(row)
+
+
+# ----------------------------------------------------------------------------------------- live states
+
+#: s: ingest asks for a decoding at most this often per instance; the states function looks again this long after
+#: a call that decoded something, so what a skipped request would have asked for is decoded anyway.
+TRIGGER_INTERVAL = 1.0
+TICK_DELAY = 1  # s, whole (SQS DelaySeconds)
+#: s an instance trusts its "is there a model?" answer: a deployment without models sends nothing.
+MODELS_TTL = 30.0
+_HAS_MODELS = "SELECT EXISTS (SELECT id FROM appliance_models)"
+
+
+class _Trigger:
+    """Whether ingest asks for a decoding now, for one instance (the local stack's worker threads share it)."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sent_at = self._counted_at = float("-inf")
+        self._models = False
+
+    def due(self) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now - self._sent_at < TRIGGER_INTERVAL:
+                return False
+            fresh = now - self._counted_at < MODELS_TTL
+        if not fresh:
+            try:
+                models = bool(db.execute(_HAS_MODELS)[0][0])
+            except Exception as error:  # noqa: BLE001 — best effort: when in doubt, ask
+                log.warning("appliance models not counted, asking for a decoding anyway: %s", error)
+                models = True
+            with self._lock:
+                self._models, self._counted_at = models, now
+        with self._lock:
+            if not self._models or now - self._sent_at < TRIGGER_INTERVAL:
+                return False
+            self._sent_at = now
+            return True
+
+
+TRIGGER = _Trigger()
+
+
+def _ask(queue: str | None, after_seq: int, delay_seconds: int = 0) -> bool:
+    """One message on the appliance states queue; False if there is none or it was not sent."""
+    if not queue:
+        return False
+    try:
+        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps({"after_seq": int(after_seq)}),
+                                       **({"DelaySeconds": int(delay_seconds)} if delay_seconds else {}))
+        return True
+    except aws.errors() as error:
+        log.warning("appliance states not asked for (the next events or tick ask again): %s", error)
+        return False
+
+
+def events_stored(total: int, queue: str | None) -> bool:
+    """After ingest's commit (best effort, never raises): ask the states function, on `queue` (the settings'
+    APPLIANCE_STATES_QUEUE_URL, none: off), to decode the new events, at most once per TRIGGER_INTERVAL per
+    instance and only when a model is stored."""
+    if not queue or not TRIGGER.due():
+        return False
+    return _ask(queue, total)
+
+
+def _well_formed(body: str) -> bool:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    after = doc.get("after_seq") if isinstance(doc, dict) else None
+    return set(doc) == {"after_seq"} and isinstance(after, int) and not isinstance(after, bool)
+
+
+def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
+    """The states function, for a batch of (message id, body) from its queue: decode the events stored since the
+    last decoding with every stored model, store the latest state of every device x appliance, tell live
+    dashboards what changed, and look again in TICK_DELAY if there was anything to decode (at once if one batch
+    of events was not enough). Returns the counts and the (message id, reason) of each malformed request, which
+    is dropped (retrying cannot mend it). Raises what the database raises: the batch is retried."""
+    dropped = [(message_id, f"not a decoding request: {body[:200]!r}") for message_id, body in bodies
+               if not _well_formed(body)]
+    if len(dropped) == len(bodies):
+        return {"decoded": 0, "busy": False, "changed": 0}, dropped
+    queue = settings.load().appliance_states_queue_url
+    stored = store.load_all()
+    try:
+        with db.transaction() as conn:
+            outcome = live_states.decode_new(conn, stored)
+    except live_states.Busy:
+        # Another call decodes now; it may have read the events before these requests' were stored.
+        _ask(queue, 0, TICK_DELAY)
+        return {"decoded": 0, "busy": True, "changed": 0}, dropped
+    if outcome["changed"]:
+        live.appliances_changed(outcome["changed"])
+    if outcome["decoded"]:
+        _ask(queue, 0, 0 if outcome["more"] else TICK_DELAY)
+    return {"decoded": outcome["decoded"], "busy": False, "changed": len(outcome["changed"])}, dropped
+
+
+def appliance_states(query: dict | None) -> dict:
+    """GET /appliances/states[?device_id=]: each device x appliance's latest decoded state and since when."""
+    params = query_params(query, ("device_id",))
+    device = parse_int("device_id", params["device_id"], INT32_MIN, INT32_MAX) if "device_id" in params else None
+    return {"items": live_states.listing(device)}

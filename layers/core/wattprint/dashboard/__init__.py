@@ -1,4 +1,4 @@
-"""The live dashboard's static files (index.html, app.js, style.css), served by the report function.
+"""The live dashboard's static files (index.html, app.js, alerts.js, appliances.js, style.css), served by the report function.
 
 No build step and nothing fetched from a CDN: the files here are what the browser runs.
 """
@@ -15,6 +15,7 @@ DIRECTORY = Path(__file__).parent
 # The only files served, by name: nothing else in this folder (or outside it) can be asked for.
 ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javascript; charset=utf-8",
           "alerts.js": "application/javascript; charset=utf-8",
+          "appliances.js": "application/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
 
 

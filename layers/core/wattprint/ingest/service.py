@@ -14,6 +14,7 @@ from datetime import timedelta
 from pg8000.exceptions import DatabaseError
 
 from .. import db, observability
+from ..appliances import service as appliances
 from ..energy import service as energy
 from ..errors import (BadRequest, IdempotencyKeyReused, InvalidBody, InvalidEvent, InvalidIdempotencyKey, InvalidValue,
                       PayloadTooLarge, ServiceError, UnsupportedEncoding, UnsupportedMediaType)
@@ -195,6 +196,7 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
     energy.announce(fed)
+    appliances.events_stored(stored.total, settings.appliance_states_queue_url)
     return stored
 
 

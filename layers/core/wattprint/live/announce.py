@@ -14,6 +14,7 @@ the ingest function imports it on every cold start. See wattprint.live.live for 
                                              buckets POST /energy changed (the sensor feed's are not announced:
                                              a dashboard re-reads a device's series on its `events`)
     {"kind": "alert", "alert": {...}}          a notification's payload, pushed as it is
+    {"kind": "appliances", "items": [{"device_id", "appliance", "state", "since", ...}, ...], "truncated": bool}
 
 Announcing only when it can matter: one SQS send per ingest request was most of an ingest request's cost
 (issue 18), and a live batch only ever needs one announcement. So an instance (the GATE below) sends nothing
@@ -171,11 +172,28 @@ def energy_changed(items: list[dict]) -> bool:
 _ENERGY_ITEM = {"device_id": int, "datetime": str, "value": (int, float), "coverage": (int, float), "flags": list}
 
 
-def _energy(doc: dict) -> bool:
+MAX_APPLIANCE_ITEMS = 200  # states per announcement; beyond, dashboards re-read GET /appliances/states
+_APPLIANCE_ITEM = {"device_id": int, "appliance": str, "state": str, "since": str, "since_seq": int,
+                   "seen_at": str, "seen_seq": int}
+
+
+def appliances_changed(items: list[dict]) -> bool:
+    """Appliance states that changed (as GET /appliances/states items). Like energy, no tick can push them again:
+    only the connection count holds them back, and a page told it is settled re-reads the states."""
+    if not settings.live_settings().queue_url:
+        return False
+    if not GATE.connected():
+        _skipped(NO_CONNECTION)
+        return False
+    return announce({"kind": "appliances", "items": items[:MAX_APPLIANCE_ITEMS],
+                     "truncated": len(items) > MAX_APPLIANCE_ITEMS})
+
+
+def _items(doc: dict, shape: dict) -> bool:
     items = doc.get("items")
     return isinstance(doc.get("truncated"), bool) and isinstance(items, list) and all(
-        isinstance(item, dict) and set(item) == set(_ENERGY_ITEM)
-        and all(isinstance(item[k], t) and not isinstance(item[k], bool) for k, t in _ENERGY_ITEM.items())
+        isinstance(item, dict) and set(item) == set(shape)
+        and all(isinstance(item[k], t) and not isinstance(item[k], bool) for k, t in shape.items())
         for item in items)
 
 
@@ -201,7 +219,9 @@ def parse(body: str) -> dict:
     if kind == "gone" and isinstance(doc.get("connection_ids"), list) \
             and all(isinstance(c, str) for c in doc["connection_ids"]):
         return doc
-    if kind == "energy" and _energy(doc):
+    if kind == "energy" and _items(doc, _ENERGY_ITEM):
+        return doc
+    if kind == "appliances" and _items(doc, _APPLIANCE_ITEM):
         return doc
     if kind == "alert" and isinstance(doc.get("alert"), dict):
         return doc

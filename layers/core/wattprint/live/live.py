@@ -17,6 +17,8 @@ Messages, as JSON text frames:
     {"type": "events", "total": T, "first_seq": a, "last_seq": b, "items": [...]}   items as in GET /events
     {"type": "run", "run": {...}}                                                    as an item of GET /runs
     {"type": "alert", "alert": {...}}                        an alert notification (wattprint.alerts), as told
+    {"type": "appliances", "items": [...], "truncated": b}   appliance states that changed, as in
+                                                             GET /appliances/states (wattprint.appliances)
     {"type": "settled"}      to one connection, CONNECT_TICK_DELAY after it connected: from now on every change is
                              announced to it; re-read what was read before (see wattprint.live.announce)
 """
@@ -97,6 +99,12 @@ def messages(announcements: list[dict]) -> list[dict]:
         items = {(i["device_id"], i["datetime"]): i for a in energy for i in a["items"]}
         out.append({"type": "energy", "items": list(items.values()), "truncated": any(a["truncated"] for a in energy)})
     out += [{"type": "alert", "alert": a["alert"]} for a in announcements if a["kind"] == "alert"]
+    changed = [a for a in announcements if a["kind"] == "appliances"]
+    if changed:
+        # One message for the batch; a device x appliance announced twice keeps its later state.
+        states = {(i["device_id"], i["appliance"]): i for a in changed for i in a["items"]}
+        out.append({"type": "appliances", "items": list(states.values()),
+                    "truncated": any(a["truncated"] for a in changed)})
     return out
 
 

@@ -33,6 +33,11 @@ def alert(payload: dict) -> bool:
     return announce.alert(payload)
 
 
+def appliances_changed(items: list[dict]) -> bool:
+    """After the states function's commit: these appliance states changed (best effort, never raises)."""
+    return announce.appliances_changed(items)
+
+
 def deliver(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
     """The live function: a batch of (message id, body) from the live queue → push requests on the push queue.
     Returns the counts, and the (message id, reason) of each malformed announcement, which is dropped with the

@@ -245,6 +245,18 @@ SCHEMAS = {
             "kind": _nullable({"type": "string", "minLength": 1, "maxLength": appliances.MAX_KIND}),
         }, required=["name"], description="null clears; unique regardless of case"),
     },
+    "ApplianceLiveState": _object({
+        "device_id": {"type": "integer"},
+        "appliance": {"type": "string", "minLength": 1, "maxLength": 64, "description": "the model's name"},
+        "state": {"type": "string", "description": "one of the model's state names"},
+        "since": {**_TIMESTAMP, "description": "sensor time of the first event decoded in this state"},
+        "since_seq": {"type": "integer", "description": "that event's seq"},
+        "seen_at": {**_TIMESTAMP, "description": "sensor time of the latest event decided (a few events behind "
+                                                 "the newest: the decoder waits for the next ones)"},
+        "seen_seq": {"type": "integer"},
+    }),
+    "ApplianceLiveStates": _object({"items": {"type": "array", "items": _ref("ApplianceLiveState"),
+                                              "description": "by device, then appliance"}}),
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
                                                   "description": "the live WebSocket API; null: no live updates"}}),
 }
@@ -499,6 +511,16 @@ PATHS = {
         "operationId": "listAppliances", "tags": ["appliances"], "summary": "Every appliance key and its name",
         "security": READ,
         "responses": _responses("400", **{"200": _json("The appliances.", "Appliances")}),
+    }},
+    "/appliances/states": {"get": {
+        "operationId": "getApplianceStates", "tags": ["appliances"],
+        "summary": "Each device's appliances' latest state, decoded live from its events",
+        "description": "The sensor events' current decoded with every stored model as events arrive (the same "
+                       "decoder as POST /appliances/label, carried from call to call). Empty until a model is "
+                       "stored and events arrive after it.",
+        "security": READ,
+        "parameters": [_param("device_id", "query", {"type": "integer"}, "only this device")],
+        "responses": _responses("400", **{"200": _json("The states.", "ApplianceLiveStates")}),
     }},
     "/appliances/{key}": {"put": {
         "operationId": "nameAppliance", "tags": ["appliances"], "summary": "Name an appliance (by its key)",
