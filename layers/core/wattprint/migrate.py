@@ -34,6 +34,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT (id, seq), INSERT ON events TO {role}",
         "GRANT USAGE, UPDATE ON SEQUENCE {events_id} TO {role}",
         "GRANT SELECT, UPDATE ON event_counter TO {role}",
+        "GRANT SELECT, INSERT, UPDATE ON device_counters TO {role}",  # ClusterScope=device: numbering per device (0019)
         # Opening runs (the outbox row) and marking them sent.
         "GRANT SELECT (id, threshold, sends), INSERT, UPDATE (enqueued_at, sends) ON clustering_runs TO {role}",
         # Idempotency-Key answers (0007): recorded with the events, recalled for a retry, an expired one replaced.
@@ -46,7 +47,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "energy": _ENERGY_WRITES,
     "report": (
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations, "
-        "appliances TO {role}",
+        "appliances, device_counters TO {role}",
     ),
     "authorizer": (
         "GRANT SELECT ON api_tokens TO {role}",
@@ -62,11 +63,14 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
         # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K).
         "GRANT EXECUTE ON FUNCTION clustering_labels_retire(integer) TO {role}",
+        # ClusterScope=device: the same, among one device's runs (0019).
+        "GRANT EXECUTE ON FUNCTION clustering_labels_retire_device(integer, integer) TO {role}",
     ),
     # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
     "live": (
         "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
-        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances, "
+        "device_counters TO {role}",
     ),
     # The appliance function. Models (0011): trained (stored or replaced by name), listed, read to label a mains
     # recording. Keys (0015): listed and named; it cannot add, move or drop keys.

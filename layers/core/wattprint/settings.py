@@ -44,6 +44,7 @@ class LiveSettings:
 
 
 RUN_MODES = ("latest", "every")
+SCOPES = ("all", "device")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ class ClusteringSettings:
     # CLUSTER_RUNS: "latest" supersedes a run that has not started when a later threshold's run is waiting (no
     # backlog); "every" runs every threshold, for those who need every historical labelling.
     runs: str = "latest"
+    # CLUSTER_SCOPE: "all" clusters every event as one set; "device" gives each device its own set, numbering,
+    # thresholds and runs (the report then answers per device_id). Fixed by the first event stored (0019).
+    scope: str = "all"
+
+    @property
+    def per_device(self) -> bool:
+        return self.scope == "device"
 
     @property
     def supersede(self) -> bool:
@@ -186,7 +194,10 @@ def clustering_settings(env=None) -> ClusteringSettings:
     mode = env.get("CLUSTER_RUNS") or "latest"
     if mode not in RUN_MODES:
         raise ValueError(f"CLUSTER_RUNS must be one of {', '.join(RUN_MODES)}, not {mode!r}")
-    return ClusteringSettings(label_retention=retention, runs=mode)
+    scope = env.get("CLUSTER_SCOPE") or "all"
+    if scope not in SCOPES:
+        raise ValueError(f"CLUSTER_SCOPE must be one of {', '.join(SCOPES)}, not {scope!r}")
+    return ClusteringSettings(label_retention=retention, runs=mode, scope=scope)
 
 
 def _region(env) -> str | None:

@@ -21,31 +21,41 @@ from .features import FEATURE_COLUMNS
 from .fit import Fit, LabelStats, Loaded, centres_literal, chunks, labels_copy, parse_copy, stats_json
 
 
-def features_sql(threshold: int) -> str:
+def scope_sql(threshold: int, device_id: int | None = None) -> str:
+    """Which events a run's set holds, over `events e`: seq 1..T (ClusterScope=all), or the device's events with
+    device_seq 1..T (ClusterScope=device; in seq order too, as both are numbered in commit order)."""
+    if device_id is None:
+        return f"e.seq BETWEEN 1 AND {int(threshold)}"
+    return f"e.device_id = {int(device_id)} AND e.device_seq BETWEEN 1 AND {int(threshold)}"
+
+
+def features_sql(threshold: int, device_id: int | None = None) -> str:
     """The COPY that reads the data matrix: seq and the eight features of the events 1..T that are not
-    quarantined, in seq order.
+    quarantined, in seq order (of `device_id` only, for a device's run).
 
     NULL becomes NaN so one binary row always has eight 8-byte fields; check_data reports it. (COPY takes no
     bind parameters, hence the formatted integer.)"""
-    threshold = int(threshold)
     columns = ", ".join(f"coalesce(e.{expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
-    return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE e.seq BETWEEN 1 AND {threshold} "
+    return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE {scope_sql(threshold, device_id)} "
             "AND NOT EXISTS (SELECT FROM quarantined_events q WHERE q.seq = e.seq) ORDER BY e.seq) "
             "TO STDOUT WITH (FORMAT binary)")
 
 
-def excluded_sql(threshold: int) -> str:
-    return f"SELECT count(*) FROM quarantined_events WHERE seq BETWEEN 1 AND {int(threshold)}"
+def excluded_sql(threshold: int, device_id: int | None = None) -> str:
+    if device_id is None:
+        return f"SELECT count(*) FROM quarantined_events WHERE seq BETWEEN 1 AND {int(threshold)}"
+    return (f"SELECT count(*) FROM quarantined_events q JOIN events e ON e.seq = q.seq "
+            f"WHERE {scope_sql(threshold, device_id)}")
 
 
-def load(threshold: int) -> Loaded:
+def load(threshold: int, device_id: int | None = None) -> Loaded:
     """The data of a run: one binary COPY parsed by numpy, and the count of quarantined events it left out, both
     from one snapshot (a repeatable-read transaction), so events + excluded = T exactly."""
     stream = io.BytesIO()
     with db.transaction() as conn:
         conn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        excluded = int(conn.run(excluded_sql(threshold))[0][0])
-        conn.run(features_sql(threshold), stream=stream)
+        excluded = int(conn.run(excluded_sql(threshold, device_id))[0][0])
+        conn.run(features_sql(threshold, device_id), stream=stream)
     buffer = stream.getbuffer()
     try:
         seqs, data = parse_copy(buffer)
@@ -90,7 +100,13 @@ def store(run: runs.Claim, loaded: Loaded, result: Fit, stats: list[LabelStats],
     return store_ms
 
 
-def retire(keep: int) -> list[int]:
+def retire(keep: int, device_id: int | None = None) -> list[int]:
     """Drop the labels of every completed run but the `keep` newest (one DROP each, as the runs are marked retired,
-    in one transaction: clustering_labels_retire, 0016); the ids of the runs retired."""
-    return [int(row[0]) for row in db.execute("SELECT clustering_labels_retire(:keep)", keep=int(keep))]
+    in one transaction: clustering_labels_retire, 0016), among `device_id`'s runs for a device's run (0019); the ids
+    of the runs retired."""
+    if device_id is None:
+        rows = db.execute("SELECT clustering_labels_retire(:keep)", keep=int(keep))
+    else:
+        rows = db.execute("SELECT clustering_labels_retire_device(:keep, :device)", keep=int(keep),
+                          device=int(device_id))
+    return [int(row[0]) for row in rows]
