@@ -622,7 +622,8 @@ def test_security_definer_helpers_pin_their_search_path(database, conn):
                     "WHERE proname LIKE 'clustering_labels_%' AND pronamespace = current_schema()::regnamespace")
     assert sorted((name, secdef, config) for name, secdef, config in rows) == [
         (name, True, [f"search_path={database}, pg_temp"])
-        for name in ("clustering_labels_attach", "clustering_labels_open", "clustering_labels_retire")]
+        for name in ("clustering_labels_attach", "clustering_labels_open", "clustering_labels_retire",
+                     "clustering_labels_retire_device")]
 
 
 # ------------------------------------------------------------- errors served to read tokens (no driver internals)
@@ -648,7 +649,7 @@ def test_a_run_failed_by_a_database_error_serves_its_message_without_driver_inte
     assert all(key in str(error) for key in ("'F'", "'L'", "'R'", "'W'"))  # what pg8000 puts in its text
     (run,) = insert(conn, synthetic(1000, seed=31))
 
-    def broken(threshold):
+    def broken(threshold, device_id=None):
         db.execute("DO $$ BEGIN PERFORM 1 / (SELECT count(*) FROM events WHERE id < 0); END $$")
 
     monkeypatch.setattr(label_store, "load", broken)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from test_clustering import body, deliver, spec_labels, synthetic
+from test_report import client  # noqa: F401 - a fixture
 from wattprint import db
 from wattprint.clustering import labels as label_store
 from wattprint.errors import ClusterScopeMismatch
@@ -188,3 +189,123 @@ def test_retention_keeps_each_devices_newest_runs(database, conn, functions, mon
     assert first["labels_retired_at"] is not None and second["labels_retired_at"] is None
     assert run_rows(conn, 2)[0]["labels_retired_at"] is None  # device 1's newer run does not retire it
     assert label_store.retire(1, 2) == []
+
+
+# ------------------------------------------------------------------------------------------------ the report
+
+@pytest.fixture
+def fleet(database, conn, functions, monkeypatch):
+    """ClusterScope=device, threshold 100: device 7 with 250 events (runs at 100 and 200, done), device 8 with 120
+    (its run at 100, done), interleaved in seq; device 9 with 40 (no run yet). Returns {device: [run ids]}."""
+    monkeypatch.setenv("CLUSTER_SCOPE", "device")
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "100")
+    monkeypatch.setenv("CLUSTER_RUNS", "every")
+    a, b, c = (of_device(synthetic(n, seed=s), d) for n, s, d in ((250, 21, 7), (120, 22, 8), (40, 23, 9)))
+    mixed = [e for trio in zip(a, b, c) for e in trio] + [e for pair in zip(a[40:], b[40:]) for e in pair] + a[120:]
+    runs = []
+    for i in range(0, len(mixed), 37):
+        runs += insert(conn, mixed[i:i + 37], 100)
+    assert deliver(functions, *[body(r) for r in runs])[0] == {"batchItemFailures": []}
+    return {d: [r.id for r in runs if r.device_id == d] for d in (7, 8)}
+
+
+def labels_of(conn, run_id: int) -> dict[int, int]:
+    return dict(conn.run("SELECT seq, label FROM event_labels WHERE run_id = :r", r=run_id))
+
+
+def test_device_scope_reads_need_a_device(fleet, client, conn):
+    for path in ("/clusters/summary", "/runs", "/events"):
+        status, body_, _ = client.get(path)
+        assert status == 400, (path, body_)
+        assert body_["error"]["code"] == "device_id_required" and body_["error"]["parameter"] == "device_id"
+        assert "ClusterScope=device" in body_["error"]["message"]
+        status, body_, _ = client.get(path, {"device_id": "seven"})
+        assert status == 400 and body_["error"]["parameter"] == "device_id"
+    event_id = conn.run("SELECT id FROM events WHERE device_id = 8 AND device_seq = 50")[0][0]
+    item = client.ok(f"/events/{event_id}")  # an event names its device: no device_id needed
+    assert item["run_id"] == fleet[8][0] and [entry["run_id"] for entry in item["labels"]] == fleet[8]
+    assert item["label"] == labels_of(conn, fleet[8][0])[item["seq"]]
+
+
+def test_device_scope_summary_and_runs_are_the_devices(fleet, client, conn):
+    summary = client.ok("/clusters/summary", {"device_id": 7})
+    assert summary["run"]["id"] == fleet[7][1] and summary["run"]["threshold"] == 200
+    assert sum(cluster["events"] for cluster in summary["clusters"]) == 200
+    assert client.ok("/clusters/summary", {"device_id": 7, "run": fleet[7][0]})["run"]["threshold"] == 100
+    status, body_, _ = client.get("/clusters/summary", {"device_id": 7, "run": fleet[8][0]})  # another device's
+    assert status == 404 and body_["error"]["code"] == "run_not_found" and body_["error"]["device_id"] == 7
+    waiting = client.ok("/clusters/summary", {"device_id": 9})
+    assert waiting["run"] is None and waiting["events_until_first_run"] == 60 and waiting["latest_run"] is None
+    unknown = client.ok("/clusters/summary", {"device_id": 12345})
+    assert unknown["events_until_first_run"] == 100
+    runs = client.ok("/runs", {"device_id": 7})["runs"]
+    assert [(r["id"], r["threshold"], r["device_id"], r["status"]) for r in runs] == \
+        [(fleet[7][1], 200, 7, "done"), (fleet[7][0], 100, 7, "done")]
+    assert client.ok("/runs", {"device_id": 9})["runs"] == []
+
+
+def test_device_scope_events_carry_their_devices_labels(fleet, client, conn):
+    seqs7 = [s for s, in conn.run("SELECT seq FROM events WHERE device_id = 7 ORDER BY seq")]
+    current = labels_of(conn, fleet[7][1])
+    items, cursor = [], None
+    while True:  # pages of 30: cursors keep the device and its run
+        page = client.ok("/events", {"device_id": 7, "limit": 30, **({"cursor": cursor} if cursor else {})})
+        items += page["items"]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert [i["seq"] for i in items] == seqs7 and {i["device_id"] for i in items} == {7}
+    for item in items:  # the first 200 of the device carry run 200's label, the 50 after it none yet
+        if item["seq"] in current:
+            assert (item["run_id"], item["label"]) == (fleet[7][1], current[item["seq"]])
+        else:
+            assert (item["run_id"], item["label"]) == (None, None)
+    assert sum(1 for i in items if i["run_id"]) == 200
+    # ?run= of the device's older run: its 100 events labelled, the rest of the walk not
+    older = client.ok("/events", {"device_id": 7, "run": fleet[7][0], "limit": 1000})["items"]
+    assert [i["seq"] for i in older] == seqs7[:100]
+    assert all(i["label"] == labels_of(conn, fleet[7][0])[i["seq"]] for i in older)
+    # a label filter walks the device's run's labels only
+    label = next(iter(current.values()))
+    labelled = client.ok("/events", {"device_id": 7, "label": label, "limit": 1000})["items"]
+    assert [i["seq"] for i in labelled] == sorted(s for s, v in current.items() if v == label)
+    # another device's run, or a cursor made for another device, is refused
+    status, body_, _ = client.get("/events", {"device_id": 7, "run": fleet[8][0]})
+    assert status == 404 and body_["error"]["code"] == "run_not_found"
+    first = client.ok("/events", {"device_id": 7, "limit": 5})
+    status, body_, _ = client.get("/events", {"device_id": 8, "limit": 5, "cursor": first["next"]})
+    assert status == 400 and body_["error"]["code"] == "cursor_mismatch"
+    # CSV: the same rows
+    status, text, _ = client.get("/events", {"device_id": 8, "format": "csv", "limit": 1000})
+    assert status == 200 and len(text.strip().splitlines()) == 1 + 120
+    # device 9: no run yet, no labels; a label filter has nothing to filter on
+    assert {i["label"] for i in client.ok("/events", {"device_id": 9, "limit": 1000})["items"]} == {None}
+    status, body_, _ = client.get("/events", {"device_id": 9, "label": 0})
+    assert status == 409 and body_["error"]["code"] == "no_completed_run"
+
+
+def test_device_scope_retired_labels_name_the_devices_runs(fleet, client, conn, functions, monkeypatch):
+    monkeypatch.setenv("LABEL_RETENTION", "1")
+    runs = insert(conn, of_device(synthetic(60, seed=24), 9), 100)  # device 9's first run
+    assert deliver(functions, *[body(r) for r in runs])[0] == {"batchItemFailures": []}
+    assert conn.run("SELECT count(*) FROM clustering_runs WHERE labels_retired_at IS NOT NULL")[0][0] == 0
+    more = insert(conn, of_device(synthetic(100, seed=25), 7), 100)  # device 7's run at 300 retires its 100, 200
+    assert deliver(functions, *[body(r) for r in more])[0] == {"batchItemFailures": []}
+    status, body_, _ = client.get("/events", {"device_id": 7, "run": fleet[7][0]})
+    assert status == 410 and body_["error"]["runs_with_labels"] == [more[0].id]
+    assert client.ok("/events", {"device_id": 8, "run": fleet[8][0], "limit": 1})["items"]  # device 8 keeps its own
+
+
+def test_all_scope_refuses_a_device_for_runs_and_filters_events_by_it(database, conn, client, functions,
+                                                                      monkeypatch):
+    monkeypatch.setenv("CLUSTER_SCOPE", "all")
+    runs = insert(conn, of_device(synthetic(60, seed=26), 3) + of_device(synthetic(60, seed=27), 4), 100,
+                  per_device=False)
+    assert deliver(functions, *[body(r) for r in runs])[0] == {"batchItemFailures": []}
+    for path in ("/clusters/summary", "/runs"):
+        status, body_, _ = client.get(path, {"device_id": 3})
+        assert status == 400 and body_["error"]["code"] == "invalid_parameter", body_
+        assert body_["error"]["parameter"] == "device_id" and "ClusterScope=all" in body_["error"]["message"]
+    assert client.ok("/runs")["runs"][0]["device_id"] is None
+    items = client.ok("/events", {"device_id": 4, "limit": 1000})["items"]
+    assert [i["seq"] for i in items] == list(range(61, 121)) and all(i["run_id"] == runs[0].id for i in items[:40])

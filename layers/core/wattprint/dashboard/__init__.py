@@ -28,6 +28,8 @@ def asset(name: str, query: dict | None = None) -> tuple[str, str]:
 
 
 def config(query: dict | None = None) -> dict:
-    """What the page cannot know by itself: where the live WebSocket API is (null: no live updates)."""
+    """What the page cannot know by itself: where the live WebSocket API is (null: no live updates), and whether
+    runs are per device (ClusterScope=device: the page then reads the device its address names)."""
     query_params(query, ())
-    return {"websocket_url": settings.live_settings().websocket_url}
+    return {"websocket_url": settings.live_settings().websocket_url,
+            "cluster_scope": settings.clustering_settings().scope}

@@ -159,6 +159,9 @@ SCHEMAS = {
                                                   "yet; latest_run says whether it is pending, running or failed)"},
         "latest_run": {**_nullable(_ref("LatestRun")),
                        "description": "the run with the highest threshold whatever its status (null: no run yet)"},
+        "device_events": {"type": "integer", "minimum": 0,
+                          "description": "ClusterScope=device only: the device's events stored so far (its "
+                                         "thresholds count these)"},
     }, required=["run", "clusters", "latest_run"]),
     "LatestRun": _object({
         "id": {"type": "integer"},
@@ -187,6 +190,10 @@ SCHEMAS = {
         "labels_retired_at": {**_nullable(_TIMESTAMP), "description": "when its labels were dropped"},
         "superseded_by": {**_nullable({"type": "integer"}), "description": "the later run that did the work of "
                                                                            "this superseded one"},
+        "device_id": {**_nullable({"type": "integer"}), "description": "ClusterScope=device: the device whose "
+                                                                       "events the run clusters (its threshold "
+                                                                       "counts that device's events); null: all "
+                                                                       "events"},
     }),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
@@ -238,7 +245,10 @@ SCHEMAS = {
         }, required=["name"], description="null clears; unique regardless of case"),
     },
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
-                                                  "description": "the live WebSocket API; null: no live updates"}}),
+                                                  "description": "the live WebSocket API; null: no live updates"},
+                                "cluster_scope": {"enum": ["all", "device"],
+                                                  "description": "device: the page reads one device's runs "
+                                                                 "(?device_id= in its address)"}}),
 }
 
 
@@ -283,7 +293,12 @@ PARAMETERS = {
     "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": params.SMALLINT_MAX},
                     "only events with this label (-1: unclustered) in the run (current, or ?run=); 409 when no "
                     "run has completed"),
-    "device_id": _param("device_id", "query", {"type": "integer"}, "only this device's events"),
+    "device_id": _param("device_id", "query", {"type": "integer"},
+                        "only this device's events. ClusterScope=device: required (400 device_id_required "
+                        "without it), and the runs, clusters and labels are that device's"),
+    "scope_device_id": _param("device_id", "query", {"type": "integer"},
+                              "ClusterScope=device: required (400 device_id_required without it), the device "
+                              "whose runs to read; ClusterScope=all: refused (400 invalid_parameter)"),
     "since": _param("since", "query", {"type": "string"},
                     "only events received at or after this ISO 8601 time (no offset: UTC)"),
     "until": _param("until", "query", {"type": "string"}, "only events received before this ISO 8601 time"),
@@ -473,14 +488,14 @@ PATHS = {
     }},
     "/clusters/summary": {"get": {
         "operationId": "getClusterSummary", "tags": ["report"], "summary": "The current run's clusters",
-        "security": READ, "parameters": _params("run"),
+        "security": READ, "parameters": _params("run", "scope_device_id"),
         "responses": _responses("400", "404", "409", **{"200": _json(
             "The run and its clusters; before any run completed, run null and events_until_first_run.",
             "Summary")}),
     }},
     "/runs": {"get": {
         "operationId": "listRuns", "tags": ["report"], "summary": "Every clustering run, newest first",
-        "security": READ,
+        "security": READ, "parameters": _params("scope_device_id"),
         "responses": _responses("400", **{"200": _json("The runs.", "Runs")}),
     }},
     "/openapi.json": {"get": {
