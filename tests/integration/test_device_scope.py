@@ -4,7 +4,9 @@ clustered on their own, against the real PostgreSQL and scikit-learn."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -306,6 +308,43 @@ def test_all_scope_refuses_a_device_for_runs_and_filters_events_by_it(database, 
         status, body_, _ = client.get(path, {"device_id": 3})
         assert status == 400 and body_["error"]["code"] == "invalid_parameter", body_
         assert body_["error"]["parameter"] == "device_id" and "ClusterScope=all" in body_["error"]["message"]
-    assert client.ok("/runs")["runs"][0]["device_id"] is None
+    assert "device_id" not in client.ok("/runs")["runs"][0]  # answers as before the scope existed
     items = client.ok("/events", {"device_id": 4, "limit": 1000})["items"]
     assert [i["seq"] for i in items] == list(range(61, 121)) and all(i["run_id"] == runs[0].id for i in items[:40])
+
+
+# ------------------------------------------------------------------------------------------------ live messages
+
+def test_live_messages_carry_each_events_own_devices_labels_and_each_runs_device(fleet, conn):
+    from wattprint.live import live
+
+    first, last = conn.run("SELECT min(seq), max(seq) FROM events WHERE seq > (SELECT max(seq) FROM events) - 90")[0]
+    messages = live.messages([{"kind": "events", "first_seq": first, "last_seq": last},
+                              {"kind": "run", "run_id": fleet[8][0]}])
+    events = [m for m in messages if m["type"] == "events"]
+    items = [item for m in events for item in m["items"]]
+    assert [i["seq"] for i in items] == list(range(first, last + 1))
+    current = {7: labels_of(conn, fleet[7][1]), 8: labels_of(conn, fleet[8][0]), 9: {}}
+    for item in items:
+        labels = current[item["device_id"]]
+        expected_run = {7: fleet[7][1], 8: fleet[8][0]}.get(item["device_id"]) if item["seq"] in labels else None
+        assert (item["run_id"], item["label"]) == (expected_run, labels.get(item["seq"]))
+    assert any(i["run_id"] for i in items) and any(i["run_id"] is None for i in items)
+    (run,) = [m["run"] for m in messages if m["type"] == "run"]
+    assert (run["id"], run["device_id"], run["threshold"]) == (fleet[8][0], 8, 100)
+
+
+def test_device_scope_answers_match_the_openapi_document(fleet, client):
+    from test_openapi import validate
+
+    for path, params_, route in (("/clusters/summary", {"device_id": 7}, "/clusters/summary"),
+                                 ("/clusters/summary", {"device_id": 9}, "/clusters/summary"),
+                                 ("/clusters/summary", {}, "/clusters/summary"),
+                                 ("/runs", {"device_id": 7}, "/runs"), ("/runs", {}, "/runs"),
+                                 ("/events", {"device_id": 8, "limit": 3}, "/events"), ("/events", {}, "/events"),
+                                 ("/dashboard/config.json", {}, "/dashboard/{asset}")):
+        target = path + ("?" + urlencode(params_) if params_ else "")
+        reply = client.gateway.handle("GET", target, [("Authorization", f"Bearer {client.token}")], b"")
+        validate(reply, route, "get")
+    reply = client.gateway.handle("GET", "/dashboard/config.json", [], b"")
+    assert json.loads(reply.body)["cluster_scope"] == "device"

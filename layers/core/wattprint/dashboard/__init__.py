@@ -31,5 +31,6 @@ def config(query: dict | None = None) -> dict:
     """What the page cannot know by itself: where the live WebSocket API is (null: no live updates), and whether
     runs are per device (ClusterScope=device: the page then reads the device its address names)."""
     query_params(query, ())
+    scope = settings.clustering_settings().scope
     return {"websocket_url": settings.live_settings().websocket_url,
-            "cluster_scope": settings.clustering_settings().scope}
+            **({"cluster_scope": scope} if scope != "all" else {})}

@@ -79,6 +79,10 @@ _RUN_STATUS = {"type": "string", "enum": ["pending", "running", "done", "failed"
 _EXCLUDED = ("events with seq ≤ threshold left out because they were quarantined when the run loaded its data "
              "(they have no label in it); null until the run has loaded")
 
+# Every Run property but device_id (ClusterScope=device only).
+_RUN_REQUIRED = ["id", "threshold", "status", "events", "excluded", "clusters", "bandwidth", "attempts", "error",
+                 "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by"]
+
 SCHEMAS = {
     "Error": _object({"error": {
         "type": "object", "required": ["code", "message"],
@@ -190,11 +194,9 @@ SCHEMAS = {
         "labels_retired_at": {**_nullable(_TIMESTAMP), "description": "when its labels were dropped"},
         "superseded_by": {**_nullable({"type": "integer"}), "description": "the later run that did the work of "
                                                                            "this superseded one"},
-        "device_id": {**_nullable({"type": "integer"}), "description": "ClusterScope=device: the device whose "
-                                                                       "events the run clusters (its threshold "
-                                                                       "counts that device's events); null: all "
-                                                                       "events"},
-    }),
+        "device_id": {"type": "integer", "description": "ClusterScope=device only: the device whose events the "
+                                                        "run clusters (its threshold counts that device's events)"},
+    }, required=_RUN_REQUIRED),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
     "ApplianceState": _object({
@@ -246,9 +248,11 @@ SCHEMAS = {
     },
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
                                                   "description": "the live WebSocket API; null: no live updates"},
-                                "cluster_scope": {"enum": ["all", "device"],
-                                                  "description": "device: the page reads one device's runs "
-                                                                 "(?device_id= in its address)"}}),
+                                "cluster_scope": {"const": "device",
+                                                  "description": "present with ClusterScope=device only: the page "
+                                                                 "reads one device's runs (?device_id= in its "
+                                                                 "address)"}},
+                               required=["websocket_url"]),
 }
 
 

@@ -226,7 +226,7 @@ def runs(device: int | None = None, ids: set[int] | None = None) -> dict:
         "timings": {"load_ms": load_ms, "fit_ms": fit_ms, "store_ms": store_ms, "started_at": iso(started_at),
                     "finished_at": iso(finished_at)},
         "keeps_labels": keeps_labels, "labels_retired_at": iso(retired_at), "superseded_by": superseded_by,
-        "device_id": device_id,
+        **({} if device_id is None else {"device_id": device_id}),  # ClusterScope=all answers as it always did
     } for (run_id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at, load_ms,
            fit_ms, store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by, device_id) in rows]}
 
