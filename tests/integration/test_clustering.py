@@ -622,8 +622,7 @@ def test_security_definer_helpers_pin_their_search_path(database, conn):
                     "WHERE proname LIKE 'clustering_labels_%' AND pronamespace = current_schema()::regnamespace")
     assert sorted((name, secdef, config) for name, secdef, config in rows) == [
         (name, True, [f"search_path={database}, pg_temp"])
-        for name in ("clustering_labels_attach", "clustering_labels_open", "clustering_labels_retire",
-                     "clustering_labels_retire_device")]
+        for name in ("clustering_labels_attach", "clustering_labels_open", "clustering_labels_retire")]
 
 
 # ------------------------------------------------------------- errors served to read tokens (no driver internals)

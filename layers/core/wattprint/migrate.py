@@ -61,10 +61,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, UPDATE (centre, first_run_id, last_run_id) ON appliances TO {role}",
         # The run's labels table is created, granted (INSERT) and attached by these two, as their owner (0004).
         "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
-        # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K).
-        "GRANT EXECUTE ON FUNCTION clustering_labels_retire(integer) TO {role}",
-        # ClusterScope=device: the same, among one device's runs (0019).
-        "GRANT EXECUTE ON FUNCTION clustering_labels_retire_device(integer, integer) TO {role}",
+        # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K; 0019:
+        # among the runs of the completed run's set, one device's for ClusterScope=device).
+        "GRANT EXECUTE ON FUNCTION clustering_labels_retire(integer, integer) TO {role}",
     ),
     # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
     "live": (

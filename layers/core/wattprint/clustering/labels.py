@@ -102,11 +102,8 @@ def store(run: runs.Claim, loaded: Loaded, result: Fit, stats: list[LabelStats],
 
 def retire(keep: int, device_id: int | None = None) -> list[int]:
     """Drop the labels of every completed run but the `keep` newest (one DROP each, as the runs are marked retired,
-    in one transaction: clustering_labels_retire, 0016), among `device_id`'s runs for a device's run (0019); the ids
-    of the runs retired."""
-    if device_id is None:
-        rows = db.execute("SELECT clustering_labels_retire(:keep)", keep=int(keep))
-    else:
-        rows = db.execute("SELECT clustering_labels_retire_device(:keep, :device)", keep=int(keep),
-                          device=int(device_id))
+    in one transaction: clustering_labels_retire, 0016), among the runs of `device_id` (ClusterScope=device) or of
+    no device (0019); the ids of the runs retired."""
+    rows = db.execute("SELECT clustering_labels_retire(:keep, CAST(:device AS integer))", keep=int(keep),
+                      device=None if device_id is None else int(device_id))
     return [int(row[0]) for row in rows]

@@ -31,23 +31,25 @@ CREATE UNIQUE INDEX clustering_runs_device_threshold ON clustering_runs (device_
 -- A device's current run, its runs with labels (retention, 410s) and its later runs (supersession).
 CREATE INDEX clustering_runs_device_done ON clustering_runs (device_id, threshold DESC) WHERE status = 'done';
 
--- clustering_labels_retire (0016) for one device's runs: keeps the labels of that device's p_keep newest completed
--- runs, so one device's runs never retire another's labels.
-CREATE FUNCTION clustering_labels_retire_device(p_keep integer, p_device integer) RETURNS SETOF bigint
+-- clustering_labels_retire (0016) among the runs of one set: p_device's runs (ClusterScope=device), or the runs of
+-- no device (p_device NULL, ClusterScope=all: what 0016's did), so one device's runs never retire another's labels.
+DROP FUNCTION clustering_labels_retire(integer);
+CREATE FUNCTION clustering_labels_retire(p_keep integer, p_device integer) RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     r bigint;
 BEGIN
-    IF p_keep IS NULL OR p_keep < 1 OR p_device IS NULL THEN
-        RAISE EXCEPTION 'clustering_labels_retire_device keeps at least one run of one device, not % of %',
-            p_keep, p_device USING ERRCODE = 'invalid_parameter_value';
+    IF p_keep IS NULL OR p_keep < 1 THEN
+        RAISE EXCEPTION 'clustering_labels_retire keeps at least one run, not %', p_keep
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- DROP of a partition locks event_labels exclusively: wait briefly for readers, never queue them for long.
     PERFORM set_config('lock_timeout', '5s', true);
     FOR r IN
         UPDATE clustering_runs SET labels_retired_at = now()
-        WHERE device_id = p_device AND status = 'done' AND labels_retired_at IS NULL
-          AND id NOT IN (SELECT id FROM clustering_runs WHERE device_id = p_device AND status = 'done'
-                         ORDER BY threshold DESC LIMIT p_keep)
+        WHERE device_id IS NOT DISTINCT FROM p_device AND status = 'done' AND labels_retired_at IS NULL
+          AND id NOT IN (SELECT id FROM clustering_runs WHERE device_id IS NOT DISTINCT FROM p_device
+                         AND status = 'done' ORDER BY threshold DESC LIMIT p_keep)
         RETURNING id
     LOOP
         EXECUTE format('DROP TABLE IF EXISTS %I', 'event_labels_r' || r);
@@ -58,9 +60,9 @@ $$;
 
 DO $$
 BEGIN
-    EXECUTE format('ALTER FUNCTION clustering_labels_retire_device(integer, integer) SET search_path = %I, pg_temp',
+    EXECUTE format('ALTER FUNCTION clustering_labels_retire(integer, integer) SET search_path = %I, pg_temp',
                    current_schema());
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION clustering_labels_retire_device(integer, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION clustering_labels_retire(integer, integer) FROM PUBLIC;
