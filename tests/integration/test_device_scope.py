@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 import numpy as np
 import pytest
 
+from local import synth
 from test_clustering import body, deliver, spec_labels, synthetic
+from test_ingest import post, sqs  # noqa: F401 - fixtures
 from test_report import client  # noqa: F401 - a fixture
 from wattprint import db
 from wattprint.clustering import labels as label_store
@@ -348,3 +350,33 @@ def test_device_scope_answers_match_the_openapi_document(fleet, client):
         validate(reply, route, "get")
     reply = client.gateway.handle("GET", "/dashboard/config.json", [], b"")
     assert json.loads(reply.body)["cluster_scope"] == "device"
+
+
+# ------------------------------------------------------------------------------------------------ POST /events
+
+def test_post_events_numbers_per_device_and_refuses_a_switch_of_scope(post, sqs, conn, monkeypatch):
+    from test_ingest import messages
+
+    monkeypatch.setenv("CLUSTER_SCOPE", "device")
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "3")
+    lines = "\n".join(synth.render(dataclasses.replace(r, device_id=d))
+                      for d, r in zip((5, 6, 5, 5, 6), synth.generate_records(5, seed=9)))
+    status, answer, _ = post(lines)
+    assert status == 201 and answer["total"] == 5
+    assert conn.run("SELECT device_id, device_seq FROM events ORDER BY seq") == [[5, 1], [6, 1], [5, 2], [5, 3], [6, 2]]
+    run_id = conn.run("SELECT id FROM clustering_runs WHERE device_id = 5 AND threshold = 3")[0][0]
+    assert messages(*sqs) == [{"run_id": run_id, "threshold": 3, "device_id": 5}]
+    monkeypatch.setenv("CLUSTER_SCOPE", "all")  # the parameter changed on a database with events
+    status, answer, _ = post(lines)
+    assert status == 409 and answer["error"]["code"] == "cluster_scope_mismatch"
+    assert answer["error"]["stored_scope"] == "device" and "a scope cannot change" in answer["error"]["message"]
+    assert conn.run("SELECT count(*) FROM events")[0][0] == 5
+
+
+def test_the_scope_setting_is_all_or_device():
+    from wattprint import settings
+
+    assert settings.clustering_settings({}).scope == "all" and not settings.clustering_settings({}).per_device
+    assert settings.clustering_settings({"CLUSTER_SCOPE": "device"}).per_device
+    with pytest.raises(ValueError, match="CLUSTER_SCOPE must be one of all, device"):
+        settings.clustering_settings({"CLUSTER_SCOPE": "devices"})
