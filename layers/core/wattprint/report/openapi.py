@@ -527,6 +527,8 @@ PATHS = {
         "description": "Static HTML. The page asks for a read token, keeps it in session storage and calls the "
                        "read routes with it; it never contains one.",
         "security": [],
+        "parameters": [_param("device_id", "query", {"type": "integer"},
+                              "ClusterScope=device: the device the page shows (read by the page itself)")],
         "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}},
     }},
