@@ -8,8 +8,10 @@ import json
 import threading
 from urllib.parse import urlencode
 
+import boto3
 import numpy as np
 import pytest
+from moto import mock_aws
 
 from local import synth
 from test_clustering import body, deliver, spec_labels, synthetic
@@ -381,3 +383,28 @@ def test_the_scope_setting_is_all_or_device():
     assert settings.clustering_settings({"CLUSTER_SCOPE": "device"}).per_device
     with pytest.raises(ValueError, match="CLUSTER_SCOPE must be one of all, device"):
         settings.clustering_settings({"CLUSTER_SCOPE": "devices"})
+
+
+# ------------------------------------------------------------------------------------------------ the sweep
+
+def test_the_sweep_sends_a_devices_lost_run_again_and_it_runs_on_its_devices_events(database, conn, functions,
+                                                                                      monkeypatch):
+    from test_sweep import drain, sweep_outcome
+
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        url = client.create_queue(QueueName="cluster", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        monkeypatch.setenv("CLUSTER_QUEUE_URL", url)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("CLUSTER_SCOPE", "device")
+        insert(conn, of_device(synthetic(40, seed=41), 4), 50)
+        (lost,) = insert(conn, of_device(synthetic(50, seed=42), 3), 50)  # committed, its message never sent
+        conn.run("UPDATE clustering_runs SET created_at = now() - interval '1 hour' WHERE id = :id", id=lost.id)
+        assert sweep_outcome(functions)["sent"] == [50]
+        (message,) = drain(client, url)
+        assert message == {"run_id": lost.id, "threshold": 50, "device_id": 3}
+        assert deliver(functions, message)[0] == {"batchItemFailures": []}
+    row = run_rows(conn, 3)[0]
+    assert (row["status"], row["events"]) == ("done", 50)
+    assert {d for d, in conn.run("SELECT DISTINCT e.device_id FROM event_labels l JOIN events e ON e.seq = l.seq "
+                                 "WHERE l.run_id = :r", r=lost.id)} == {3}
