@@ -32,9 +32,10 @@ CREATE UNIQUE INDEX clustering_runs_device_threshold ON clustering_runs (device_
 CREATE INDEX clustering_runs_device_done ON clustering_runs (device_id, threshold DESC) WHERE status = 'done';
 
 -- clustering_labels_retire (0016) among the runs of one set: p_device's runs (ClusterScope=device), or the runs of
--- no device (p_device NULL, ClusterScope=all: what 0016's did), so one device's runs never retire another's labels.
+-- no device (p_device NULL, the default, ClusterScope=all: what 0016's did, called the same way), so one device's runs
+-- never retire another's labels.
 DROP FUNCTION clustering_labels_retire(integer);
-CREATE FUNCTION clustering_labels_retire(p_keep integer, p_device integer) RETURNS SETOF bigint
+CREATE FUNCTION clustering_labels_retire(p_keep integer, p_device integer DEFAULT NULL) RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     r bigint;
