@@ -648,7 +648,7 @@ def test_a_run_failed_by_a_database_error_serves_its_message_without_driver_inte
     assert all(key in str(error) for key in ("'F'", "'L'", "'R'", "'W'"))  # what pg8000 puts in its text
     (run,) = insert(conn, synthetic(1000, seed=31))
 
-    def broken(threshold, first=1):
+    def broken(threshold, device_id=None, first=1):
         db.execute("DO $$ BEGIN PERFORM 1 / (SELECT count(*) FROM events WHERE id < 0); END $$")
 
     monkeypatch.setattr(label_store, "load", broken)

@@ -51,3 +51,12 @@ def test_anything_else_is_404(gateway, name):
 def test_query_parameters_are_refused(gateway):
     status, _, body = get(gateway, "/dashboard?token=x")
     assert status == 400 and json.loads(body)["error"]["code"] == "unknown_parameter"
+
+
+def test_the_page_takes_the_device_it_shows(gateway):
+    """ClusterScope=device: /dashboard?device_id=N shows device N (the page reads it); it is an integer, and only the
+    page takes it."""
+    assert get(gateway, "/dashboard?device_id=7")[0] == 200
+    status, _, body = get(gateway, "/dashboard?device_id=seven")
+    assert status == 400 and json.loads(body)["error"]["parameter"] == "device_id"
+    assert get(gateway, "/dashboard/app.js?device_id=7")[0] == 400

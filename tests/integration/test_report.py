@@ -53,7 +53,8 @@ def done_run(conn, threshold: int, label_of, *, bandwidth: float = 1.5, finished
     table of their own then attached as event_labels' partition, cluster_stats from the events, marked done."""
     run_id = conn.run("INSERT INTO clustering_runs (threshold, status, attempts, started_at, lease_until) "
                       "VALUES (:t, 'running', 1, now(), now() + interval '1 hour') "
-                      "ON CONFLICT (threshold) DO UPDATE SET status = 'running', attempts = 1 RETURNING id",
+                      "ON CONFLICT (threshold) WHERE device_id IS NULL "
+                      "DO UPDATE SET status = 'running', attempts = 1 RETURNING id",
                       t=threshold)[0][0]
     labels = [label_of(seq) for seq in range(1, threshold + 1)]
     conn.run("BEGIN")

@@ -116,13 +116,13 @@ def test_one_huge_value_makes_the_bandwidth_inf_and_the_error_names_it():
         fit.fit(data)
 
 
-def test_features_sql_takes_a_window_as_a_condition_of_its_own():
-    assert label_store.features_sql(2000, 1) == label_store.features_sql(2000)  # no window: the spec's statement
-    assert label_store.excluded_sql(2000, 1) == label_store.excluded_sql(2000)
-    sql = label_store.features_sql(2000, 1501)
-    assert ("WHERE e.seq BETWEEN 1 AND 2000 AND e.seq >= 1501 AND NOT EXISTS (SELECT FROM quarantined_events q "
+def test_features_sql_takes_a_window_as_the_lower_end_of_the_set():
+    assert label_store.features_sql(2000, first=1) == label_store.features_sql(2000)  # no window: the spec's
+    assert label_store.excluded_sql(2000, first=1) == label_store.excluded_sql(2000)
+    sql = label_store.features_sql(2000, first=1501)
+    assert ("WHERE e.seq BETWEEN 1501 AND 2000 AND NOT EXISTS (SELECT FROM quarantined_events q "
             "WHERE q.seq = e.seq) ORDER BY e.seq") in sql
-    assert "q.seq >= 1501" in label_store.excluded_sql(2000, 1501)
+    assert "seq BETWEEN 1501 AND 2000" in label_store.excluded_sql(2000, first=1501)
     assert [label_store.first_seq(2000, w) for w in (0, 1, 500, 2000, 5000)] == [1, 2000, 1501, 1, 1]
 
 

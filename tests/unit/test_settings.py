@@ -79,6 +79,9 @@ def test_a_bad_clustering_setting_is_named():
         settings.clustering_settings({"CLUSTER_WINDOW": "-5"})
     with pytest.raises(ValueError, match=r"CLUSTER_FIT_THREADS must be a whole number of threads, 1 or more"):
         settings.clustering_settings({"CLUSTER_FIT_THREADS": "0"})
+    with pytest.raises(ValueError, match=r"CLUSTER_WINDOW must be 0 with CLUSTER_SCOPE=device"):
+        settings.clustering_settings({"CLUSTER_WINDOW": "500", "CLUSTER_SCOPE": "device"})
+    assert settings.clustering_settings({"CLUSTER_WINDOW": "0", "CLUSTER_SCOPE": "device"}).per_device
 
 
 def test_run_attempts_and_resend_bound():

@@ -169,6 +169,19 @@ class NoCompletedRun(Conflict):
     code = "no_completed_run"
 
 
+class DeviceRequired(BadRequest):
+    """ClusterScope=device: a report route asked without `device_id`, whose runs and labels are per device."""
+
+    code = "device_id_required"
+
+
+class ClusterScopeMismatch(Conflict):
+    """POST /events to a deployment whose ClusterScope is not the one the stored events were numbered under
+    (migration 0019): switching scope on existing data is refused, nothing is stored."""
+
+    code = "cluster_scope_mismatch"
+
+
 # --------------------------------------------------------------------------------------------- appliances
 
 class InvalidRecording(BadRequest):

@@ -38,6 +38,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT (id, seq), INSERT ON events TO {role}",
         "GRANT USAGE, UPDATE ON SEQUENCE {events_id} TO {role}",
         "GRANT SELECT, UPDATE ON event_counter TO {role}",
+        "GRANT SELECT, INSERT, UPDATE ON device_counters TO {role}",  # ClusterScope=device: numbering per device (0019)
         # Opening runs (the outbox row) and marking them sent.
         "GRANT SELECT (id, threshold, sends), INSERT, UPDATE (enqueued_at, sends) ON clustering_runs TO {role}",
         # Idempotency-Key answers (0007): recorded with the events, recalled for a retry, an expired one replaced.
@@ -52,7 +53,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "energy": _ENERGY_WRITES,
     "report": (
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations, "
-        "appliances TO {role}",
+        "appliances, device_counters TO {role}",
     ),
     "authorizer": (
         "GRANT SELECT ON api_tokens TO {role}",
@@ -66,13 +67,15 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, INSERT, UPDATE (centre, first_run_id, last_run_id) ON appliances TO {role}",
         # The run's labels table is created, granted (INSERT) and attached by these two, as their owner (0004).
         "GRANT EXECUTE ON FUNCTION clustering_labels_open(bigint), clustering_labels_attach(bigint) TO {role}",
-        # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K).
-        "GRANT EXECUTE ON FUNCTION clustering_labels_retire(integer) TO {role}",
+        # Older runs' label partitions are dropped by this one, as their owner (0016: only beyond the newest K; 0019:
+        # among the runs of the completed run's set, one device's for ClusterScope=device).
+        "GRANT EXECUTE ON FUNCTION clustering_labels_retire(integer, integer) TO {role}",
     ),
     # The WebSocket's $connect/$disconnect and the live function: connections, and what a push carries.
     "live": (
         "GRANT SELECT, INSERT, DELETE ON live_connections TO {role}",
-        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances TO {role}",
+        "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, appliances, "
+        "device_counters TO {role}",
     ),
     # The appliance function. Models (0011): trained (stored or replaced by name), listed, read to label a mains
     # recording. Keys (0015): listed and named; it cannot add, move or drop keys.

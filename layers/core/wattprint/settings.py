@@ -44,6 +44,7 @@ class LiveSettings:
 
 
 RUN_MODES = ("latest", "every")
+SCOPES = ("all", "device")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ class ClusteringSettings:
     window: int = 0
     # CLUSTER_FIT_THREADS: joblib threads MeanShift runs in (1: the spec's call as written; see fit.fit).
     fit_threads: int = 1
+    # CLUSTER_SCOPE: "all" clusters every event as one set; "device" gives each device its own set, numbering,
+    # thresholds and runs (the report then answers per device_id). Fixed by the first event stored (0019).
+    scope: str = "all"
+
+    @property
+    def per_device(self) -> bool:
+        return self.scope == "device"
 
     @property
     def supersede(self) -> bool:
@@ -192,7 +200,12 @@ def clustering_settings(env=None) -> ClusteringSettings:
     window = _whole("CLUSTER_WINDOW", env.get("CLUSTER_WINDOW", "0"), 0,
                     "events, 0 or more (0 clusters every event, as the spec says)")
     threads = _whole("CLUSTER_FIT_THREADS", env.get("CLUSTER_FIT_THREADS", "1"), 1, "threads, 1 or more")
-    return ClusteringSettings(label_retention=retention, runs=mode, window=window, fit_threads=threads)
+    scope = env.get("CLUSTER_SCOPE") or "all"
+    if scope not in SCOPES:
+        raise ValueError(f"CLUSTER_SCOPE must be one of {', '.join(SCOPES)}, not {scope!r}")
+    if window and scope == "device":  # a device's set stays small: that is what the scope is for (README, "Limits")
+        raise ValueError("CLUSTER_WINDOW must be 0 with CLUSTER_SCOPE=device: windows are for ClusterScope=all")
+    return ClusteringSettings(label_retention=retention, runs=mode, window=window, fit_threads=threads, scope=scope)
 
 
 def _whole(name: str, text: str, least: int, what: str) -> int:

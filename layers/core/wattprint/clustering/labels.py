@@ -30,38 +30,42 @@ def first_seq(threshold: int, window: int) -> int:
     return 1 if window == 0 else max(1, int(threshold) - int(window) + 1)
 
 
-def features_sql(threshold: int, first: int = 1) -> str:
-    """The COPY that reads the data matrix: seq and the eight features of the events first..T (1..T but for a
-    window) that are not quarantined, in seq order.
+def scope_sql(threshold: int, device_id: int | None = None, first: int = 1) -> str:
+    """Which events a run's set holds, over `events e`: seq first..T (ClusterScope=all; first > 1 for a window), or
+    the device's events with device_seq 1..T (ClusterScope=device, which takes no window: settings refuse both;
+    in seq order too, as both are numbered in commit order)."""
+    if device_id is None:
+        return f"e.seq BETWEEN {int(first)} AND {int(threshold)}"
+    return f"e.device_id = {int(device_id)} AND e.device_seq BETWEEN 1 AND {int(threshold)}"
+
+
+def features_sql(threshold: int, device_id: int | None = None, first: int = 1) -> str:
+    """The COPY that reads the data matrix: seq and the eight features of the set's events (see scope_sql) that are
+    not quarantined, in seq order.
 
     NULL becomes NaN so one binary row always has eight 8-byte fields; check_data reports it. (COPY takes no
     bind parameters, hence the formatted integers.)"""
-    threshold = int(threshold)
     columns = ", ".join(f"coalesce(e.{expr}, 'NaN')" for _, expr in FEATURE_COLUMNS)
-    return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE e.seq BETWEEN 1 AND {threshold} "
-            f"{_window('e', first)}"
+    return (f"COPY (SELECT e.seq, {columns} FROM events e WHERE {scope_sql(threshold, device_id, first)} "
             "AND NOT EXISTS (SELECT FROM quarantined_events q WHERE q.seq = e.seq) ORDER BY e.seq) "
             "TO STDOUT WITH (FORMAT binary)")
 
 
-def _window(alias: str, first: int) -> str:
-    """The window's own condition, kept apart from the set's (seq ≤ T): nothing for the spec's whole set."""
-    first = int(first)
-    return f"AND {alias}.seq >= {first} " if first > 1 else ""
+def excluded_sql(threshold: int, device_id: int | None = None, first: int = 1) -> str:
+    if device_id is None:
+        return f"SELECT count(*) FROM quarantined_events WHERE seq BETWEEN {int(first)} AND {int(threshold)}"
+    return (f"SELECT count(*) FROM quarantined_events q JOIN events e ON e.seq = q.seq "
+            f"WHERE {scope_sql(threshold, device_id)}")
 
 
-def excluded_sql(threshold: int, first: int = 1) -> str:
-    return f"SELECT count(*) FROM quarantined_events q WHERE q.seq BETWEEN 1 AND {int(threshold)} {_window('q', first)}"
-
-
-def load(threshold: int, first: int = 1) -> Loaded:
+def load(threshold: int, device_id: int | None = None, first: int = 1) -> Loaded:
     """The data of a run: one binary COPY parsed by numpy, and the count of quarantined events it left out, both
     from one snapshot (a repeatable-read transaction), so events + excluded = T − first + 1 exactly."""
     stream = io.BytesIO()
     with db.transaction() as conn:
         conn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        excluded = int(conn.run(excluded_sql(threshold, first))[0][0])
-        conn.run(features_sql(threshold, first), stream=stream)
+        excluded = int(conn.run(excluded_sql(threshold, device_id, first))[0][0])
+        conn.run(features_sql(threshold, device_id, first), stream=stream)
     buffer = stream.getbuffer()
     try:
         seqs, data = parse_copy(buffer)
@@ -107,7 +111,10 @@ def store(run: runs.Claim, loaded: Loaded, result: Fit, stats: list[LabelStats],
     return store_ms
 
 
-def retire(keep: int) -> list[int]:
+def retire(keep: int, device_id: int | None = None) -> list[int]:
     """Drop the labels of every completed run but the `keep` newest (one DROP each, as the runs are marked retired,
-    in one transaction: clustering_labels_retire, 0016); the ids of the runs retired."""
-    return [int(row[0]) for row in db.execute("SELECT clustering_labels_retire(:keep)", keep=int(keep))]
+    in one transaction: clustering_labels_retire, 0016), among the runs of `device_id` (ClusterScope=device) or of
+    no device (0019); the ids of the runs retired."""
+    rows = db.execute("SELECT clustering_labels_retire(:keep, CAST(:device AS integer))", keep=int(keep),
+                      device=None if device_id is None else int(device_id))
+    return [int(row[0]) for row in rows]

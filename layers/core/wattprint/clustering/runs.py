@@ -69,6 +69,7 @@ class Claim:
     run_id: int
     threshold: int
     attempt: int  # the value of `attempts` this claim set: the fencing token
+    device_id: int | None = None  # ClusterScope=device: the run takes this device's events 1..threshold
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ WITH claimed AS (
       AND ((status IN ('pending', 'failed') AND claimed_by IS DISTINCT FROM :token)
            OR (status = 'running' AND (claimed_by = :token
                                        OR (coalesce(lease_until, '-infinity') < now() AND attempts < :max))))
-    RETURNING threshold, attempts
+    RETURNING threshold, attempts, device_id
 ), given_up AS (
     UPDATE clustering_runs
     SET status = 'failed', claimed_by = :token, finished_at = now(), lease_until = NULL, error = {_gave_up("attempts")}
@@ -115,11 +116,11 @@ WITH claimed AS (
       AND coalesce(lease_until, '-infinity') < now() AND attempts >= :max
     RETURNING threshold, attempts
 )
-SELECT 'claimed', threshold, attempts FROM claimed
+SELECT 'claimed', threshold, attempts, device_id FROM claimed
 UNION ALL
-SELECT 'gave_up', threshold, attempts FROM given_up
+SELECT 'gave_up', threshold, attempts, NULL FROM given_up
 UNION ALL
-SELECT CASE WHEN status = 'failed' AND claimed_by = :token THEN 'gave_up' ELSE status END, threshold, attempts
+SELECT CASE WHEN status = 'failed' AND claimed_by = :token THEN 'gave_up' ELSE status END, threshold, attempts, NULL
 FROM clustering_runs WHERE id = :id AND NOT EXISTS (SELECT FROM claimed) AND NOT EXISTS (SELECT FROM given_up)
 """
 
@@ -131,9 +132,9 @@ def claim(run_id: int, threshold: int, lease: float, max_attempts: int = 3) -> C
                   token=secrets.token_hex(16))
     if not rows:
         raise UnknownRun(f"clustering run {run_id} does not exist")
-    status, row_threshold, attempts = rows[0]
+    status, row_threshold, attempts, device_id = rows[0]
     if status == "claimed":
-        return Claim(int(run_id), int(row_threshold), int(attempts))
+        return Claim(int(run_id), int(row_threshold), int(attempts), device_id)
     if row_threshold != threshold:
         raise UnknownRun(f"clustering run {run_id} has threshold {row_threshold}, the message says {threshold}")
     if status in (DONE, SUPERSEDED):
@@ -148,15 +149,19 @@ def claim(run_id: int, threshold: int, lease: float, max_attempts: int = 3) -> C
 # A pending run with a later run pending, running or done: that run covers all of this one's events. Running, failed
 # and done runs are left alone, so this never races a worker (a claim needs `pending` too, and one of the two
 # UPDATEs wins the row). The later run named is the lowest such threshold: the next one to hold the labels.
+# "Later" is within the run's own set: the same device_id (NULL for ClusterScope=all), so one device's runs never
+# supersede another's.
 _SUPERSEDE = """
 UPDATE clustering_runs r
 SET status = 'superseded', finished_at = now(), lease_until = NULL,
     superseded_by = (SELECT l.id FROM clustering_runs l
                      WHERE l.threshold > r.threshold AND l.status IN ('pending', 'running', 'done')
+                       AND l.device_id IS NOT DISTINCT FROM r.device_id
                      ORDER BY l.threshold LIMIT 1)
 WHERE r.id = :id AND r.threshold = :threshold AND r.status = 'pending'
   AND EXISTS (SELECT FROM clustering_runs l
-              WHERE l.threshold > r.threshold AND l.status IN ('pending', 'running', 'done'))
+              WHERE l.threshold > r.threshold AND l.status IN ('pending', 'running', 'done')
+                AND l.device_id IS NOT DISTINCT FROM r.device_id)
 RETURNING r.superseded_by
 """
 

@@ -66,7 +66,7 @@ def compute(run: runs.Claim, config: ClusteringSettings | None = None) -> dict:
 
     config = ClusteringSettings() if config is None else config
     started = time.perf_counter()
-    loaded = labels.load(run.threshold, labels.first_seq(run.threshold, config.window))
+    loaded = labels.load(run.threshold, run.device_id, labels.first_seq(run.threshold, config.window))
     try:
         fit.check_data(loaded, run.threshold)
         load_done = time.perf_counter()
@@ -84,15 +84,16 @@ def compute(run: runs.Claim, config: ClusteringSettings | None = None) -> dict:
             "store_ms": round(store_ms, 1)}
 
 
-def retire_labels(keep: int) -> list[int] | None:
-    """After a run completed: drop the labels beyond the newest `keep` runs (0: keep all). The run is done whatever
-    happens here, so a failure is logged, not raised: the next completion retires what this one left."""
+def retire_labels(keep: int, device_id: int | None = None) -> list[int] | None:
+    """After a run completed: drop the labels beyond the newest `keep` runs (0: keep all) of its set (the device's,
+    for a device's run). The run is done whatever happens here, so a failure is logged, not raised: the next
+    completion retires what this one left."""
     if keep == 0:
         return []
     from . import labels  # numpy: see the module docstring
 
     try:
-        retired = labels.retire(keep)
+        retired = labels.retire(keep, device_id)
     except Exception:  # noqa: BLE001 - see the docstring; the run's message must still be acknowledged
         log.exception("retiring old runs' labels failed; the next completed run retries")
         return None
@@ -101,11 +102,16 @@ def retire_labels(keep: int) -> list[int] | None:
     return retired
 
 
-def _events_behind(threshold: int) -> None:
+def _events_behind(threshold: int, device_id: int | None = None) -> None:
     """How far the newest labels lag behind what is stored (the metric; the next run's threshold is this far
-    closer). Read with the cluster role's own grant (events), and never a reason to redeliver a done run."""
+    closer), in the run's set. Read with the cluster role's own grant (events), and never a reason to redeliver a
+    done run."""
     try:
-        stored = db.execute("SELECT coalesce(max(seq), 0) FROM events", prepare=True)[0][0]
+        if device_id is None:
+            stored = db.execute("SELECT coalesce(max(seq), 0) FROM events", prepare=True)[0][0]
+        else:
+            stored = db.execute("SELECT coalesce(max(device_seq), 0) FROM events WHERE device_id = :device",
+                                prepare=True, device=int(device_id))[0][0]
     except DatabaseUnavailable as error:
         log.warning("events behind the newest run not measured: %s", error)
         return
@@ -171,12 +177,12 @@ def process(run_id: int, threshold: int, lease_seconds: float, max_attempts: int
         except DatabaseUnavailable:
             log.warning("clustering run %s: could not record the failure, the lease will expire", run_id)
         raise
-    retired = retire_labels(config.label_retention)
+    retired = retire_labels(config.label_retention, claimed.device_id)
     live.run_changed(run_id)  # dashboards: done
     observability.count(observability.RUNS_DONE)
     observability.milliseconds(observability.FIT_DURATION, figures["fit_ms"])
     observability.milliseconds(observability.RUN_DURATION, (time.perf_counter() - started) * 1000)
-    _events_behind(threshold)
+    _events_behind(threshold, claimed.device_id)
     return {**outcome, "status": runs.DONE, **figures, "labels_retired": retired}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import settings
 from ..errors import AssetNotFound
 from ..http import query_params
+from ..query import INT32_MAX, INT32_MIN, parse_int
 
 DIRECTORY = Path(__file__).parent
 # The only files served, by name: nothing else in this folder (or outside it) can be asked for.
@@ -20,8 +21,11 @@ ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "application/javas
 
 
 def asset(name: str, query: dict | None = None) -> tuple[str, str]:
-    """(content type, text) of one of the dashboard's files; 404 for any other name (400 for any parameter)."""
-    query_params(query, ())
+    """(content type, text) of one of the dashboard's files; 404 for any other name (400 for any parameter but the
+    page's `device_id`, the device it shows with ClusterScope=device, an integer; the page reads it itself)."""
+    page = query_params(query, ("device_id",) if name == "index.html" else ())
+    if "device_id" in page:
+        parse_int("device_id", page["device_id"], INT32_MIN, INT32_MAX)
     content_type = ASSETS.get(name)
     if content_type is None:
         raise AssetNotFound(f"the dashboard has no file {name!r}", asset=name)
@@ -29,6 +33,9 @@ def asset(name: str, query: dict | None = None) -> tuple[str, str]:
 
 
 def config(query: dict | None = None) -> dict:
-    """What the page cannot know by itself: where the live WebSocket API is (null: no live updates)."""
+    """What the page cannot know by itself: where the live WebSocket API is (null: no live updates), and whether
+    runs are per device (ClusterScope=device: the page then reads the device its address names)."""
     query_params(query, ())
-    return {"websocket_url": settings.live_settings().websocket_url}
+    scope = settings.clustering_settings().scope
+    return {"websocket_url": settings.live_settings().websocket_url,
+            **({"cluster_scope": scope} if scope != "all" else {})}

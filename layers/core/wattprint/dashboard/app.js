@@ -19,6 +19,8 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     token: null, wsUrl: null, socket: null, retries: 0, stopped: true, stale: false,
+    // ClusterScope=device: the device whose runs, clusters and events the page shows (?device_id= of its address).
+    device: null,
     total: 0, threshold: null, recent: [], runs: new Map(), current: null, clusters: [], points: [],
     loadingRun: null,
   };
@@ -41,21 +43,29 @@
     return response.json();
   }
 
+  // The clustering routes' path, of the page's device when runs are per device (ClusterScope=device).
+  function scoped(path) {
+    if (state.device === null) return path;
+    return `${path}${path.includes("?") ? "&" : "?"}device_id=${state.device}`;
+  }
+
   async function loadRecent() {
-    const page = await api(`events?order=desc&limit=${RECENT}`);
+    const page = await api(scoped(`events?order=desc&limit=${RECENT}`));
     state.recent = page.items;
-    if (page.items.length) state.total = Math.max(state.total, page.items[0].seq); // seq is gapless: newest = count
+    // seq is gapless: newest = count (a device's count comes with its summary instead)
+    if (page.items.length && state.device === null) state.total = Math.max(state.total, page.items[0].seq);
     renderRecent(new Set());
   }
 
   async function loadRuns() {
-    const body = await api("runs");
+    const body = await api(scoped("runs"));
     state.runs = new Map(body.runs.map((run) => [run.id, run]));
     renderRuns();
   }
 
   async function loadCurrent(announce) {
-    const summary = await api("clusters/summary");
+    const summary = await api(scoped("clusters/summary"));
+    if (state.device !== null) state.total = Math.max(state.total, summary.device_events);
     if (summary.run === null) {
       state.current = null;
       state.clusters = [];
@@ -78,7 +88,7 @@
     // Every event of the run with its label, page by page; the plot fills in as pages arrive.
     let cursor = null;
     do {
-      const page = await api(`events?run=${run.id}&limit=1000` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
+      const page = await api(scoped(`events?run=${run.id}&limit=1000`) + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
       if (state.loadingRun !== run.id) return; // a newer run took over meanwhile
       for (const item of page.items) state.points.push(point(item));
       renderScatter();
@@ -136,11 +146,14 @@
 
   function handle(message) {
     if (message.type === "events") {
-      state.total = Math.max(state.total, message.total);
       energyEvents(message);
       const newest = state.recent.length ? state.recent[0].seq : 0;
-      const fresh = message.items.filter((item) => item.seq > newest).reverse(); // newest first
-      if (message.first_seq > newest + 1 && message.items.length < RECENT && newest > 0) {
+      const mine = (item) => state.device === null || item.device_id === state.device;
+      const fresh = message.items.filter((item) => item.seq > newest && mine(item)).reverse(); // newest first
+      // A device's events are not consecutive in seq: only the whole set's gaps are seen as missed events.
+      if (state.device === null) state.total = Math.max(state.total, message.total);
+      else state.total += fresh.length;
+      if (state.device === null && message.first_seq > newest + 1 && message.items.length < RECENT && newest > 0) {
         loadRecent().catch(showError); // missed some: the API has them
       } else {
         state.recent = fresh.concat(state.recent).slice(0, RECENT);
@@ -154,6 +167,7 @@
       catchUp().catch(showError);
     } else if (message.type === "run") {
       const run = message.run;
+      if (state.device !== null && run.device_id !== state.device) return; // another device's run
       state.runs.set(run.id, run);
       renderRuns();
       renderCounters();
@@ -684,6 +698,18 @@
     });
     const config = await (await fetch("dashboard/config.json")).json();
     state.wsUrl = config.websocket_url;
+    if (config.cluster_scope === "device") {
+      const device = new URLSearchParams(window.location.search).get("device_id");
+      if (device === null || !/^-?[0-9]+$/.test(device)) {
+        // Every clustering route needs a device here: say how to choose one rather than show errors.
+        $("login-error").textContent = "This deployment clusters each device on its own: open this page with " +
+          "?device_id=N (the device to show) in its address.";
+        return;
+      }
+      state.device = Number(device);
+      document.title = `wattprint: device ${state.device}`;
+      $("clusters-title").prepend(`Device ${state.device}: `);
+    }
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (saved) start(saved);
     else $("token").focus();

@@ -32,7 +32,10 @@ _MARK_SENT = "UPDATE clustering_runs SET enqueued_at = now(), sends = sends + 1 
 
 
 def message(run: Run) -> str:
-    return json.dumps({"run_id": run.id, "threshold": run.threshold})
+    doc = {"run_id": run.id, "threshold": run.threshold}
+    if run.device_id is not None:  # for whoever reads the queue: the run itself knows its device
+        doc["device_id"] = run.device_id
+    return json.dumps(doc)
 
 
 def sqs_sender(queue_url: str | None, region: str | None) -> Sender:
@@ -73,7 +76,7 @@ def publish(runs: list[Run], make_sender: Callable[[], Sender]) -> list[Run]:
 
 
 _UNSENT = """
-SELECT id, threshold FROM clustering_runs
+SELECT id, threshold, device_id FROM clustering_runs
 WHERE status = 'pending'
   AND ((enqueued_at IS NULL AND created_at < now() - make_interval(secs => :grace))
        OR enqueued_at < now() - make_interval(secs => :resend))

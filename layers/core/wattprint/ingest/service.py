@@ -172,7 +172,8 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
     for _ in range(2):  # the second pass only if the row it lost to expired in between
         try:
             with db.transaction() as conn:
-                stored = store.insert_events(conn, events, settings.cluster_threshold)
+                stored = store.insert_events(conn, events, settings.cluster_threshold,
+                                            settings.clustering.per_device)
                 if key is not None and not db.prepared(conn, _REMEMBER).run(
                         principal=principal, key=key, digest=digest, ids=stored.ids, total=stored.total,
                         ttl=KEY_TTL.total_seconds()):

@@ -84,6 +84,10 @@ _FIRST_SEQ = {**_nullable({"type": "integer", "minimum": 1}),
                              "with ClusterWindow = N, threshold - N + 1; events before it have no label in this "
                              "run. Null until the run is done"}
 
+# Every Run property but device_id (ClusterScope=device only).
+_RUN_REQUIRED = ["id", "threshold", "status", "events", "excluded", "clusters", "bandwidth", "attempts", "error",
+                 "created_at", "timings", "keeps_labels", "labels_retired_at", "superseded_by", "first_seq"]
+
 SCHEMAS = {
     "Error": _object({"error": {
         "type": "object", "required": ["code", "message"],
@@ -166,6 +170,9 @@ SCHEMAS = {
                                                   "yet; latest_run says whether it is pending, running or failed)"},
         "latest_run": {**_nullable(_ref("LatestRun")),
                        "description": "the run with the highest threshold whatever its status (null: no run yet)"},
+        "device_events": {"type": "integer", "minimum": 0,
+                          "description": "ClusterScope=device only: the device's events stored so far (its "
+                                         "thresholds count these)"},
     }, required=["run", "clusters", "latest_run"]),
     "LatestRun": _object({
         "id": {"type": "integer"},
@@ -195,7 +202,9 @@ SCHEMAS = {
         "superseded_by": {**_nullable({"type": "integer"}), "description": "the later run that did the work of "
                                                                            "this superseded one"},
         "first_seq": _FIRST_SEQ,
-    }),
+        "device_id": {"type": "integer", "description": "ClusterScope=device only: the device whose events the "
+                                                        "run clusters (its threshold counts that device's events)"},
+    }, required=_RUN_REQUIRED),
     "Runs": _object({"runs": {"type": "array", "items": _ref("Run"), "description": "newest (highest threshold) "
                                                                                      "first"}}),
     "ApplianceState": _object({
@@ -258,7 +267,12 @@ SCHEMAS = {
     "ApplianceLiveStates": _object({"items": {"type": "array", "items": _ref("ApplianceLiveState"),
                                               "description": "by device, then appliance"}}),
     "DashboardConfig": _object({"websocket_url": {**_nullable({"type": "string", "format": "uri"}),
-                                                  "description": "the live WebSocket API; null: no live updates"}}),
+                                                  "description": "the live WebSocket API; null: no live updates"},
+                                "cluster_scope": {"const": "device",
+                                                  "description": "present with ClusterScope=device only: the page "
+                                                                 "reads one device's runs (?device_id= in its "
+                                                                 "address)"}},
+                               required=["websocket_url"]),
 }
 
 
@@ -303,7 +317,12 @@ PARAMETERS = {
     "label": _param("label", "query", {"type": "integer", "minimum": -1, "maximum": params.SMALLINT_MAX},
                     "only events with this label (-1: unclustered) in the run (current, or ?run=); 409 when no "
                     "run has completed"),
-    "device_id": _param("device_id", "query", {"type": "integer"}, "only this device's events"),
+    "device_id": _param("device_id", "query", {"type": "integer"},
+                        "only this device's events. ClusterScope=device: required (400 device_id_required "
+                        "without it), and the runs, clusters and labels are that device's"),
+    "scope_device_id": _param("device_id", "query", {"type": "integer"},
+                              "ClusterScope=device: required (400 device_id_required without it), the device "
+                              "whose runs to read; ClusterScope=all: refused (400 invalid_parameter)"),
     "since": _param("since", "query", {"type": "string"},
                     "only events received at or after this ISO 8601 time (no offset: UTC)"),
     "until": _param("until", "query", {"type": "string"}, "only events received before this ISO 8601 time"),
@@ -493,14 +512,14 @@ PATHS = {
     }},
     "/clusters/summary": {"get": {
         "operationId": "getClusterSummary", "tags": ["report"], "summary": "The current run's clusters",
-        "security": READ, "parameters": _params("run"),
+        "security": READ, "parameters": _params("run", "scope_device_id"),
         "responses": _responses("400", "404", "409", **{"200": _json(
             "The run and its clusters; before any run completed, run null and events_until_first_run.",
             "Summary")}),
     }},
     "/runs": {"get": {
         "operationId": "listRuns", "tags": ["report"], "summary": "Every clustering run, newest first",
-        "security": READ,
+        "security": READ, "parameters": _params("scope_device_id"),
         "responses": _responses("400", **{"200": _json("The runs.", "Runs")}),
     }},
     "/openapi.json": {"get": {
@@ -538,6 +557,8 @@ PATHS = {
         "description": "Static HTML. The page asks for a read token, keeps it in session storage and calls the "
                        "read routes with it; it never contains one.",
         "security": [],
+        "parameters": [_param("device_id", "query", {"type": "integer"},
+                              "ClusterScope=device: the device the page shows (read by the page itself)")],
         "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}},
     }},

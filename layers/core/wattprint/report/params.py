@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import InvalidCursor, InvalidParameter
+from ..errors import DeviceRequired, InvalidCursor, InvalidParameter
 from ..http import query_params
 from ..query import INT32_MAX, INT32_MIN, INT64_MAX, INTEGER, iso, parse_int, parse_time, wants_csv  # noqa: F401
 
@@ -19,8 +19,27 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 SMALLINT_MAX = 2**15 - 1
 
-SUMMARY_PARAMETERS = ("run",)
+SUMMARY_PARAMETERS = ("run", "device_id")
+RUNS_PARAMETERS = ("device_id",)
 EVENTS_PARAMETERS = ("label", "run", "device_id", "since", "until", "order", "limit", "cursor", "format")
+
+
+def parse_device(p: dict[str, str], per_device: bool, filters: bool = False) -> int | None:
+    """`device_id` of a checked query string. ClusterScope=device (`per_device`): required, every device has its own
+    runs and labels. ClusterScope=all: refused where it would select a device's runs (`filters` False: there are
+    none), and an ordinary filter of the events where it selects events (`filters`: GET /events)."""
+    if "device_id" not in p:
+        if per_device:
+            raise DeviceRequired("device_id is required: this deployment clusters each device's events as a set of "
+                                 "its own (ClusterScope=device), so runs and labels are per device; pass ?device_id=",
+                                 parameter="device_id")
+        return None
+    device = parse_int("device_id", p["device_id"], INT32_MIN, INT32_MAX)
+    if not per_device and not filters:
+        raise InvalidParameter("device_id does not apply here: this deployment clusters every device's events as "
+                               "one set (ClusterScope=all), so its runs and clusters are of no one device; "
+                               "GET /events?device_id= filters the events", parameter="device_id")
+    return device
 
 
 def parse_run(text: str | None) -> int | None:
@@ -53,7 +72,8 @@ class EventQuery:
         return hashlib.sha256(text.encode()).digest()[:8]
 
 
-def parse_events_query(params: dict | None, accept: str | None = None) -> EventQuery:
+def parse_events_query(params: dict | None, accept: str | None = None, per_device: bool = False) -> EventQuery:
+    """GET /events' query; `per_device` (ClusterScope=device): device_id is required (see parse_device)."""
     p = query_params(params, EVENTS_PARAMETERS)
     order = p.get("order", "asc")
     if order not in ("asc", "desc"):
@@ -61,7 +81,7 @@ def parse_events_query(params: dict | None, accept: str | None = None) -> EventQ
     query = EventQuery(
         label=parse_int("label", p["label"], -1, SMALLINT_MAX) if "label" in p else None,
         run=parse_run(p.get("run")),
-        device_id=parse_int("device_id", p["device_id"], INT32_MIN, INT32_MAX) if "device_id" in p else None,
+        device_id=parse_device(p, per_device, filters=True),
         since=parse_time("since", p["since"]) if "since" in p else None,
         until=parse_time("until", p["until"]) if "until" in p else None,
         desc=order == "desc",

@@ -11,6 +11,11 @@ Every query is an index walk that stops after one page when no other filter reje
   joins each row to `events` by `seq`;
 * `device_id` walks `events (device_id, seq)`.
 
+ClusterScope=device (wattprint.settings): runs, the current run and labels are per device, so every read but one
+event by id takes the device (`device`, required by wattprint.report.params). A device's run counts its threshold in
+the device's own numbering (device_seq); the pages' walk stays on the global seq, so a device's run is turned into
+the global seq of its last event (its "bound") once, and the page statements are the same as for ClusterScope=all.
+
 A label page with `device_id`, `since` or `until` as well walks the label's rows and drops those that fail the
 other filters, so a page that matches little can visit many rows of that label (known; bounded by the run's size).
 
@@ -80,11 +85,14 @@ def _appliances(run_id: int) -> dict[int, tuple]:
 _RUN_COLUMNS = ("r.id, r.threshold, r.status, r.events, r.excluded, r.n_clusters, r.bandwidth, r.finished_at, "
                 "r.first_seq")
 # "The current run", the one definition: the completed run with the highest threshold, whatever order runs
-# finished in. Its first three columns are (id, threshold, first_seq) for the queries that need only those.
-CURRENT_RUN = ("SELECT id, threshold, coalesce(first_seq, 1) AS first_seq, status, events, excluded, n_clusters, "
-               "bandwidth, finished_at FROM clustering_runs WHERE status = 'done' ORDER BY threshold DESC LIMIT 1")
+# finished in (of the device `:device`, for ClusterScope=device). Its first three columns are (id, threshold,
+# first_seq) for the queries that need only those.
+_CURRENT_RUN = ("SELECT id, threshold, coalesce(first_seq, 1) AS first_seq, status, events, excluded, n_clusters, "
+                "bandwidth, finished_at FROM clustering_runs WHERE status = 'done'{} ORDER BY threshold DESC LIMIT 1")
+CURRENT_RUN = _CURRENT_RUN.format("")
+CURRENT_RUN_DEVICE = _CURRENT_RUN.format(" AND device_id = :device")
 # The newest run whatever its status: before any run is done, it tells "in progress" from "failed".
-_LATEST_RUN = ("SELECT id, threshold, status, attempts, error FROM clustering_runs ORDER BY threshold DESC "
+_LATEST_RUN = ("SELECT id, threshold, status, attempts, error FROM clustering_runs{} ORDER BY threshold DESC "
                "LIMIT 1")
 _LATEST_COLUMNS = "n.id, n.threshold, n.status, n.attempts, n.error"
 _STATS = ("s.label, s.events, s.mean_active_power_w, s.min_active_power_w, s.max_active_power_w, s.centre, "
@@ -97,7 +105,7 @@ _SUMMARY_CURRENT = f"""
 SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
 FROM event_counter c
 LEFT JOIN LATERAL ({CURRENT_RUN}) r ON true
-LEFT JOIN LATERAL ({_LATEST_RUN}) n ON true
+LEFT JOIN LATERAL ({_LATEST_RUN.format("")}) n ON true
 LEFT JOIN cluster_stats s ON s.run_id = r.id
 LEFT JOIN appliances a ON a.key = s.appliance_key
 ORDER BY s.label
@@ -106,7 +114,28 @@ _SUMMARY_RUN = f"""
 SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
 FROM event_counter c
 JOIN clustering_runs r ON r.id = :run
-LEFT JOIN LATERAL ({_LATEST_RUN}) n ON true
+LEFT JOIN LATERAL ({_LATEST_RUN.format("")}) n ON true
+LEFT JOIN cluster_stats s ON s.run_id = r.id AND r.status = 'done'
+LEFT JOIN appliances a ON a.key = s.appliance_key
+ORDER BY s.label
+"""
+# ClusterScope=device: the same, of one device (its count of events: none stored yet is 0).
+_DEVICE_COUNTER = ("(SELECT coalesce((SELECT total FROM device_counters WHERE device_id = :device), 0) AS total) c")
+_DEVICE_LATEST = _LATEST_RUN.format(" WHERE device_id = :device")
+_SUMMARY_CURRENT_DEVICE = f"""
+SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
+FROM {_DEVICE_COUNTER}
+LEFT JOIN LATERAL ({CURRENT_RUN_DEVICE}) r ON true
+LEFT JOIN LATERAL ({_DEVICE_LATEST}) n ON true
+LEFT JOIN cluster_stats s ON s.run_id = r.id
+LEFT JOIN appliances a ON a.key = s.appliance_key
+ORDER BY s.label
+"""
+_SUMMARY_RUN_DEVICE = f"""
+SELECT c.total, {_RUN_COLUMNS}, {_LATEST_COLUMNS}, {_STATS}
+FROM {_DEVICE_COUNTER}
+JOIN clustering_runs r ON r.id = :run AND r.device_id = :device
+LEFT JOIN LATERAL ({_DEVICE_LATEST}) n ON true
 LEFT JOIN cluster_stats s ON s.run_id = r.id AND r.status = 'done'
 LEFT JOIN appliances a ON a.key = s.appliance_key
 ORDER BY s.label
@@ -131,16 +160,29 @@ def _not_done(run_id: int, status: str) -> RunNotDone:
                       run=run_id, status=status)
 
 
-def summary(run: int | None, cluster_threshold: int) -> dict:
-    """The current run (or `run`) and its clusters; before any run completed, how many events until one can."""
-    rows = db.execute(_SUMMARY_CURRENT, prepare=True) if run is None else db.execute(_SUMMARY_RUN, prepare=True, run=run)
+def _no_run(run: int, device: int | None) -> RunNotFound:
+    if device is None:
+        return RunNotFound(f"there is no clustering run {run}", run=run)
+    return RunNotFound(f"device {device} has no clustering run {run}", run=run, device_id=device)
+
+
+def summary(run: int | None, cluster_threshold: int, device: int | None = None) -> dict:
+    """The current run (or `run`) and its clusters; before any run completed, how many events until one can.
+    `device`: of that device's set (ClusterScope=device)."""
+    if device is None:
+        rows = (db.execute(_SUMMARY_CURRENT, prepare=True) if run is None
+                else db.execute(_SUMMARY_RUN, prepare=True, run=run))
+    else:
+        rows = (db.execute(_SUMMARY_CURRENT_DEVICE, prepare=True, device=device) if run is None
+                else db.execute(_SUMMARY_RUN_DEVICE, prepare=True, run=run, device=device))
     if not rows:
-        raise RunNotFound(f"there is no clustering run {run}", run=run)
+        raise _no_run(run, device)
     total = rows[0][0]
     latest = _latest_object(rows[0][_LATEST_AT:_STATS_AT])
+    counted = {} if device is None else {"device_events": total}
     if rows[0][1] is None:
         return {"run": None, "clusters": [], "events_until_first_run": max(0, cluster_threshold - total),
-                "latest_run": latest}
+                "latest_run": latest, **counted}
     run_obj = _run_object(rows[0][1:_LATEST_AT])
     if run_obj["status"] != "done":
         raise _not_done(run_obj["id"], run_obj["status"])
@@ -153,14 +195,14 @@ def summary(run: int | None, cluster_threshold: int) -> dict:
         "centre": dict(zip(FEATURES, centre)),
     } for label, count, mean, low, high, centre, key, name in stats]
     clusters.sort(key=lambda c: (c["unclustered"], c["label"]))  # clusters 0, 1, …, then the unclustered
-    return {"run": run_obj, "clusters": clusters, "latest_run": latest}
+    return {"run": run_obj, "clusters": clusters, "latest_run": latest, **counted}
 
 
 _RUNS = """
 SELECT id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at,
        load_ms, fit_ms, store_ms, started_at, finished_at,
-       status = 'done' AND labels_retired_at IS NULL, labels_retired_at, superseded_by, first_seq
-FROM clustering_runs ORDER BY threshold DESC
+       status = 'done' AND labels_retired_at IS NULL, labels_retired_at, superseded_by, first_seq, device_id
+FROM clustering_runs{} ORDER BY threshold DESC, id DESC
 """
 
 
@@ -169,7 +211,14 @@ def events_total() -> int:
     return db.execute("SELECT total FROM event_counter", prepare=True)[0][0]
 
 
-def runs() -> dict:
+def runs(device: int | None = None, ids: set[int] | None = None) -> dict:
+    """Every run (of `device`, for ClusterScope=device; only `ids` when given), newest first."""
+    if ids is not None:
+        rows = db.execute(_RUNS.format(" WHERE id = ANY(CAST(:ids AS bigint[]))"), prepare=True, ids=sorted(ids))
+    elif device is None:
+        rows = db.execute(_RUNS.format(""), prepare=True)
+    else:
+        rows = db.execute(_RUNS.format(" WHERE device_id = :device"), prepare=True, device=device)
     return {"runs": [{
         "id": run_id, "threshold": threshold, "status": status, "events": events, "excluded": excluded,
         "clusters": n_clusters, "bandwidth": bandwidth, "attempts": attempts,
@@ -179,20 +228,31 @@ def runs() -> dict:
                     "finished_at": iso(finished_at)},
         "keeps_labels": keeps_labels, "labels_retired_at": iso(retired_at), "superseded_by": superseded_by,
         "first_seq": first_seq,
+        **({} if device_id is None else {"device_id": device_id}),  # ClusterScope=all answers as it always did
     } for (run_id, threshold, status, events, excluded, n_clusters, bandwidth, attempts, error, created_at, load_ms,
-           fit_ms, store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by, first_seq)
-        in db.execute(_RUNS, prepare=True)]}
+           fit_ms, store_ms, started_at, finished_at, keeps_labels, retired_at, superseded_by, first_seq, device_id)
+        in rows]}
 
 
 _RUN_BY_ID = ("SELECT id, threshold, coalesce(first_seq, 1), status, labels_retired_at IS NOT NULL "
               "FROM clustering_runs WHERE id = :run")
 _RETIRED = "SELECT labels_retired_at IS NOT NULL FROM clustering_runs WHERE id = :run"
-_LABELLED = ("SELECT id FROM clustering_runs WHERE status = 'done' AND labels_retired_at IS NULL "
+_LABELLED = ("SELECT id FROM clustering_runs WHERE status = 'done' AND labels_retired_at IS NULL{} "
              "ORDER BY threshold DESC")
+# A device's run as the walk uses it: its threshold in the device's numbering turned into the global seq of that
+# event (its bound: the run labels the device's events with seq ≤ bound).
+_BOUND = "(SELECT e.seq FROM events e WHERE e.device_id = :device AND e.device_seq = r.threshold)"
+_RUN_BY_ID_DEVICE = (f"SELECT r.id, {_BOUND}, 1, r.status, r.labels_retired_at IS NOT NULL FROM clustering_runs r "
+                     "WHERE r.id = :run AND r.device_id = :device")
+_CURRENT_BOUND_DEVICE = f"SELECT r.id, {_BOUND}, 1 FROM ({CURRENT_RUN_DEVICE}) r"  # no window per device
 
 
-def _retired(run_id: int) -> LabelsRetired:
-    labelled = [row[0] for row in db.execute(_LABELLED, prepare=True)]
+def _retired(run_id: int, device: int | None = None) -> LabelsRetired:
+    if device is None:
+        labelled = [row[0] for row in db.execute(_LABELLED.format(""), prepare=True)]
+    else:
+        labelled = [row[0] for row in db.execute(_LABELLED.format(" AND device_id = :device"), prepare=True,
+                                                 device=device)]
     which = ", ".join(str(r) for r in labelled) if labelled else "none"
     return LabelsRetired(f"the labels of clustering run {run_id} were retired (only the newest completed runs keep "
                          f"their labels; its summary and statistics remain): runs that still have labels: {which}",
@@ -251,19 +311,22 @@ class Page:
     next: str | None
 
 
-def _resolve_run(query: EventQuery) -> tuple[int, int, int]:
-    """(run id, threshold, first seq) whose labels the walk shows; (0, 0, 1) when there is none yet."""
+def _resolve_run(query: EventQuery, device: int | None = None) -> tuple[int, int, int]:
+    """(run id, threshold, first seq) whose labels the walk shows; (0, 0, 1) when there is none yet. With `device`
+    (ClusterScope=device, query.device_id): that device's run, and its bound for threshold (see the docstring)."""
     if query.run is not None:
-        rows = db.execute(_RUN_BY_ID, prepare=True, run=query.run)
+        rows = (db.execute(_RUN_BY_ID, prepare=True, run=query.run) if device is None
+                else db.execute(_RUN_BY_ID_DEVICE, prepare=True, run=query.run, device=device))
         if not rows:
-            raise RunNotFound(f"there is no clustering run {query.run}", run=query.run)
+            raise _no_run(query.run, device)
         run_id, threshold, first, status, retired = rows[0]
         if status != "done":
             raise _not_done(run_id, status)
         if retired:
-            raise _retired(run_id)
+            raise _retired(run_id, device)
         return run_id, threshold, first
-    rows = db.execute(CURRENT_RUN, prepare=True)
+    rows = (db.execute(CURRENT_RUN, prepare=True) if device is None
+            else db.execute(_CURRENT_BOUND_DEVICE, prepare=True, device=device))
     if rows:
         return rows[0][0], rows[0][1], rows[0][2]
     if query.label is not None:
@@ -290,19 +353,41 @@ _EVENTS_BETWEEN = (f"SELECT {_EVENT_COLUMNS}, (SELECT l.label FROM event_labels 
                    f"AND l.seq = e.seq) FROM events e WHERE e.seq BETWEEN :first AND :last ORDER BY e.seq")
 
 
-def events_between(first: int, last: int) -> list[dict]:
-    """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels)."""
-    run_id, threshold, run_first = _resolve_run(EventQuery())
-    rows = db.execute(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
-    return _items(rows, run_id, threshold, run_first)
+# ClusterScope=device: each event with its own device's current run (a live batch holds few events, of any devices).
+_EVENTS_BETWEEN_DEVICE = f"""
+SELECT {_EVENT_COLUMNS}, l.label, r.id, e.device_seq <= r.threshold
+FROM events e
+LEFT JOIN LATERAL ({_CURRENT_RUN.format(" AND device_id = e.device_id")}) r ON true
+LEFT JOIN event_labels l ON l.run_id = r.id AND l.seq = e.seq
+WHERE e.seq BETWEEN :first AND :last ORDER BY e.seq"""
 
 
-def events(query: EventQuery) -> Page:
-    """One page of events, oldest first (or newest first), each with its label in the walk's run.
+def events_between(first: int, last: int, per_device: bool = False) -> list[dict]:
+    """The events with seq in [first, last], oldest first, as GET /events items (the current run's labels: of each
+    event's device when `per_device`)."""
+    if not per_device:
+        run_id, threshold, run_first = _resolve_run(EventQuery())
+        rows = db.execute(_EVENTS_BETWEEN, prepare=True, run=run_id, first=int(first), last=int(last))
+        return _items(rows, run_id, threshold, run_first)
+    rows = db.execute(_EVENTS_BETWEEN_DEVICE, prepare=True, first=int(first), last=int(last))
+    appliances = {run_id: _appliances(run_id) for run_id in {row[_N_EVENT_COLUMNS + 1] for row in rows} if run_id}
+    items = []
+    for row in rows:
+        label, run_id, covered = row[_N_EVENT_COLUMNS:]
+        run_id = run_id if covered else None
+        items.append(_event(row, run_id, label if run_id else None,
+                            appliances[run_id].get(label, (None, None)) if run_id else (None, None)))
+    return items
+
+
+def events(query: EventQuery, per_device: bool = False) -> Page:
+    """One page of events, oldest first (or newest first), each with its label in the walk's run (the run of
+    query.device_id's set when `per_device`: ClusterScope=device).
 
     A run's labels are dropped in the transaction that marks it retired, so whether the page was read before or
     after that commit is known only by asking after reading it: a page read without its partition is refused
     (410), or, for a first page of the current run that retired meanwhile, read again with the new current run."""
+    device = query.device_id if per_device else None
     digest = query.digest()
     pinned = query.cursor is not None or query.run is not None
     if query.cursor is not None:
@@ -312,7 +397,7 @@ def events(query: EventQuery) -> Page:
                                  "page's order, label, run, device_id, since and until with it", parameter="cursor")
         run_id, threshold, first, key = cursor.run_id, cursor.threshold, cursor.first_seq, cursor.seq
     else:
-        run_id, threshold, first = _resolve_run(query)
+        run_id, threshold, first = _resolve_run(query, device)
         key = INT64_MAX if query.desc else 0
     timed = query.since is not None or query.until is not None
     for _ in range(2):
@@ -321,10 +406,10 @@ def events(query: EventQuery) -> Page:
         if not run_id or not db.execute(_RETIRED, prepare=True, run=run_id)[0][0]:
             break
         if pinned:
-            raise _retired(run_id)
-        run_id, threshold, first = _resolve_run(query)
+            raise _retired(run_id, device)
+        run_id, threshold, first = _resolve_run(query, device)
     else:
-        raise _retired(run_id)
+        raise _retired(run_id, device)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     items = _items(rows, run_id, threshold, first)
@@ -350,15 +435,30 @@ ORDER BY r.threshold DESC
 """
 
 
-def event(event_id: int) -> dict:
-    """One event, its label in the current run (like a list item) and in every completed run (newest first)."""
-    rows = db.execute(_EVENT, prepare=True, id=event_id)
+# ClusterScope=device: the event's own device's runs, whose thresholds count in its numbering (device_seq).
+_EVENT_DEVICE = f"""
+SELECT {_EVENT_COLUMNS}, r.id, r.threshold, 1, e.device_id, e.device_seq
+FROM events e LEFT JOIN LATERAL ({_CURRENT_RUN.format(" AND device_id = e.device_id")}) r ON true
+WHERE e.id = :id
+"""
+_EVENT_LABELS_DEVICE = _EVENT_LABELS.replace("r.threshold >= :seq", "r.device_id = :device AND r.threshold >= :number")
+
+
+def event(event_id: int, per_device: bool = False) -> dict:
+    """One event, its label in the current run (like a list item) and in every completed run (newest first): the
+    runs of its device's set when `per_device` (ClusterScope=device)."""
+    rows = db.execute(_EVENT_DEVICE if per_device else _EVENT, prepare=True, id=event_id)
     if not rows:
         raise EventNotFound(f"there is no event {event_id}", id=event_id)
     row = rows[0]
     seq, (current_id, current_threshold, current_first) = row[1], row[_N_EVENT_COLUMNS:_N_EVENT_COLUMNS + 3]
+    if per_device:  # seq ≤ threshold below compares the event's number in its device's set
+        device, seq = row[_N_EVENT_COLUMNS + 3:]
+        found = db.execute(_EVENT_LABELS_DEVICE, seq=row[1], device=device, number=seq)
+    else:
+        found = db.execute(_EVENT_LABELS, seq=seq)
     labels = [{"run_id": run_id, "threshold": threshold, "label": label, "appliance_key": key, "appliance_name": name}
-              for run_id, threshold, label, key, name in db.execute(_EVENT_LABELS, seq=seq)]
+              for run_id, threshold, label, key, name in found]
     current = next((entry for entry in labels if entry["run_id"] == current_id), None)
     labelled = current_id is not None and current_first <= seq <= current_threshold
     known = labelled and current

@@ -14,16 +14,22 @@ from ..http import query_params
 from . import csv, params, queries
 
 
+def _per_device() -> bool:
+    return settings.clustering_settings().per_device
+
+
 def summary(query: dict | None) -> dict:
-    """GET /clusters/summary: the current run (or ?run=) and its clusters."""
-    run = params.parse_run(query_params(query, params.SUMMARY_PARAMETERS).get("run"))
-    return queries.summary(run, settings.load().cluster_threshold)
+    """GET /clusters/summary: the current run (or ?run=) and its clusters (of ?device_id= with ClusterScope=device)."""
+    p = query_params(query, params.SUMMARY_PARAMETERS)
+    run = params.parse_run(p.get("run"))
+    config = settings.load()
+    device = params.parse_device(p, config.clustering.per_device)
+    return queries.summary(run, config.cluster_threshold, device)
 
 
 def runs(query: dict | None) -> dict:
-    """GET /runs: every clustering run, newest first."""
-    query_params(query, ())
-    return queries.runs()
+    """GET /runs: every clustering run, newest first (of ?device_id= with ClusterScope=device)."""
+    return queries.runs(params.parse_device(query_params(query, params.RUNS_PARAMETERS), _per_device()))
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,9 @@ class EventsAnswer:
 
 def events(query: dict | None, accept: str | None) -> EventsAnswer:
     """GET /events: one keyset page, as JSON or CSV, with the next page named in X-Next-Cursor and Link."""
-    parsed = params.parse_events_query(query, accept)
-    page = queries.events(parsed)
+    per_device = _per_device()
+    parsed = params.parse_events_query(query, accept, per_device)
+    page = queries.events(parsed, per_device)
     headers = {"Vary": "Accept"}
     if page.next:
         headers["X-Next-Cursor"] = page.next
@@ -57,7 +64,7 @@ def next_link(query: dict[str, str], cursor: str) -> str:
 def event(event_id: str, query: dict | None) -> dict:
     """GET /events/{id}: one event with its label in every completed run."""
     query_params(query, ())
-    return queries.event(params.parse_event_id(event_id))
+    return queries.event(params.parse_event_id(event_id), _per_device())
 
 
 def openapi(query: dict | None) -> dict:
@@ -72,7 +79,7 @@ def events_since(first: int, at_most: int) -> dict:
     """For live updates: how many events are stored in all, and the newest `at_most` of those with seq >= first,
     as GET /events items (the current run's labels), oldest first."""
     total = queries.events_total()
-    items = queries.events_between(max(first, total - at_most + 1), total) if total >= first else []
+    items = queries.events_between(max(first, total - at_most + 1), total, _per_device()) if total >= first else []
     return {"total": total, "items": items}
 
 
@@ -83,4 +90,4 @@ def stored_total() -> int:
 
 def runs_by_id(run_ids: set[int]) -> list[dict]:
     """For live updates: these runs, as items of GET /runs."""
-    return [run for run in queries.runs()["runs"] if run["id"] in run_ids]
+    return queries.runs(ids=run_ids)["runs"]
