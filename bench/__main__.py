@@ -26,7 +26,7 @@ STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so o
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
             "report": "bench.bench_report", "live": "bench.bench_live", "nilm": "bench.bench_nilm",
             "energy": "bench.bench_energy", "alerts": "bench.bench_alerts",
-            "storage": "bench.bench_storage", "firstrun": "bench.bench_firstrun"}
+            "storage": "bench.bench_storage", "firstrun": "bench.bench_firstrun", "cold": "bench.bench_cold"}
 
 
 def machine() -> str:
