@@ -93,6 +93,19 @@ def test_ingest_metrics_and_the_correlation_id_into_the_clustering_run(stack, fu
     assert total(records, "EventsBehindNewestRun") == 0
 
 
+def test_no_metric_line_when_metrics_are_disabled(stack, capsys, monkeypatch):
+    """POWERTOOLS_METRICS_DISABLED=true (the local stack's setting) silences every metric, the ones with a
+    dimension of their own too (Powertools' single_metric prints regardless): one EMF line per request on the
+    local stack's stdout was noise in its terminal and interpreter time under load."""
+    post, _, _ = stack
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    capsys.readouterr()
+    assert post("\n".join(synth.generate(3, seed=5))) == 201
+    assert post("Device: nonsense") == 400
+    records, _ = emitted(capsys.readouterr().out)
+    assert records == []
+
+
 def test_a_failed_run_is_counted(stack, functions, capsys, conn):
     post, client, url = stack
     assert post("\n".join(synth.generate(20, seed=3))) == 201

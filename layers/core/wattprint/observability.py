@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from . import settings
 
@@ -62,6 +63,8 @@ def count(name: str, value: float = 1, unit: str = MetricUnit.Count, **dimension
     """Add a metric to this invocation's; with a dimension (reason=..., status=...), as its own EMF record."""
     if not dimension:
         metrics.add_metric(name=name, unit=unit, value=value)
+        return
+    if is_metrics_disabled():  # single_metric prints whatever POWERTOOLS_METRICS_DISABLED says (Powertools 3.x)
         return
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
