@@ -27,8 +27,8 @@ STATE = ROOT / ".local" / "bench-results.json"  # last figures per section, so o
 SECTIONS = {"parse": "bench.bench_parse", "ingest": "bench.bench_ingest", "cluster": "bench.bench_cluster",
             "report": "bench.bench_report", "live": "bench.bench_live", "nilm": "bench.bench_nilm",
             "energy": "bench.bench_energy", "alerts": "bench.bench_alerts",
-            "storage": "bench.bench_storage", "firstrun": "bench.bench_firstrun", "devices": "bench.bench_devices",
-            "cluster_limits": "bench.bench_cluster_limits"}
+            "storage": "bench.bench_storage", "firstrun": "bench.bench_firstrun", "cold": "bench.bench_cold",
+            "devices": "bench.bench_devices", "cluster_limits": "bench.bench_cluster_limits"}
 # Run only when named: 1M–5M-event fits, each in its own process (README, "Limits").
 OPT_IN = ("cluster_limits",)
 

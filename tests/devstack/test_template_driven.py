@@ -1,5 +1,6 @@
 """What the local stack serves comes from the template alone: a route and an SQS trigger declared only here."""
 
+import dataclasses
 import json
 import sys
 import threading
@@ -143,6 +144,32 @@ def test_sqs_trigger_redelivers_exactly_the_failed_record(app):
     assert poller.poll_once() == 0
     dead = client.receive_message(QueueUrl=urls["JobDeadLetters"], MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in dead] == ["poison"]
+
+
+@mock_aws
+def test_batching_window_gathers_by_long_polls(app):
+    """A trigger with a batching window gathers what arrives while it is open, waiting in long polls (answered when
+    a message comes) rather than looking on a short timer: each look is a call into moto, under the stack's GIL."""
+    client = boto3.client("sqs", region_name="us-east-1")
+    # Not the template's queue: its visibility timeout of 0 would show a received message again within the window.
+    queue = client.create_queue(QueueName="gathered", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    trigger = dataclasses.replace(app.sqs_triggers[0], batch_size=10, batching_window=2)
+    poller = SqsPoller(client, queue, trigger, Functions(app.functions), "us-east-1", wait_seconds=1)
+    calls = []
+    receive = poller._receive
+    poller._receive = lambda wait, at_most: calls.append(wait) or receive(wait, at_most)
+    client.send_message(QueueUrl=queue, MessageBody="first")
+    later = threading.Timer(0.5, lambda: client.send_message(QueueUrl=queue, MessageBody="second"))
+    later.start()
+    try:
+        assert poller.poll_once() == 2  # both in one batch: the window was open when the second came
+    finally:
+        later.join()
+    worker = sys.modules[f"wattprint_fn_WorkerFunction_{threading.get_ident()}"]
+    assert sorted(worker.seen[0]) == ["first", "second"]
+    # The first receive, long polls of at most wait_seconds, and a few short looks in the window's last second
+    # (a 50 ms timer made about 40 calls of this 2 s window).
+    assert len(calls) <= 8 and calls.count(1) >= 1, calls
 
 
 @mock_aws

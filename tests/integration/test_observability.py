@@ -93,6 +93,19 @@ def test_ingest_metrics_and_the_correlation_id_into_the_clustering_run(stack, fu
     assert total(records, "EventsBehindNewestRun") == 0
 
 
+def test_no_metric_line_when_metrics_are_disabled(stack, capsys, monkeypatch):
+    """POWERTOOLS_METRICS_DISABLED=true (the local stack's setting) silences every metric, the ones with a
+    dimension of their own too (Powertools' single_metric prints regardless): one EMF line per request on the
+    local stack's stdout was noise in its terminal and interpreter time under load."""
+    post, _, _ = stack
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    capsys.readouterr()
+    assert post("\n".join(synth.generate(3, seed=5))) == 201
+    assert post("Device: nonsense") == 400
+    records, _ = emitted(capsys.readouterr().out)
+    assert records == []
+
+
 def test_a_failed_run_is_counted(stack, functions, capsys, conn):
     post, client, url = stack
     assert post("\n".join(synth.generate(20, seed=3))) == 201
@@ -116,21 +129,26 @@ event = json.load(open("events/ingest-text.json"))
 event["body"] = synth.generate(1, seed=4)[0]
 result = functions.invoke("IngestFunction", event)
 from aws_xray_sdk.core import patcher
+before = "botocore" in patcher._PATCHED_MODULES  # this request made no AWS client
+from wattprint import aws
+aws.client("sqs", region="us-east-1")
 print(json.dumps({"status": result["statusCode"], "traced": observability.tracer() is not None,
-                  "botocore": "botocore" in patcher._PATCHED_MODULES}))
+                  "botocore_before": before, "botocore": "botocore" in patcher._PATCHED_MODULES}))
 """
 
 
 def test_tracing_on_works_with_no_xray_daemon(database, pg_url, conn):
-    """As in Lambda (LAMBDA_TASK_ROOT set, tracing not disabled), in a process of its own: the tracer patches
-    botocore for the whole process. Nothing listens on the daemon's port; the request still succeeds."""
+    """As in Lambda (LAMBDA_TASK_ROOT set, tracing not disabled), in a process of its own: botocore is patched for
+    the whole process once the first AWS client is made, not before (patching imports botocore.client: most of
+    tracing's cold-start cost). Nothing listens on the daemon's port; the request still succeeds."""
     env = {**os.environ, "DATABASE_URL": pg_url, "DB_SCHEMA": database, "LAMBDA_TASK_ROOT": str(ROOT),
            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
     env.pop("POWERTOOLS_TRACE_DISABLED", None)
     out = subprocess.run([sys.executable, "-c", TRACED], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": 201, "traced": True, "botocore": True}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": 201, "traced": True, "botocore_before": False,
+                                                            "botocore": True}
 
 
 def test_tracing_is_off_outside_lambda_and_when_disabled():

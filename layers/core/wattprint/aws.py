@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from . import settings
+from . import observability, settings
 
 _lock = threading.Lock()
 _clients: dict[tuple, object] = {}
@@ -22,6 +22,7 @@ def client(service: str, *, endpoint: str | None = None, region: str | None = No
     import boto3  # only where something is sent: the runtime ships it, and importing it is slow (BENCHMARKS.md)
     from botocore.config import Config
 
+    observability.trace_aws_calls()
     environment = settings.aws_settings()
     key = (service, endpoint, region, attempts, *environment.endpoint_key(service), environment.region)
     with _lock:

@@ -13,7 +13,7 @@ format) and Tracer (X-Ray), and a correlation id that follows a request into the
 * Metrics: namespace NAMESPACE, dimension service=SERVICE (the same as the failed-run alarm's), plus a dimension
   of their own for the few that are split (reason, status). Flushed once per invocation, also when it raises.
 * Traces: the handler and, as subsegments, every database call (wattprint.db) and every AWS call (botocore is
-  patched once the tracer exists). Only in Lambda (settings.tracing_enabled): locally and in tests nothing
+  patched when the first AWS client is made, see trace_aws_calls). Only in Lambda (settings.tracing_enabled): locally and in tests nothing
   is traced and the X-Ray SDK is not imported.
 * Correlation id: an API request's `X-Correlation-Id` header, else its API Gateway request id; SQS messages the
   work sends carry it as the message attribute `correlation_id`, and the function that takes them logs with it.
@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from . import settings
 
@@ -52,6 +53,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 
 _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 _tracer = None
+_aws_traced = False
 _tracer_lock = threading.Lock()
 
 
@@ -61,6 +63,8 @@ def count(name: str, value: float = 1, unit: str = MetricUnit.Count, **dimension
     """Add a metric to this invocation's; with a dimension (reason=..., status=...), as its own EMF record."""
     if not dimension:
         metrics.add_metric(name=name, unit=unit, value=value)
+        return
+    if is_metrics_disabled():  # single_metric prints whatever POWERTOOLS_METRICS_DISABLED says (Powertools 3.x)
         return
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
@@ -82,10 +86,23 @@ def tracer():
             if _tracer is None:
                 from aws_lambda_powertools import Tracer
 
-                made = Tracer(service=SERVICE, auto_patch=False)
-                made.patch(["botocore"])  # every SQS (and other AWS) call a subsegment
-                _tracer = made
+                _tracer = Tracer(service=SERVICE, auto_patch=False)
     return _tracer
+
+
+def trace_aws_calls() -> None:
+    """Every AWS call a subsegment from now on (botocore patched once), when tracing is on. wattprint.aws calls this
+    before it makes a client, not the tracer when it is made: patching imports botocore.client, about two thirds
+    of what tracing adds to a cold start (BENCHMARKS.md, firstrun), which an ingest instance that never sends
+    anything (no dashboard, no threshold crossed) does not otherwise import."""
+    global _aws_traced
+    active = tracer()
+    if active is None or _aws_traced:
+        return
+    with _tracer_lock:
+        if not _aws_traced:
+            active.patch(["botocore"])  # the client class's method: clients made before are traced too
+            _aws_traced = True
 
 
 @contextlib.contextmanager
