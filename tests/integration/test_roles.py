@@ -92,3 +92,17 @@ def test_the_sweep_role_sends_and_records_stopped_runs_and_touches_nothing_else(
             "SELECT ids FROM idempotency_keys",
             "INSERT INTO clustering_runs (threshold) VALUES (99)", "SELECT count(*) FROM cluster_stats",
             "SELECT count(*) FROM live_connections")
+
+
+@pytest.mark.parametrize("kind", ["ingest", "energy", "cluster", "sweep", "states"])
+def test_every_function_that_announces_can_count_the_dashboards_and_no_more(kind, database, conn, login_as, caplog):
+    """The live gate asks for the connection count before announcing; a login that cannot count fails it open, and
+    then every ingest request sends to SQS again (the suite's superuser never saw it; as the role it is seen)."""
+    from wattprint.live import announce
+
+    conn.run("INSERT INTO live_connections (connection_id, token_id, token_name) VALUES ('c-1', 1, 'dashboard')")
+    login_as(kind)
+    assert announce.count_connections() == 1
+    gate = announce.Gate()
+    assert gate.connected() and "not counted" not in caplog.text
+    refused("SELECT token_id FROM live_connections", "DELETE FROM live_connections")

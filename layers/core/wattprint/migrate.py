@@ -33,8 +33,12 @@ _ENERGY_WRITES = (
     "float8[], smallint[], integer, bigint), energy_write_buckets(integer[], bigint[], bigint[], integer[], bigint[], "
     "float8[], bigint[], bigint[], bigint[]) TO {role}",
 )
+# Every function that announces on the live queue first asks whether a dashboard is connected (live.announce.Gate):
+# without this its count fails, the gate fails open, and every request announces (one SQS send each, issue 18).
+_COUNT_DASHBOARDS = "GRANT SELECT (connection_id) ON live_connections TO {role}"
 ROLES: dict[str, tuple[str, ...]] = {
     "ingest": (
+        _COUNT_DASHBOARDS,
         "GRANT SELECT (id, seq), INSERT ON events TO {role}",
         "GRANT USAGE, UPDATE ON SEQUENCE {events_id} TO {role}",
         "GRANT SELECT, UPDATE ON event_counter TO {role}",
@@ -50,7 +54,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT (id) ON appliance_models TO {role}",
     ),
     # POST /energy and the GET /energy routes.
-    "energy": _ENERGY_WRITES,
+    "energy": (*_ENERGY_WRITES, _COUNT_DASHBOARDS),
     "report": (
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations, "
         "appliances, device_counters TO {role}",
@@ -59,6 +63,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT ON api_tokens TO {role}",
     ),
     "cluster": (
+        _COUNT_DASHBOARDS,
         "GRANT SELECT ON events TO {role}",
         "GRANT SELECT ON quarantined_events TO {role}",  # left out of the run's load (0008)
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
@@ -93,7 +98,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT, UPDATE ON appliance_decoding TO {role}",
         "GRANT SELECT, INSERT, UPDATE ON appliance_decoders TO {role}",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON appliance_states TO {role}",
-        "GRANT SELECT (connection_id) ON live_connections TO {role}",
+        _COUNT_DASHBOARDS,
     ),
     # The alerts API (0013): scored hours and alerts read; acknowledging marks the alert and the device's state.
     "alerts": (
@@ -111,6 +116,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT USAGE ON SEQUENCE alerts_id_seq, alert_notifications_id_seq TO {role}",
     ),
     "sweep": (
+        _COUNT_DASHBOARDS,
         # Notifications whose hand-over failed, and energy changes whose message was lost (0013, 0014).
         "GRANT SELECT, UPDATE (sent_at) ON alert_notifications TO {role}",
         "GRANT SELECT ON alerts, webhooks, energy_changes TO {role}",
