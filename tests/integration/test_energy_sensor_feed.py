@@ -211,6 +211,22 @@ def test_the_clock_rule_event_by_event(ingest, conn):
         [T0 + timedelta(seconds=31)]]
 
 
+def test_an_arrival_never_goes_before_the_devices_last_sensor_reading(ingest, conn):
+    """now() is when a request's transaction began; concurrent requests take the event counter's lock in another
+    order, so a later-committed request could be timed before an earlier one and force a re-integration of its
+    bucket. Its reading goes 1 µs after the device's last sensor reading instead: an append, flagged arrival."""
+    ingest([event(21, 0, 1000)] * 2)
+    (last,) = conn.run("SELECT max(ts) FROM energy_readings WHERE device_id = 21")[0]
+    ahead = last + timedelta(minutes=20)  # as a request that began later and committed first would have left it
+    conn.run("UPDATE energy_readings SET ts = :t WHERE device_id = 21 AND ts = :l", t=ahead, l=last)
+    ingest([event(21, 0, 3000)] * 2)
+    rows = conn.run("SELECT ts, value, flags FROM energy_readings WHERE device_id = 21 ORDER BY ts")
+    assert [(r[0], r[1], r[2]) for r in rows] == [(T0, 1.0, 0), (ahead, 1.0, integrate.ARRIVAL_TIME),
+                                                 (ahead + timedelta(microseconds=1), 3.0, integrate.ARRIVAL_TIME)]
+    later = conn.run("SELECT received_at FROM events WHERE device_id = 21 ORDER BY seq DESC LIMIT 1")[0][0]
+    assert later < ahead  # its own arrival time would have been before the stored reading
+
+
 def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_as, monkeypatch):
     from local.apigw import Gateway as G
 
