@@ -72,7 +72,7 @@ def test_a_repeating_clock_falls_back_to_the_arrival_time_and_is_flagged(ingest,
     received = conn.run("SELECT DISTINCT received_at FROM events WHERE device_id = 11 ORDER BY 1")
     # The first event is the clock's first sighting (its own time); the repeats are at their arrival, one
     # reading per request (its events share received_at; the last one wins).
-    assert [r[0] for r in readings] == [T0, *[r[0] for r in received]]
+    assert readings[0][0] == T0 and arrived([r[0] for r in readings[1:]], [r[0] for r in received])
     assert [(r[1], r[2]) for r in readings] == [(1.0, 0), (1.0, integrate.ARRIVAL_TIME),
                                                (3.0, integrate.ARRIVAL_TIME)]
     assert first["count"] == 3
@@ -85,7 +85,7 @@ def test_the_real_file_feeds_device_1(ingest, conn, real_lines):
     ingest(real_lines[300:600])
     received = [r[0] for r in conn.run("SELECT DISTINCT received_at FROM events ORDER BY 1")]
     rows = conn.run("SELECT ts, flags FROM energy_readings WHERE device_id = 1 ORDER BY ts")
-    assert [r[0] for r in rows][1:] == received and all(r[1] == integrate.ARRIVAL_TIME for r in rows[1:])
+    assert arrived([r[0] for r in rows][1:], received) and all(r[1] == integrate.ARRIVAL_TIME for r in rows[1:])
     last = conn.run("SELECT active_power_w FROM events ORDER BY seq DESC LIMIT 1")[0][0]
     assert conn.run("SELECT value FROM energy_readings ORDER BY ts DESC LIMIT 1")[0][0] == last / 1000
 
@@ -206,25 +206,35 @@ def test_the_clock_rule_event_by_event(ingest, conn):
                 (T0 + timedelta(seconds=30), 1.004, 0), (T0 + timedelta(seconds=31), 1.007, 0),
                 (arrival, 1.006, integrate.ARRIVAL_TIME)]
     rows = conn.run("SELECT ts, value, flags FROM energy_readings WHERE device_id = 20 ORDER BY ts")
+    assert arrived([rows[-1][0]], [arrival])
+    rows[-1][0] = arrival
     assert [(r[0], pytest.approx(r[1]), r[2]) for r in rows] == expected
     assert conn.run("SELECT sensor_time FROM energy_sensor_clocks WHERE device_id = 20") == [
         [T0 + timedelta(seconds=31)]]
 
 
-def test_an_arrival_never_goes_before_the_devices_last_sensor_reading(ingest, conn):
-    """now() is when a request's transaction began; concurrent requests take the event counter's lock in another
-    order, so a later-committed request could be timed before an earlier one and force a re-integration of its
-    bucket. Its reading goes 1 µs after the device's last sensor reading instead: an append, flagged arrival."""
-    ingest([event(21, 0, 1000)] * 2)
-    (last,) = conn.run("SELECT max(ts) FROM energy_readings WHERE device_id = 21")[0]
-    ahead = last + timedelta(minutes=20)  # as a request that began later and committed first would have left it
-    conn.run("UPDATE energy_readings SET ts = :t WHERE device_id = 21 AND ts = :l", t=ahead, l=last)
-    ingest([event(21, 0, 3000)] * 2)
+def test_arrival_times_follow_the_commit_order_not_when_a_transaction_began(ingest, conn):
+    """Concurrent requests take the event counter's lock in another order than they began: timed by now() (its
+    transaction's start) a later-committed request's reading could go before an earlier one's and re-integrate
+    its bucket. Timed by the feed statement's start, which runs under that lock, it goes after."""
+    from wattprint import db, settings
+    from wattprint.energy import service
+
+    ingest([event(21, 0, 1000)])  # the clock's first sighting: its own time
+    records = [record for _, _, record in parser.parse_lines(event(21, 0, 2000))]
+    with db.transaction() as early:
+        began = early.run("SELECT now()")[0][0]
+        ingest([event(21, 0, 3000)])  # begins later, commits first
+        service.feed_events(early, records, settings.load())
     rows = conn.run("SELECT ts, value, flags FROM energy_readings WHERE device_id = 21 ORDER BY ts")
-    assert [(r[0], r[1], r[2]) for r in rows] == [(T0, 1.0, 0), (ahead, 1.0, integrate.ARRIVAL_TIME),
-                                                 (ahead + timedelta(microseconds=1), 3.0, integrate.ARRIVAL_TIME)]
-    later = conn.run("SELECT received_at FROM events WHERE device_id = 21 ORDER BY seq DESC LIMIT 1")[0][0]
-    assert later < ahead  # its own arrival time would have been before the stored reading
+    assert [(r[1], r[2]) for r in rows] == [(1.0, 0), (3.0, integrate.ARRIVAL_TIME), (2.0, integrate.ARRIVAL_TIME)]
+    assert rows[2][0] > rows[1][0] > began
+
+
+def arrived(readings, received) -> bool:
+    """Each arrival-timed reading at its request's feed statement: after the events' received_at, before the next."""
+    return len(readings) == len(received) and all(
+        r >= at and (i + 1 == len(received) or r < received[i + 1]) for i, (r, at) in enumerate(zip(readings, received)))
 
 
 def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_as, monkeypatch):

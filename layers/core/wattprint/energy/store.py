@@ -54,30 +54,26 @@ _UPSERT = "SELECT * FROM " + _WRITE_READINGS.format(
     vals="CAST(:vals AS float8[])", flags="CAST(:flags AS smallint[])")
 
 # Sensor events → readings. An event's sample time is its sensor time when that is later than every sensor time
-# its device sent before (the stored clock, and the batch's earlier events), else the arrival time (now(): the
-# events' received_at; or 1 µs after the device's last sensor reading when that is later: now() is when the
-# transaction began, and concurrent requests take the counter's lock in another order than they began — an earlier
-# arrival written after a later one would re-integrate the bucket, thousands of readings, instead of appending),
-# flagged ARRIVAL_TIME. Events of a device at one instant make one reading, the last one's.
+# its device sent before (the stored clock, and the batch's earlier events), else the arrival time, flagged
+# ARRIVAL_TIME: this statement's start, a few ms after the events' received_at (now(), when the transaction began).
+# Not now(): concurrent requests take the counter's lock in another order than they began, and an earlier arrival
+# written after a later one re-integrates its bucket, thousands of readings, instead of appending; this statement
+# runs under that lock, so its start follows the commit order. Events of a device at one instant make one reading, the last one's.
 # The caller sends only the events that can matter (see upsert_sensor): `candidate` ones beat every earlier one of
 # the batch and advance unless the stored clock is as late; the others are at arrival time. A sensor clock is
 # only written here, under the event counter's row lock that ingest holds until it commits, so this statement's
 # snapshot has the latest clocks (it needs no device lock: the readings are written by the function).
 _SENSOR_UPSERT = f"""
 WITH timed AS (
-    SELECT i.*, i.candidate AND (c.sensor_time IS NULL OR i.sensor_us > {_US("c.sensor_time")}) AS advancing,
-           {_US("l.ts")} AS last_us
+    SELECT i.*, i.candidate AND (c.sensor_time IS NULL OR i.sensor_us > {_US("c.sensor_time")}) AS advancing
     FROM unnest(CAST(:devices AS int[]), CAST(:sensor AS bigint[]), CAST(:watts AS float8[]),
                 CAST(:ords AS int[]), CAST(:candidates AS boolean[])) AS i(device_id, sensor_us, watts, ord, candidate)
     LEFT JOIN energy_sensor_clocks c USING (device_id)
-    LEFT JOIN LATERAL (SELECT max(r.ts) AS ts FROM energy_readings r
-                       WHERE r.device_id = i.device_id AND r.source = {integrate.SENSOR}) l ON true
 ), input AS (
     SELECT DISTINCT ON (device_id, us) device_id, us, CAST({integrate.KW} AS smallint) AS units,
            watts / 1000 AS value, flags
     FROM (SELECT device_id, ord, watts,
-                 CASE WHEN advancing THEN sensor_us
-                      ELSE greatest({_US("now()")}, coalesce(last_us + 1, 0)) END AS us,
+                 CASE WHEN advancing THEN sensor_us ELSE {_US("statement_timestamp()")} END AS us,
                  CAST(CASE WHEN advancing THEN 0 ELSE {integrate.ARRIVAL_TIME} END AS smallint) AS flags
           FROM timed) AS t
     ORDER BY device_id, us, ord DESC
