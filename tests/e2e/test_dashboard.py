@@ -28,6 +28,23 @@ if not CHROMIUM:
     pytest.skip("no chromium on this machine (CI installs it; or set WATTPRINT_CHROMIUM)", allow_module_level=True)
 
 
+def new_page(p, errors: list[str], height: int = 1400):
+    """A headless Chromium page whose errors go to `errors`: (browser, page)."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_default_timeout(TIMEOUT_MS)
+    return browser, page
+
+
+def sign_in(page, stack) -> None:
+    """The dashboard opened, the read token typed and Enter pressed, and the page live."""
+    page.goto(stack.info["url"] + "/dashboard")
+    page.get_by_label("Read token").fill(stack.info["tokens"]["read"])
+    page.get_by_label("Read token").press("Enter")
+    page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+
+
 @pytest.fixture
 def stack(local_stack):
     return local_stack
@@ -55,11 +72,8 @@ def post(stack, lines: list[str]) -> None:
 def test_dashboard_updates_live_and_shows_the_first_clustering(stack):
     lines = sensor_lines(1000)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
         errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.set_default_timeout(TIMEOUT_MS)
+        browser, page = new_page(p, errors)
         page.goto(stack.info["url"] + "/dashboard")
 
         # A wrong-scope token is refused with a message, and the page stays on the form.

@@ -9,7 +9,7 @@ from playwright.sync_api import sync_playwright
 
 from local.usage_synth import household
 from tests.devstack.test_alerts_stack import iso, post_energy
-from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.e2e.test_dashboard import ARTIFACTS, new_page, sign_in
 
 
 def test_an_alert_arrives_live_and_is_acknowledged(local_stack):
@@ -18,15 +18,9 @@ def test_an_alert_arrives_live_and_is_acknowledged(local_stack):
     for i in range(0, len(history), 1000):
         post_energy(local_stack, 4, history[i:i + 1000])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
         errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(local_stack.info["url"] + "/dashboard")
-        page.get_by_label("Read token").fill(local_stack.info["tokens"]["read"])
-        page.get_by_label("Read token").press("Enter")
-        page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+        browser, page = new_page(p, errors)
+        sign_in(page, local_stack)
         assert page.is_visible("#alerts-empty")
 
         unusual = house.hours[-1][0] + timedelta(hours=1)

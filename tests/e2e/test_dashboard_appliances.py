@@ -11,7 +11,7 @@ from urllib.parse import quote
 from playwright.sync_api import sync_playwright
 
 from local import nilm_synth
-from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.e2e.test_dashboard import ARTIFACTS, new_page, sign_in
 
 SPECS = nilm_synth.reference()
 DEVICE = 21
@@ -53,15 +53,9 @@ def test_appliance_states_update_live(local_stack):
     records = nilm_synth.events(mains, device_id=DEVICE)
     truth = lambda row: {name: mains.truth[a][row] for a, name in enumerate(mains.names)}  # noqa: E731
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
         errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(local_stack.info["url"] + "/dashboard")
-        page.get_by_label("Read token").fill(local_stack.info["tokens"]["read"])
-        page.get_by_label("Read token").press("Enter")
-        page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+        browser, page = new_page(p, errors)
+        sign_in(page, local_stack)
         assert page.is_visible("#appliance-states-empty")
 
         post_events(local_stack, records[:300])

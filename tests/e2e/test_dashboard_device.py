@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from local import synth
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, post
+from test_dashboard import new_page, post
 
 
 @pytest.fixture
@@ -31,11 +31,8 @@ def test_the_dashboard_shows_one_device(device_scope, local_stack):
     post(stack, lines_of(1, 60, seed=1))  # device 1: its run at 50
     post(stack, lines_of(2, 120, seed=2))  # device 2: runs at 50 and 100
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
         errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.set_default_timeout(TIMEOUT_MS)
+        browser, page = new_page(p, errors)
 
         page.goto(stack.info["url"] + "/dashboard")  # no device: a message, not errors
         page.wait_for_function("document.getElementById('login-error').textContent.includes('?device_id=')")

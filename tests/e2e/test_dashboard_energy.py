@@ -9,7 +9,7 @@ import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-from test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from test_dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, new_page, sign_in
 
 
 def post_energy(stack, device: int, units: str, points: list[tuple[str, float]]) -> dict:
@@ -29,16 +29,10 @@ def at(minutes: int) -> str:
 def open_energy_view(p, stack, device: int, day: str, errors: list[str], before=None):
     """A page signed in and live, showing `device`'s energy view for one day; page errors go to `errors`;
     `before(page)` runs before it loads."""
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1280, "height": 1800})
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.set_default_timeout(TIMEOUT_MS)
+    browser, page = new_page(p, errors, height=1800)
     if before:
         before(page)
-    page.goto(stack.info["url"] + "/dashboard")
-    page.get_by_label("Read token").fill(stack.info["tokens"]["read"])
-    page.get_by_label("Read token").press("Enter")
-    page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    sign_in(page, stack)
     page.evaluate("window.__sameDocument = true")
     page.get_by_label("Device").fill(str(device))
     page.get_by_label("From (UTC)").fill(day)
