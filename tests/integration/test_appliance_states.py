@@ -58,6 +58,7 @@ def post(records) -> None:
 def test_the_states_live_decoding_reports_match_the_truth(queues, trained, conn):
     calls, urls, clock = queues
     train(trained)
+    sent(calls, urls["states"])  # each stored model asked for a decoding (another test follows these)
     # Two households, interleaved in irregular requests: each device's decoder is carried on its own.
     mains = {7: nilm_synth.generate(SPECS, 2400, seed=61), 8: nilm_synth.generate(SPECS, 1800, seed=64)}
     # What POST /appliances/label makes of the same mains, whole: the live path, the same decoder carried from call
@@ -106,7 +107,9 @@ def test_the_states_live_decoding_reports_match_the_truth(queues, trained, conn)
     assert min(accuracy.values()) >= 0.95, accuracy
     batch_accuracy = {key: sum(h) / len(h) for key, h in agree.items()}
     assert all(accuracy[key] >= batch_accuracy[key] - 0.02 for key in hits), (accuracy, batch_accuracy)
-    # A tick that finds nothing new ends: no request asks again.
+    # A tick that finds nothing new ends, once every instance knows of the models: no request asks again.
+    conn.run("UPDATE appliance_models SET updated_at = now() - make_interval(secs => :s)",
+             s=appliances.WATCH_AFTER_MODEL)
     assert appliances.decode_requests([("tick", REQUEST)])[0] == {"decoded": 0, "busy": False, "changed": 0}
     assert sent(calls, urls["states"]) == []
 
@@ -139,7 +142,8 @@ def test_nothing_is_asked_for_without_a_model_and_at_most_once_a_second(queues, 
     post(records[:10])
     assert sent(calls, urls["states"]) == []  # no model: no decoding to ask for
     train(trained)
-    clock.now += appliances.MODELS_TTL  # the instance's "no model" answer is stale now
+    assert len(sent(calls, urls["states"])) == len(trained)  # each stored model asks once
+    clock.now += appliances.TRIGGER_INTERVAL
     post(records[10:15])
     post(records[15:20])  # within the same second: not asked again
     assert len(sent(calls, urls["states"])) == 1
@@ -149,6 +153,28 @@ def test_nothing_is_asked_for_without_a_model_and_at_most_once_a_second(queues, 
     outcome, _ = appliances.decode_requests([("m", REQUEST)])
     assert outcome["decoded"] == 25
     assert conn.run("SELECT after_seq FROM appliance_decoding")[0][0] == 25
+
+
+def test_events_an_instance_did_not_ask_for_after_a_new_model_are_decoded_by_the_watch(queues, trained, conn,
+                                                                                      monkeypatch):
+    calls, urls, clock = queues
+    records = nilm_synth.events(nilm_synth.generate(SPECS, 30, seed=64), device_id=3)
+    train(trained)
+    assert sent(calls, urls["states"])  # each stored model asked
+    # Another ingest instance counted "no model" just before, and trusts that answer for MODELS_TTL.
+    stale = appliances._Trigger(clock=clock)
+    stale._models, stale._counted_at = False, clock.now
+    monkeypatch.setattr(appliances, "TRIGGER", stale)
+    assert appliances.decode_requests([("m", REQUEST)])[0]["decoded"] == 0
+    assert sent(calls, urls["states"]) == [{"after_seq": 0, "delay": appliances.TICK_DELAY}]  # watching
+    post(records[:20])
+    assert sent(calls, urls["states"]) == []  # the stale instance asks for nothing
+    assert appliances.decode_requests([("tick", REQUEST)])[0]["decoded"] == 20
+    assert sent(calls, urls["states"]) == [{"after_seq": 0, "delay": appliances.TICK_DELAY}]
+    conn.run("UPDATE appliance_models SET updated_at = now() - make_interval(secs => :s)",
+             s=appliances.WATCH_AFTER_MODEL)
+    assert appliances.decode_requests([("tick", REQUEST)])[0]["decoded"] == 0
+    assert sent(calls, urls["states"]) == []  # every instance knows of the models by now: the watch ends
 
 
 def test_decoding_without_models_moves_the_cursor_on_and_stores_nothing(queues, conn):

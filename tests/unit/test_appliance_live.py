@@ -115,6 +115,13 @@ def test_ingest_asks_at_most_once_an_interval_and_only_with_a_model(monkeypatch)
     clock.now += service.TRIGGER_INTERVAL
     assert trigger.due()
 
+    answers[0] = False
+    clock.now += service.MODELS_TTL + service.TRIGGER_INTERVAL
+    assert not trigger.due()  # the models are gone
+    answers[0] = True
+    trigger.forget_models()  # a model stored in this instance: it counts again at once
+    assert trigger.due()
+
     def down(sql, **kw):
         raise OSError("database gone")
 

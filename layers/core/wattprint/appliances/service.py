@@ -15,6 +15,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from pg8000.exceptions import DatabaseError
 
@@ -61,6 +62,7 @@ def train(name: str, body: str, content_type: str | None = "text/csv", states: s
     learnt = model.learn(name, recording.parse(body, min_rows=model.MIN_ROWS), state_names)
     with db.transaction() as conn:
         created, updated_at = store.save(conn, learnt)
+    model_stored()
     return created, _model_json(learnt, updated_at)
 
 
@@ -248,6 +250,9 @@ TRIGGER_INTERVAL = 1.0
 TICK_DELAY = 1  # s, whole (SQS DelaySeconds)
 #: s an instance trusts its "is there a model?" answer: a deployment without models sends nothing.
 MODELS_TTL = 30.0
+#: s the states function keeps looking, once a TICK_DELAY, after a model is stored: an ingest instance may trust
+#: an older "no model" answer that long and ask for nothing meanwhile.
+WATCH_AFTER_MODEL = MODELS_TTL + TRIGGER_INTERVAL
 _HAS_MODELS = "SELECT EXISTS (SELECT id FROM appliance_models)"
 
 
@@ -280,8 +285,26 @@ class _Trigger:
             self._sent_at = now
             return True
 
+    def forget_models(self) -> None:
+        """A model was stored: count again at the next events instead of trusting a "no model" answer."""
+        with self._lock:
+            self._counted_at = float("-inf")
+
 
 TRIGGER = _Trigger()
+
+
+def model_stored() -> None:
+    """After a model's commit (best effort): this instance counts models afresh, and the states function is asked
+    to decode, which starts its watch (decode_requests) over what other instances store meanwhile."""
+    TRIGGER.forget_models()
+    _ask(settings.load().appliance_states_queue_url, 0)
+
+
+def _watching(stored: list[tuple[model.ApplianceModel, str]], now: datetime | None = None) -> bool:
+    """Whether a model was stored less than WATCH_AFTER_MODEL ago (an instance may not know of it yet)."""
+    now = now or datetime.now(timezone.utc)
+    return any(now - datetime.fromisoformat(updated) < timedelta(seconds=WATCH_AFTER_MODEL) for _, updated in stored)
 
 
 def _ask(queue: str | None, after_seq: int, delay_seconds: int = 0) -> bool:
@@ -319,7 +342,7 @@ def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str
     """The states function, for a batch of (message id, body) from its queue: decode the events stored since the
     last decoding with every stored model, store the latest state of every device x appliance, tell live
     dashboards what changed, and look again in TICK_DELAY if there was anything to decode (at once if one batch
-    of events was not enough). Returns the counts and the (message id, reason) of each malformed request, which
+    of events was not enough) or a model was stored in the last WATCH_AFTER_MODEL seconds. Returns the counts and the (message id, reason) of each malformed request, which
     is dropped (retrying cannot mend it). Raises what the database raises: the batch is retried."""
     dropped = [(message_id, f"not a decoding request: {body[:200]!r}") for message_id, body in bodies
                if not _well_formed(body)]
@@ -336,7 +359,7 @@ def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str
         return {"decoded": 0, "busy": True, "changed": 0}, dropped
     if outcome["changed"]:
         live.appliances_changed(outcome["changed"])
-    if outcome["decoded"]:
+    if outcome["decoded"] or _watching(stored):
         _ask(queue, 0, 0 if outcome["more"] else TICK_DELAY)
     return {"decoded": outcome["decoded"], "busy": False, "changed": len(outcome["changed"])}, dropped
 
