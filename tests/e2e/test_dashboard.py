@@ -42,7 +42,9 @@ def sign_in(page, stack) -> None:
     page.goto(stack.info["url"] + "/dashboard")
     page.get_by_label("Read token").fill(stack.info["tokens"]["read"])
     page.get_by_label("Read token").press("Enter")
-    page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    # Live, or an error the page shows (then the test says which, instead of only timing out).
+    page.wait_for_function("['live', 'error'].includes(document.getElementById('connection').dataset.state)")
+    assert page.get_attribute("#connection", "data-state") == "live", page.text_content("#connection")
 
 
 @pytest.fixture

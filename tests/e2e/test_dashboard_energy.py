@@ -140,9 +140,9 @@ def sensor_line(device: int, minutes: int, watts: int) -> str:
 
 
 def test_sensor_events_update_the_energy_view_of_their_device_to_the_last_of_a_burst(local_stack):
-    """The sensor feed announces no buckets (issue 18: one send per interval, not per request): the page re-reads
-    the series and power of the device it shows when an `events` message carries that device's events, at most once
-    a second and always after the last one, so the last event of a burst shows without a reload."""
+    """The feed function feeds the sensor events after ingest's commit, a batch of requests at a time, and announces
+    each call's buckets in one `energy` message (issue 18: not one send per request): the page takes them and re-reads
+    the power of the device it shows, so the last event of a burst shows without a reload."""
     from test_dashboard import post
 
     stack = local_stack
@@ -178,6 +178,7 @@ def test_sensor_events_update_the_energy_view_of_their_device_to_the_last_of_a_b
         page.wait_for_function("document.getElementById('energy-status').textContent.startsWith('Device 77: 4.5 kWh')")
         assert page.eval_on_selector_all("#energy-chart rect.bar.partial", "bars => bars.length") == 1
         assert page.evaluate("window.__sameDocument") is True
-        assert "events" in kinds and "energy" not in kinds  # no bucket came over the live channel: the page read them
+        # The buckets came over the live channel, in fewer messages than the burst's 24 requests.
+        assert "events" in kinds and 0 < kinds.count("energy") < 24, kinds
         assert errors == []
         browser.close()

@@ -192,7 +192,7 @@ def test_a_malformed_request_is_dropped_and_a_good_one_beside_it_decodes(queues,
     bad = ["{", "[]", '{"after_seq": "1"}', '{"after_seq": true}', '{"after_seq": 1, "more": 2}']
     outcome, dropped = appliances.decode_requests([(str(i), b) for i, b in enumerate(bad)])
     assert [m for m, _ in dropped] == [str(i) for i in range(len(bad))] and outcome["decoded"] == 0
-    assert all("not a decoding request" in reason for _, reason in dropped)
+    assert all("not a request to look" in reason for _, reason in dropped)
     outcome, dropped = appliances.decode_requests([("bad", "{"), ("good", REQUEST)])
     assert [m for m, _ in dropped] == ["bad"] and outcome["decoded"] == 30
 

@@ -1,4 +1,5 @@
-"""Stored sensor events feed their device's energy series, in the ingest transaction."""
+"""Stored sensor events feed their device's energy series: ingest stores them, the feed function's entry
+(energy.service.feed_new) follows them by its cursor, in seq order."""
 
 from __future__ import annotations
 
@@ -40,10 +41,31 @@ def ingest(app, functions, database, conn, monkeypatch):
         reply = gateway.handle("POST", "/events", [("Authorization", f"Bearer {token}"),
                                                     ("Content-Type", "text/plain")], "\n".join(lines).encode())
         assert reply.status == 201, reply.body
+        assert feed()["fed"] == len(lines)
         return json.loads(reply.body)
 
     yield post
     gateway.close()
+
+
+def feed(batch: int | None = None) -> dict:
+    from wattprint.energy import service
+    from wattprint.settings import load
+
+    return service.feed_new(load(), **({"batch": batch} if batch else {}))
+
+
+def store_events(conn, lines) -> None:
+    """Events stored as ingest stores them (in one transaction on `conn`), not fed yet."""
+    from wattprint.ingest import store
+
+    conn.run("START TRANSACTION")
+    try:
+        store.insert_events(conn, [(raw, r) for _, raw, r in parser.parse_lines("\n".join(lines))], 10**9)
+    except BaseException:
+        conn.run("ROLLBACK")
+        raise
+    conn.run("COMMIT")
 
 
 def buckets(conn, device):
@@ -90,24 +112,45 @@ def test_the_real_file_feeds_device_1(ingest, conn, real_lines):
     assert conn.run("SELECT value FROM energy_readings ORDER BY ts DESC LIMIT 1")[0][0] == last / 1000
 
 
-def test_a_failed_ingest_leaves_the_series_untouched(ingest, conn, monkeypatch):
-    ingest([event(12, 60 * m, 500) for m in range(3)])
-    before = buckets(conn, 12), conn.run("SELECT * FROM energy_readings ORDER BY ts")
-    from wattprint.energy import service
-    from wattprint.ingest import service as ingest_module
+def test_a_failed_feed_leaves_the_series_and_its_cursor_untouched_and_a_retry_feeds(ingest, conn, monkeypatch):
+    from wattprint.energy import service, store
     from wattprint.settings import load
 
-    real_feed = service.feed_events
+    ingest([event(12, 60 * m, 500) for m in range(3)])
+    before = buckets(conn, 12), conn.run("SELECT * FROM energy_readings ORDER BY ts")
+    store_events(conn, [event(12, 60 * m, 900) for m in range(3, 6)])
 
-    def feed_then_fail(conn_, records, settings):
-        real_feed(conn_, records, settings)
-        raise RuntimeError("after the feed, before commit")
+    def fail(conn_, seq):
+        raise RuntimeError("after the feed, before the cursor moved")
 
-    monkeypatch.setattr(ingest_module.energy, "feed_events", feed_then_fail)
+    monkeypatch.setattr(store, "advance_feed", fail)
     with pytest.raises(RuntimeError):
-        ingest_module.accept("\n".join(event(12, 60 * m, 900) for m in range(3, 6)).encode(), "text/plain", load())
+        service.feed_new(load())
     assert (buckets(conn, 12), conn.run("SELECT * FROM energy_readings ORDER BY ts")) == before
-    assert conn.run("SELECT count(*) FROM events") == [[3]]
+    assert conn.run("SELECT after_seq FROM energy_feed") == [[3]]
+    monkeypatch.undo()
+    assert feed() == {"fed": 3, "more": False, "busy": False, "buckets": 1}
+    assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 12") == [[6]]
+
+
+def test_the_feed_reads_in_batches_and_says_when_more_remain(ingest, conn):
+    store_events(conn, [event(15, 60 * m, 100 * m) for m in range(10)])
+    assert feed(batch=4) == {"fed": 4, "more": True, "busy": False, "buckets": 1}
+    assert feed(batch=4)["fed"] == 4 and feed(batch=4) == {"fed": 2, "more": False, "busy": False, "buckets": 1}
+    assert feed() == {"fed": 0, "more": False, "busy": False, "buckets": 0}
+    assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 15") == [[10]]
+    assert_fed_equals_full_integration(conn, 15)
+
+
+def test_a_second_feed_leaves_the_work_to_the_one_holding_the_cursor(ingest, conn):
+    store_events(conn, [event(16, 0, 100)])
+    conn.run("START TRANSACTION")
+    conn.run("SELECT after_seq FROM energy_feed FOR UPDATE")
+    try:
+        assert feed() == {"fed": 0, "more": False, "busy": True, "buckets": 0}
+    finally:
+        conn.run("ROLLBACK")
+    assert feed()["fed"] == 1
 
 
 def full_integration(conn, device):
@@ -213,31 +256,38 @@ def test_the_clock_rule_event_by_event(ingest, conn):
         [T0 + timedelta(seconds=31)]]
 
 
-def test_arrival_times_follow_the_commit_order_not_when_a_transaction_began(ingest, conn):
-    """Concurrent requests take the event counter's lock in another order than they began: timed by now() (its
-    transaction's start) a later-committed request's reading could go before an earlier one's and re-integrate
-    its bucket. Timed by the feed statement's start, which runs under that lock, it goes after."""
-    from wattprint import db, settings
-    from wattprint.energy import service
-
+def test_an_arrival_earlier_than_one_fed_before_it_is_raised_to_it(ingest, conn):
+    """Concurrent requests take the event counter's lock, and so their seq, in another order than they began: fed
+    in seq order, a later-committed request's received_at can be earlier than the one before it. Its reading is
+    raised to that instant (one reading: the later event's), so the series never goes back in time."""
     ingest([event(21, 0, 1000)])  # the clock's first sighting: its own time
-    records = [record for _, _, record in parser.parse_lines(event(21, 0, 2000))]
-    with db.transaction() as early:
-        began = early.run("SELECT now()")[0][0]
-        ingest([event(21, 0, 3000)])  # begins later, commits first
-        service.feed_events(early, records, settings.load())
+    conn.run("START TRANSACTION")
+    began = conn.run("SELECT now()")[0][0]  # the early request's received_at
+    try:
+        ingest([event(21, 0, 3000)])  # begins later, commits (and is fed) first
+        from wattprint.ingest import store
+
+        store.insert_events(conn, [(raw, r) for _, raw, r in parser.parse_lines(event(21, 0, 2000))], 10**9)
+    except BaseException:
+        conn.run("ROLLBACK")
+        raise
+    conn.run("COMMIT")
+    assert feed()["fed"] == 1
+    later = conn.run("SELECT received_at FROM events WHERE device_id = 21 ORDER BY seq")[1][0]
+    assert later > began
     rows = conn.run("SELECT ts, value, flags FROM energy_readings WHERE device_id = 21 ORDER BY ts")
-    assert [(r[1], r[2]) for r in rows] == [(1.0, 0), (3.0, integrate.ARRIVAL_TIME), (2.0, integrate.ARRIVAL_TIME)]
-    assert rows[2][0] > rows[1][0] > began
+    assert [(r[0], r[1], r[2]) for r in rows] == [(T0, 1.0, 0), (later, 2.0, integrate.ARRIVAL_TIME)]
+    assert conn.run("SELECT arrived_at FROM energy_sensor_clocks WHERE device_id = 21") == [[later]]
+    assert_fed_equals_full_integration(conn, 21)
 
 
 def arrived(readings, received) -> bool:
-    """Each arrival-timed reading at its request's feed statement: after the events' received_at, before the next."""
-    return len(readings) == len(received) and all(
-        r >= at and (i + 1 == len(received) or r < received[i + 1]) for i, (r, at) in enumerate(zip(readings, received)))
+    """Each arrival-timed reading at its request's received_at (no request here overtakes another)."""
+    return list(readings) == list(received)
 
 
-def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_as, monkeypatch):
+def test_ingest_and_the_feed_each_work_as_their_own_login_and_no_more(app, functions, database, conn, login_as,
+                                                                      monkeypatch):
     from local.apigw import Gateway as G
 
     monkeypatch.setenv("CLUSTER_THRESHOLD", str(10**9))
@@ -251,6 +301,9 @@ def test_the_feed_runs_as_the_ingest_role(app, functions, database, conn, login_
             assert reply.status == 201, reply.body
     finally:
         gateway.close()
+    assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[0]]  # not ingest's to write
+    login_as("feed")
+    assert feed()["fed"] == 3
     assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[3]]
     assert conn.run("SELECT count(*) > 0 FROM energy_buckets WHERE device_id = 14") == [[True]]
 

@@ -184,9 +184,12 @@ def test_nothing_is_read_or_pushed_for_nobody(queues, post, monkeypatch):
     assert pushes(calls, urls) == [] and sent(calls, urls["live"]) == []
 
 
-def test_sensor_events_send_no_energy_announcement_with_a_dashboard_connected(queues, post, clock, conn):
-    """Issue 18: the sensor feed's buckets would be one send per ingest request; the `events` announcement (one per
-    interval) names the devices, and the dashboard re-reads their series. POST /energy still announces its buckets."""
+def test_sensor_events_announce_their_energy_once_per_feed_not_per_request(queues, post, clock, conn):
+    """Issue 18: ingest announces only `events` (one per interval); the feed function, which feeds a batch of
+    requests' events at a time, announces their buckets in one `energy` message. POST /energy announces its own."""
+    from wattprint import settings
+    from wattprint.energy import service as energy
+
     calls, urls = queues
     announce.GATE = announce.Gate(count=lambda: 1, clock=clock)
     live.connect("dash-1", dashboard(conn), None, 10)
@@ -194,12 +197,13 @@ def test_sensor_events_send_no_energy_announcement_with_a_dashboard_connected(qu
     post(30)
     kinds = [json.loads(c["MessageBody"]).get("kind") for c in calls if c["QueueUrl"] == urls["live"]]
     assert kinds == ["events"]  # one, for the first of them; no energy
-    rows = conn.run("SELECT count(*) FROM energy_buckets")
-    assert rows[0][0] > 0  # the events did feed the series
+    assert conn.run("SELECT count(*) FROM energy_buckets")[0][0] == 0  # not fed yet
     calls.clear()
-    from wattprint import settings
-    from wattprint.energy import service as energy
-
+    assert energy.feed_new(settings.load())["fed"] == 30
+    (message,) = [json.loads(c["MessageBody"]) for c in calls if c["QueueUrl"] == urls["live"]]
+    fed = {row[0] for row in conn.run("SELECT DISTINCT device_id FROM energy_buckets")}
+    assert message["kind"] == "energy" and fed and {i["device_id"] for i in message["items"]} == fed
+    calls.clear()
     energy.post_readings(json.dumps({"device_id": 9001, "units": "kW", "data": [
         {"datetime": "2026-01-05T00:00:00Z", "value": 1.0}, {"datetime": "2026-01-05T00:05:00Z", "value": 2.0}]}),
         settings.load())

@@ -113,7 +113,8 @@ def test_each_function_may_send_to_the_queues_its_code_sends_to_and_no_other():
     sends = {lid: sorted(ref(p["SQSSendMessagePolicy"]["QueueName"]) for p in props.get("Policies", [])
                          if isinstance(p, dict) and "SQSSendMessagePolicy" in p) for lid, props in FUNCTIONS.items()}
     assert {lid: queues for lid, queues in sends.items() if queues} == {
-        "IngestFunction": ["ApplianceStatesQueue", "ClusterQueue", "EnergyChangesQueue", "LiveQueue"],
+        "IngestFunction": ["ApplianceStatesQueue", "ClusterQueue", "EnergyFeedQueue", "LiveQueue"],
+        "EnergyFeedFunction": ["EnergyChangesQueue", "EnergyFeedQueue", "LiveQueue"],
         "EnergyFunction": ["EnergyChangesQueue", "LiveQueue"],
         "ApplianceFunction": ["ApplianceStatesQueue"],  # a stored model asks for a decoding
         "ClusterFunction": ["LiveQueue"],

@@ -47,14 +47,21 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT (id, threshold, sends), INSERT, UPDATE (enqueued_at, sends) ON clustering_runs TO {role}",
         # Idempotency-Key answers (0007): recorded with the events, recalled for a retry, an expired one replaced.
         "GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO {role}",
-        # Feeding the energy series (0010): its readings, the sensors' clocks, the buckets and days it recomputes.
-        *_ENERGY_WRITES,
-        "GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {role}",
         # Whether to ask for live appliance states (0018): is any model stored at all.
         "GRANT SELECT (id) ON appliance_models TO {role}",
     ),
     # POST /energy and the GET /energy routes.
     "energy": (*_ENERGY_WRITES, _COUNT_DASHBOARDS),
+    # The feed function (0022): the new events' power as readings, the sensors' clocks, the buckets and days, the
+    # cursor moved; the connection count says whether a dashboard is told.
+    "feed": (
+        "GRANT SELECT (seq, device_id, sensor_time, active_power_w, received_at) ON events TO {role}",
+        "GRANT SELECT ON event_counter TO {role}",
+        "GRANT SELECT, UPDATE ON energy_feed TO {role}",
+        *_ENERGY_WRITES,
+        "GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {role}",
+        _COUNT_DASHBOARDS,
+    ),
     "report": (
         "GRANT SELECT ON events, event_labels, event_counter, clustering_runs, cluster_stats, schema_migrations, "
         "appliances, device_counters TO {role}",

@@ -115,6 +115,8 @@ class Settings:
     # Energy accounting: an interval between a device's readings longer than this is a gap (carries no energy).
     energy_max_gap_s: int = 7200
     energy_changes_queue_url: str | None = None  # ENERGY_CHANGES_QUEUE_URL: devices whose energy changed
+    # ENERGY_FEED_QUEUE_URL: ingest asks the feed function there to feed new events into the series (none: no feed)
+    energy_feed_queue_url: str | None = None
     # APPLIANCE_STATES_QUEUE_URL: ingest asks the states function there to decode new events (none: no live states)
     appliance_states_queue_url: str | None = None
     # A clustering run is tried at most this many times when its attempts stop without finishing (a Lambda timeout,
@@ -285,6 +287,7 @@ def load(env=None) -> Settings:
         aws=aws_settings(env),
         alerts=alert_settings(env),
         energy_changes_queue_url=env.get("ENERGY_CHANGES_QUEUE_URL") or None,
+        energy_feed_queue_url=env.get("ENERGY_FEED_QUEUE_URL") or None,
         appliance_states_queue_url=env.get("APPLIANCE_STATES_QUEUE_URL") or None,
         clustering=clustering_settings(env),
         run_max_attempts=max_attempts,

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from pg8000.exceptions import DatabaseError
 
-from .. import aws, db, settings
+from .. import db, follow, settings
 from ..clustering.features import FEATURES
 from ..db import Connection
 from ..errors import (ApplianceNameTaken, ApplianceNotFound, InvalidAppliance, PayloadTooLarge, UnknownAppliance,
@@ -244,10 +244,7 @@ def name_appliance(key: str, body: str | None, content_type: str | None) -> dict
 
 # ----------------------------------------------------------------------------------------- live states
 
-#: s: ingest asks for a decoding at most this often per instance; the states function looks again this long after
-#: a call that decoded something, so what a skipped request would have asked for is decoded anyway.
-TRIGGER_INTERVAL = 1.0
-TICK_DELAY = 1  # s, whole (SQS DelaySeconds)
+TRIGGER_INTERVAL, TICK_DELAY = follow.INTERVAL, follow.TICK_DELAY
 #: s an instance trusts its "is there a model?" answer: a deployment without models sends nothing.
 MODELS_TTL = 30.0
 #: s the states function keeps looking, once a TICK_DELAY, after a model is stored: an ingest instance may trust
@@ -257,19 +254,21 @@ _HAS_MODELS = "SELECT EXISTS (SELECT id FROM appliance_models)"
 
 
 class _Trigger:
-    """Whether ingest asks for a decoding now, for one instance (the local stack's worker threads share it)."""
+    """Whether ingest asks for a decoding now, for one instance: at most once per TRIGGER_INTERVAL, and only when
+    a model is stored (counted at most once per MODELS_TTL)."""
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
+        self._throttle = follow.Throttle(TRIGGER_INTERVAL, clock)
         self._lock = threading.Lock()
-        self._sent_at = self._counted_at = float("-inf")
+        self._counted_at = float("-inf")
         self._models = False
 
     def due(self) -> bool:
+        if not self._throttle.ready():
+            return False
         now = self._clock()
         with self._lock:
-            if now - self._sent_at < TRIGGER_INTERVAL:
-                return False
             fresh = now - self._counted_at < MODELS_TTL
         if not fresh:
             try:
@@ -279,11 +278,7 @@ class _Trigger:
                 models = True
             with self._lock:
                 self._models, self._counted_at = models, now
-        with self._lock:
-            if not self._models or now - self._sent_at < TRIGGER_INTERVAL:
-                return False
-            self._sent_at = now
-            return True
+        return self._models and self._throttle.take()
 
     def forget_models(self) -> None:
         """A model was stored: count again at the next events instead of trusting a "no model" answer."""
@@ -298,7 +293,7 @@ def model_stored() -> None:
     """After a model's commit (best effort): this instance counts models afresh, and the states function is asked
     to decode, which starts its watch (decode_requests) over what other instances store meanwhile."""
     TRIGGER.forget_models()
-    _ask(settings.load().appliance_states_queue_url, 0)
+    follow.ask(settings.load().appliance_states_queue_url, 0)
 
 
 def _watching(stored: list[tuple[model.ApplianceModel, str]], now: datetime | None = None) -> bool:
@@ -307,35 +302,13 @@ def _watching(stored: list[tuple[model.ApplianceModel, str]], now: datetime | No
     return any(now - datetime.fromisoformat(updated) < timedelta(seconds=WATCH_AFTER_MODEL) for _, updated in stored)
 
 
-def _ask(queue: str | None, after_seq: int, delay_seconds: int = 0) -> bool:
-    """One message on the appliance states queue; False if there is none or it was not sent."""
-    if not queue:
-        return False
-    try:
-        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps({"after_seq": int(after_seq)}),
-                                       **({"DelaySeconds": int(delay_seconds)} if delay_seconds else {}))
-        return True
-    except aws.errors() as error:
-        log.warning("appliance states not asked for (the next events or tick ask again): %s", error)
-        return False
-
-
 def events_stored(total: int, queue: str | None) -> bool:
     """After ingest's commit (best effort, never raises): ask the states function, on `queue` (the settings'
     APPLIANCE_STATES_QUEUE_URL, none: off), to decode the new events, at most once per TRIGGER_INTERVAL per
     instance and only when a model is stored."""
     if not queue or not TRIGGER.due():
         return False
-    return _ask(queue, total)
-
-
-def _well_formed(body: str) -> bool:
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return False
-    after = doc.get("after_seq") if isinstance(doc, dict) else None
-    return set(doc) == {"after_seq"} and isinstance(after, int) and not isinstance(after, bool)
+    return follow.ask(queue, total)
 
 
 def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
@@ -344,8 +317,7 @@ def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str
     dashboards what changed, and look again in TICK_DELAY if there was anything to decode (at once if one batch
     of events was not enough) or a model was stored in the last WATCH_AFTER_MODEL seconds. Returns the counts and the (message id, reason) of each malformed request, which
     is dropped (retrying cannot mend it). Raises what the database raises: the batch is retried."""
-    dropped = [(message_id, f"not a decoding request: {body[:200]!r}") for message_id, body in bodies
-               if not _well_formed(body)]
+    dropped = follow.malformed(bodies)
     if len(dropped) == len(bodies):
         return {"decoded": 0, "busy": False, "changed": 0}, dropped
     queue = settings.load().appliance_states_queue_url
@@ -355,12 +327,12 @@ def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str
             outcome = live_states.decode_new(conn, stored)
     except live_states.Busy:
         # Another call decodes now; it may have read the events before these requests' were stored.
-        _ask(queue, 0, TICK_DELAY)
+        follow.ask(queue, 0, TICK_DELAY)
         return {"decoded": 0, "busy": True, "changed": 0}, dropped
     if outcome["changed"]:
         live.appliances_changed(outcome["changed"])
     if outcome["decoded"] or _watching(stored):
-        _ask(queue, 0, 0 if outcome["more"] else TICK_DELAY)
+        follow.ask(queue, 0, 0 if outcome["more"] else TICK_DELAY)
     return {"decoded": outcome["decoded"], "busy": False, "changed": len(outcome["changed"])}, dropped
 
 

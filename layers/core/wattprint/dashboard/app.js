@@ -146,7 +146,6 @@
 
   function handle(message) {
     if (message.type === "events") {
-      energyEvents(message);
       const newest = state.recent.length ? state.recent[0].seq : 0;
       const mine = (item) => state.device === null || item.device_id === state.device;
       const fresh = message.items.filter((item) => item.seq > newest && mine(item)).reverse(); // newest first
@@ -234,17 +233,9 @@
   const refreshDevice = throttled(loadDevice);
   const refreshFleet = throttled(loadFleet);
 
-  function energyEvents(message) {
-    // Sensor events feed their devices' series, and those buckets are not announced (one send per ingest request
-    // would be): events of the device shown, or a message that left some events out, mean its series changed.
-    if (energy.device === null) return;
-    const gap = message.items.length < message.last_seq - message.first_seq + 1;
-    if (gap || message.items.some((item) => item.device_id === energy.device)) refreshDevice();
-    refreshFleet();
-  }
-
   function handleEnergy(message) {
-    // Buckets POST /energy changed: the bars take them as they are; the power is read again.
+    // Buckets changed (POST /energy, or the feed of sensor events): the bars take them as they are; the power is
+    // read again.
     if (energy.device === null) return;
     const { start, end } = energyWindow();
     let changed = false, inWindow = false;

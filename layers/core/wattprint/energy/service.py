@@ -1,5 +1,5 @@
-"""The energy capability's use cases: one function per route, and the sensor events' feed into the series
-(called by the ingest path inside its own transaction)."""
+"""The energy capability's use cases: one function per route, and the sensor events' feed into the series (the
+feed function, which follows the stored events; ingest asks it to look)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
-from .. import db
+from .. import db, follow
 from ..live import service as live
 from ..settings import Settings
 from . import forecast as forecasting
@@ -68,19 +68,53 @@ def post_readings(body: str, settings: Settings) -> dict:
             "buckets_changed": len(written.buckets)}
 
 
-def feed_events(conn, records: Sequence, settings: Settings) -> Changed:
-    """Sensor events stored in this transaction (in seq order) → their devices' series: active power as kW, held to
-    the next reading. The sample time is the sensor's UTC Time while its clock advances; a repeated or earlier
-    clock (the deployed firmware repeats one timestamp on every line) is replaced by the arrival time, flagged
-    (see store._SENSOR_UPSERT). Returns what changed: give it to announce() once committed.
+#: Events one feed call reads: a batch of this size is fed in well under a second (BENCHMARKS.md, energy).
+FEED_BATCH = 5000
+_FEED_THROTTLE = follow.Throttle()
 
-    Its buckets are not announced to dashboards: every ingest request would send one (issue 18 allows one send per
-    instance per interval), and the `events` message that the request's events cause already names their devices,
-    so a dashboard showing one of them re-reads its series (the dashboard's energy view). Only the change feed is
-    announced."""
-    if not records:
-        return Changed()
-    return Changed(marked=_recomputed(conn, store.upsert_sensor(conn, records, _max_gap(settings)), settings).marked)
+
+def events_stored(queue: str | None, total: int) -> bool:
+    """After ingest's commit (best effort, never raises): ask the feed function, on `queue` (the settings'
+    ENERGY_FEED_QUEUE_URL, none: off), to feed the new events, at most once per follow.INTERVAL per instance."""
+    if not queue or not _FEED_THROTTLE.take():
+        return False
+    return follow.ask(queue, total)
+
+
+def feed_new(settings: Settings, batch: int = FEED_BATCH) -> dict:
+    """Stored sensor events → their devices' series, in seq order from the feed's cursor, at most `batch` in one
+    transaction: active power as kW, held to the next reading. The sample time is the sensor's UTC Time while its
+    clock advances; a repeated or earlier clock (the deployed firmware repeats one timestamp on every line) is
+    replaced by the arrival time, flagged (see store._FEED). Then dashboards are told of the buckets that changed
+    and the alerts' scorer of the devices newly in the change feed. Returns {"fed": events read, "more": whether
+    events remain after them, "busy": whether another feed held the cursor, "buckets": buckets changed}."""
+    with db.transaction() as conn:
+        cursor = store.feed_cursor(conn)
+        if cursor is None:
+            return {"fed": 0, "more": False, "busy": True, "buckets": 0}
+        after, total = cursor
+        events = store.new_events(conn, after, total, batch)
+        written = Changed()
+        if events:
+            written = _recomputed(conn, store.feed(conn, events, _max_gap(settings)), settings)
+            store.advance_feed(conn, after + len(events))
+    announce(written)
+    return {"fed": len(events), "more": after + len(events) < total, "busy": False, "buckets": len(written.buckets)}
+
+
+def feed_requests(bodies: list[tuple[str, str]], settings: Settings) -> tuple[dict, list[tuple[str, str]]]:
+    """The feed function, for a batch of (message id, body) from its queue: one feed_new call, then a look again
+    (at once if one batch was not enough, else in follow.TICK_DELAY) if it fed anything, or in TICK_DELAY if
+    another call held the cursor (it may have read before these requests' events were stored). Returns the
+    outcome and the (message id, reason) of each malformed request, which is dropped. Raises what the database
+    raises: the batch is retried."""
+    dropped = follow.malformed(bodies)
+    if len(dropped) == len(bodies):
+        return {"fed": 0, "more": False, "busy": False, "buckets": 0}, dropped
+    outcome = feed_new(settings)
+    if outcome["busy"] or outcome["fed"]:
+        follow.ask(settings.energy_feed_queue_url, 0, 0 if outcome["more"] else follow.TICK_DELAY)
+    return outcome, dropped
 
 
 def announce(written: Changed) -> None:

@@ -53,36 +53,43 @@ _UPSERT = "SELECT * FROM " + _WRITE_READINGS.format(
     devices="CAST(:devices AS int[])", us="CAST(:ts AS bigint[])", units="CAST(:units AS smallint[])",
     vals="CAST(:vals AS float8[])", flags="CAST(:flags AS smallint[])")
 
-# Sensor events → readings. An event's sample time is its sensor time when that is later than every sensor time
-# its device sent before (the stored clock, and the batch's earlier events), else the arrival time, flagged
-# ARRIVAL_TIME: this statement's start, a few ms after the events' received_at (now(), when the transaction began).
-# Not now(): concurrent requests take the counter's lock in another order than they began, and an earlier arrival
-# written after a later one re-integrates its bucket, thousands of readings, instead of appending; this statement
-# runs under that lock, so its start follows the commit order. Events of a device at one instant make one reading, the last one's.
-# The caller sends only the events that can matter (see upsert_sensor): `candidate` ones beat every earlier one of
-# the batch and advance unless the stored clock is as late; the others are at arrival time. A sensor clock is
-# only written here, under the event counter's row lock that ingest holds until it commits, so this statement's
-# snapshot has the latest clocks (it needs no device lock: the readings are written by the function).
-_SENSOR_UPSERT = f"""
-WITH timed AS (
-    SELECT i.*, i.candidate AND (c.sensor_time IS NULL OR i.sensor_us > {_US("c.sensor_time")}) AS advancing
-    FROM unnest(CAST(:devices AS int[]), CAST(:sensor AS bigint[]), CAST(:watts AS float8[]),
-                CAST(:ords AS int[]), CAST(:candidates AS boolean[])) AS i(device_id, sensor_us, watts, ord, candidate)
-    LEFT JOIN energy_sensor_clocks c USING (device_id)
+# Sensor events → readings (the feed function, events in seq order, see service.feed_new). An event's sample time
+# is its sensor time when that is later than every sensor time its device sent before (the stored clock, and the
+# batch's earlier events: Python marks those `candidate`), else its arrival, flagged ARRIVAL_TIME: its received_at
+# (its transaction's start), raised to the latest arrival before it in seq order and the device's stored one, since
+# concurrent requests take the counter's lock, and so their seq, in another order than they began; an earlier
+# arrival written after a later one would re-integrate its bucket, thousands of readings, instead of appending.
+# Events of a device at one instant (a request's events share received_at) make one reading, the last one's. The
+# clocks are written only here, and one feed runs at a time (its cursor's lock), so this statement's snapshot has
+# the latest clocks; the readings are written by energy_write_readings under the devices' locks.
+_FEED = f"""
+WITH i AS (
+    SELECT * FROM unnest(CAST(:devices AS int[]), CAST(:sensor AS bigint[]), CAST(:received AS bigint[]),
+                         CAST(:watts AS float8[]), CAST(:candidates AS boolean[]))
+                  WITH ORDINALITY AS i(device_id, sensor_us, received_us, watts, candidate, ord)
+), timed AS (
+    SELECT i.*, c.sensor_time AS clock,
+           i.candidate AND (c.sensor_time IS NULL OR i.sensor_us > {_US("c.sensor_time")}) AS advancing,
+           greatest(max(i.received_us) OVER (PARTITION BY i.device_id ORDER BY i.ord),
+                    {_US("c.arrived_at")}) AS arrival_us
+    FROM i LEFT JOIN energy_sensor_clocks c USING (device_id)
 ), input AS (
     SELECT DISTINCT ON (device_id, us) device_id, us, CAST({integrate.KW} AS smallint) AS units,
            watts / 1000 AS value, flags
-    FROM (SELECT device_id, ord, watts,
-                 CASE WHEN advancing THEN sensor_us ELSE {_US("statement_timestamp()")} END AS us,
+    FROM (SELECT device_id, ord, watts, CASE WHEN advancing THEN sensor_us ELSE arrival_us END AS us,
                  CAST(CASE WHEN advancing THEN 0 ELSE {integrate.ARRIVAL_TIME} END AS smallint) AS flags
           FROM timed) AS t
     ORDER BY device_id, us, ord DESC
 ), clocks AS (
-    INSERT INTO energy_sensor_clocks AS c (device_id, sensor_time)
-    SELECT device_id, timestamptz 'epoch' + max(sensor_us) * interval '1 microsecond' FROM timed
-    WHERE advancing GROUP BY device_id
-    ON CONFLICT (device_id) DO UPDATE SET sensor_time = EXCLUDED.sensor_time
-    WHERE c.sensor_time < EXCLUDED.sensor_time
+    -- A device's first event always advances (no clock yet, and first in the batch), so a new row has its clock.
+    INSERT INTO energy_sensor_clocks AS c (device_id, sensor_time, arrived_at)
+    SELECT device_id,
+           COALESCE(timestamptz 'epoch' + max(sensor_us) FILTER (WHERE advancing) * interval '1 microsecond',
+                    max(clock)),
+           timestamptz 'epoch' + max(arrival_us) FILTER (WHERE NOT advancing) * interval '1 microsecond'
+    FROM timed GROUP BY device_id
+    ON CONFLICT (device_id) DO UPDATE SET sensor_time = greatest(c.sensor_time, EXCLUDED.sensor_time),
+                                          arrived_at = greatest(c.arrived_at, EXCLUDED.arrived_at)
 ), batch AS (
     SELECT array_agg(device_id ORDER BY device_id, us) AS devices, array_agg(us ORDER BY device_id, us) AS us,
            array_agg(units ORDER BY device_id, us) AS units, array_agg(value ORDER BY device_id, us) AS vals,
@@ -121,31 +128,44 @@ def upsert(conn: Connection, devices: list[int], ts: list[int], units: list[int]
         max_gap=max_gap))
 
 
-def upsert_sensor(conn: Connection, records: Sequence, max_gap: int) -> list[Change]:
-    """Sensor events (records in seq order) as readings, under their devices' locks.
-
-    Of a batch only a device's running-maximum sensor times (candidates for an advancing clock) and its last
-    other event can become readings, so only those are sent: the deployed firmware, whose clock repeats, sends
-    two rows per device and batch however many events it holds."""
+def feed(conn: Connection, events: Sequence[tuple], max_gap: int) -> list[Change]:
+    """Sensor events as readings, under their devices' locks. `events`: (device_id, sensor_time, active power W,
+    received_at) in seq order."""
     latest: dict[int, object] = {}
-    last_other: dict[int, int] = {}
-    picked: list[int] = []
-    for i, r in enumerate(records):
-        best = latest.get(r.device_id)
-        if best is None or r.sensor_time > best:
-            latest[r.device_id] = r.sensor_time
-            picked.append(i)
-        else:
-            last_other[r.device_id] = i
-    candidates = set(picked)
-    rows = sorted(candidates | set(last_other.values()))
-    epoch, us = times.EPOCH, times.MICROSECOND
-    return _changes(db.prepared(conn, _SENSOR_UPSERT).run(
+    candidates = []
+    for device_id, sensor_time, _, _ in events:
+        best = latest.get(device_id)
+        candidates.append(best is None or sensor_time > best)
+        if candidates[-1]:
+            latest[device_id] = sensor_time
+    return _changes(db.prepared(conn, _FEED).run(
         **{"class": _LOCK_CLASS}, lock=_array(sorted(latest)), source=integrate.SENSOR, tail=_TAIL, max_gap=max_gap,
-        devices=_array(records[i].device_id for i in rows),
-        sensor=_array((records[i].sensor_time - epoch) // us for i in rows),
-        watts=_array(records[i].active_power_w for i in rows), ords=_array(rows),
-        candidates="{" + ",".join("t" if i in candidates else "f" for i in rows) + "}"))
+        devices=_array(e[0] for e in events), sensor=_array(times.to_us(e[1]) for e in events),
+        received=_array(times.to_us(e[3]) for e in events), watts=_array(e[2] for e in events),
+        candidates="{" + ",".join("t" if c else "f" for c in candidates) + "}"))
+
+
+# The feed's cursor (0022): one feed at a time (SKIP LOCKED: a second finds it taken and leaves the work to the
+# first); the events after it in seq order, which are committed once the counter's total says so.
+_CURSOR = "SELECT after_seq, (SELECT total FROM event_counter) FROM energy_feed FOR UPDATE SKIP LOCKED"
+_ADVANCE = "UPDATE energy_feed SET after_seq = :seq"
+_NEW_EVENTS = """
+SELECT device_id, sensor_time, active_power_w, received_at FROM events
+WHERE seq > :after AND seq <= least(:after + :n, :total) ORDER BY seq"""
+
+
+def feed_cursor(conn: Connection) -> tuple[int, int] | None:
+    """(events fed so far, events stored so far), the cursor held; None when another feed holds it."""
+    rows = conn.run(_CURSOR)
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def new_events(conn: Connection, after: int, total: int, n: int) -> list:
+    return conn.run(_NEW_EVENTS, after=after, total=total, n=n)
+
+
+def advance_feed(conn: Connection, seq: int) -> None:
+    conn.run(_ADVANCE, seq=seq)
 
 
 # The readings whose intervals reach [blo, bhi): from the last one before blo to the first one at or after bhi

@@ -178,8 +178,6 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
                         principal=principal, key=key, digest=digest, ids=stored.ids, total=stored.total,
                         ttl=KEY_TTL.total_seconds()):
                     raise _Answered()
-                # In the same transaction: a device's energy series never lacks an event that was stored.
-                fed = energy.feed_events(conn, [record for _, record in events], settings)
         except _Answered:
             replayed = _replay(principal, key, digest)
             if replayed is not None:
@@ -196,7 +194,7 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
     if stored.runs:
         outbox.publish(stored.runs, lambda: outbox.sqs_sender(settings.cluster_queue_url, settings.region))
     live.events_stored(stored.total - len(stored.ids) + 1, stored.total)
-    energy.announce(fed)
+    energy.events_stored(settings.energy_feed_queue_url, stored.total)
     appliances.events_stored(stored.total, settings.appliance_states_queue_url)
     return stored
 
