@@ -126,3 +126,9 @@ def test_each_function_may_send_to_the_queues_its_code_sends_to_and_no_other():
         "PushFunction": ["LiveQueue"],
         "AdminFunction": ["PushQueue"],
     }
+
+
+def test_every_function_has_an_errors_alarm():
+    alarmed = {ref(p["Dimensions"][0]["Value"]) for p in of_type("AWS::CloudWatch::Alarm").values()
+               if p["Namespace"] == "AWS/Lambda" and p["MetricName"] == "Errors"}
+    assert alarmed == set(FUNCTIONS)
