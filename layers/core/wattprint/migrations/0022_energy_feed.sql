@@ -15,17 +15,6 @@ INSERT INTO energy_feed (after_seq) SELECT total FROM event_counter;
 -- they began. This is the latest one a device's readings used.
 ALTER TABLE energy_sensor_clocks ADD COLUMN arrived_at timestamptz;
 
--- Ingest writes no energy any more (a deployment's login had these from 0010 and 0017).
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'wattprint_ingest') THEN
-        REVOKE ALL ON energy_readings, energy_days, energy_buckets, energy_changes, energy_sensor_clocks
-            FROM wattprint_ingest;
-        REVOKE EXECUTE ON FUNCTION energy_write_readings(integer, integer[], smallint, integer[], bigint[],
-                                                         smallint[], float8[], smallint[], integer, bigint),
-                                   energy_write_buckets(integer[], bigint[], bigint[], integer[], bigint[], float8[],
-                                                        bigint[], bigint[], bigint[])
-            FROM wattprint_ingest;
-    END IF;
-END
-$$;
+-- Ingest writes no energy any more, and a new database's ingest login gets no energy rights (wattprint.migrate).
+-- A deployed login keeps those it has: this runs before the functions are updated, and revoking them here would
+-- fail the old ingest instances' requests until then. A later migration revokes them.
