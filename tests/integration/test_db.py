@@ -25,6 +25,29 @@ def test_dead_connection_is_reopened(database, conn):
     assert db.execute("SELECT 2") == [[2]]
 
 
+def test_one_statement_runs_in_autocommit_only_on_a_connection_that_just_answered(database, conn, monkeypatch):
+    def one_transaction(c) -> bool:  # two statements in one transaction share its id
+        return c.run("SELECT txid_current()") == c.run("SELECT txid_current()")
+
+    db.execute("SELECT 1")  # it just answered
+    with db.one_statement() as c:
+        assert not one_transaction(c)  # autocommit: each statement its own
+    with monkeypatch.context() as patched:
+        patched.setattr(db, "TRUSTED_FOR", 0.0)
+        with db.one_statement() as c:
+            assert one_transaction(c)  # BEGIN first: the connection may have died while the instance was frozen
+    # Lost during the statement (it may have committed): unavailable, not repeated; the next call reconnects.
+    first = db.connection()
+    db.execute("SELECT 1")
+    conn.run("SELECT pg_terminate_backend(:pid)", pid=first.run("SELECT pg_backend_pid()")[0][0])
+    with pytest.raises(DatabaseUnavailable):
+        with db.one_statement() as c:
+            c.run("SELECT 1")
+    with db.one_statement() as c:
+        assert c.run("SELECT 1") == [[1]]
+    assert db.connection() is not first
+
+
 def test_failed_transaction_rolls_back(database, conn):
     with pytest.raises(ZeroDivisionError):
         with db.transaction() as c:

@@ -169,9 +169,12 @@ def _accept(raw: bytes, content_type: str | None, settings: Settings, content_en
     body = decode_body(raw, content_encoding)
     events = parse_body(body, content_type)
     digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).digest()
+    # A few events without a key are one statement (store.insert_events): no BEGIN and COMMIT to wait for, and the
+    # event counter's lock, which serialises ingest, is held for that statement alone.
+    single = key is None and len(events) <= store.COPY_FROM
     for _ in range(2):  # the second pass only if the row it lost to expired in between
         try:
-            with db.transaction() as conn:
+            with db.one_statement() if single else db.transaction() as conn:
                 stored = store.insert_events(conn, events, settings.cluster_threshold,
                                             settings.clustering.per_device)
                 if key is not None and not db.prepared(conn, _REMEMBER).run(

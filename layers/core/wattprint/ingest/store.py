@@ -243,7 +243,8 @@ def _copy_binary(events: Sequence[tuple[str, EventRecord]],
 
 def insert_events(conn: Connection, events: Sequence[tuple[str, EventRecord]], threshold: int,
                   per_device: bool = False) -> Stored:
-    """Insert (raw, record) pairs in order, inside the caller's transaction. `per_device` (ClusterScope=device):
+    """Insert (raw, record) pairs in order, inside the caller's transaction (at most COPY_FROM of them: in one
+    statement, so the caller may run it alone in autocommit, db.one_statement). `per_device` (ClusterScope=device):
     number them per device as well, and open each device's runs."""
     if per_device:
         return _insert_per_device(conn, events, threshold)
