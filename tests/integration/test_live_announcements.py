@@ -209,3 +209,44 @@ def test_sensor_events_announce_their_energy_once_per_feed_not_per_request(queue
         settings.load())
     (message,) = [json.loads(c["MessageBody"]) for c in calls if c["QueueUrl"] == urls["live"]]
     assert message["kind"] == "energy" and {i["device_id"] for i in message["items"]} == {9001}
+
+
+def test_ingest_asks_the_feed_at_most_once_a_second_and_the_feed_looks_again_while_it_finds_events(
+        monkeypatch, database, clock, app, functions, conn):
+    from wattprint import follow, settings
+    from wattprint.energy import service as energy
+
+    with mock_aws():
+        calls, urls = live_queues(monkeypatch, clock, "feed")
+        monkeypatch.setenv("ENERGY_FEED_QUEUE_URL", urls["feed"])
+        monkeypatch.setattr(energy, "_FEED_THROTTLE", follow.Throttle(clock=clock))
+        gateway = Gateway(app, functions, workers=1)
+        _, token = tokens.create(conn, "ingest", "sensor")
+        lines = iter(synth.generate(50, seed=12))
+
+        def post():
+            reply = gateway.handle("POST", "/events", [("Authorization", f"Bearer {token}"),
+                                                        ("Content-Type", "text/plain")], next(lines).encode())
+            assert reply.status == 201, reply.body
+
+        def asked():
+            found = [(json.loads(c["MessageBody"]), c.get("DelaySeconds", 0)) for c in calls
+                     if c["QueueUrl"] == urls["feed"]]
+            calls.clear()
+            return found
+
+        try:
+            post()
+            post()  # within the same second: not asked again
+            assert asked() == [({"after_seq": 1}, 0)]
+            clock.now += follow.INTERVAL
+            post()
+            assert asked() == [({"after_seq": 3}, 0)]
+            outcome, dropped = energy.feed_requests([("m", json.dumps({"after_seq": 3})), ("bad", "{")],
+                                                    settings.load())
+            assert outcome["fed"] == 3 and [m for m, _ in dropped] == ["bad"]
+            assert asked() == [({"after_seq": 0}, follow.TICK_DELAY)]  # it fed something: it looks again
+            assert energy.feed_requests([("tick", json.dumps({"after_seq": 0}))], settings.load())[0]["fed"] == 0
+            assert asked() == []  # a look that finds nothing ends
+        finally:
+            gateway.close()

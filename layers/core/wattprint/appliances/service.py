@@ -315,8 +315,9 @@ def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str
     """The states function, for a batch of (message id, body) from its queue: decode the events stored since the
     last decoding with every stored model, store the latest state of every device x appliance, tell live
     dashboards what changed, and look again in TICK_DELAY if there was anything to decode (at once if one batch
-    of events was not enough) or a model was stored in the last WATCH_AFTER_MODEL seconds. Returns the counts and the (message id, reason) of each malformed request, which
-    is dropped (retrying cannot mend it). Raises what the database raises: the batch is retried."""
+    of events was not enough) or a model was stored in the last WATCH_AFTER_MODEL seconds. Returns the counts and
+    the (message id, reason) of each malformed request, which is dropped (retrying cannot mend it). Raises what the
+    database raises: the batch is retried."""
     dropped = follow.malformed(bodies)
     if len(dropped) == len(bodies):
         return {"decoded": 0, "busy": False, "changed": 0}, dropped
