@@ -304,6 +304,12 @@ def test_ingest_and_the_feed_each_work_as_their_own_login_and_no_more(app, funct
     assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[0]]  # not ingest's to write
     login_as("feed")
     assert feed()["fed"] == 3
+    from wattprint import db
+
+    for statement in ("SELECT raw FROM events", "DELETE FROM events", "UPDATE event_counter SET total = 0",
+                      "DELETE FROM energy_feed", "SELECT count(*) FROM api_tokens"):
+        with pytest.raises(Exception, match="permission denied"):
+            db.execute(statement)
     assert conn.run("SELECT count(*) FROM energy_readings WHERE device_id = 14") == [[3]]
     assert conn.run("SELECT count(*) > 0 FROM energy_buckets WHERE device_id = 14") == [[True]]
 
