@@ -108,3 +108,25 @@ def test_function_roles_are_created_and_granted_where_rds_iam_exists(database, c
 def test_an_unknown_role_of_function_is_refused():
     with pytest.raises(ValueError, match="no database role"):
         migrate.login("superuser")
+
+
+def test_the_energy_feed_starts_after_the_events_a_deployed_database_already_fed(database, conn, tmp_path,
+                                                                                  monkeypatch):
+    """0022 on a database with events: ingest fed those inside its transaction, so the feed's cursor starts at the
+    counter's total, not at 0 (which would feed them twice)."""
+    conn.run("CREATE SCHEMA before_feed")
+    try:
+        conn.run("SET search_path TO before_feed")
+        for version in migrate.available():
+            if version < "0022":
+                (tmp_path / f"{version}.sql").write_text((migrate.MIGRATIONS_DIR / f"{version}.sql").read_text())
+        with monkeypatch.context() as patched:
+            patched.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+            migrate.apply(conn)
+        assert conn.run("SELECT to_regclass('energy_feed')") == [[None]]
+        conn.run("UPDATE event_counter SET total = 42")
+        assert migrate.apply(conn) == [v for v in migrate.available() if v >= "0022"]
+        assert conn.run("SELECT after_seq FROM energy_feed") == [[42]]
+    finally:
+        conn.run("SET search_path TO " + database)
+        conn.run("DROP SCHEMA before_feed CASCADE")
