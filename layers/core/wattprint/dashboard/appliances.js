@@ -45,8 +45,21 @@
     }));
   }
 
+  function tell(items, unseen) {
+    // The states that changed from what the panel showed (and, if `unseen`, the ones it had not shown), announced
+    // once, whichever way they came.
+    const told = [];
+    for (const item of items) {
+      const before = states.get(key(item));
+      if (before ? before.state !== item.state : unseen) told.push(`${item.appliance}: ${item.state}`);
+    }
+    if (told.length) $("appliance-states-announce").textContent = told.join(", ");
+  }
+
   async function load() {
+    // At sign-in, and when the page catches up (a change read here may be pushed later too: told only once).
     const body = await api("appliances/states");
+    tell(body.items, false);
     states.clear();
     for (const item of body.items) states.set(key(item), item);
     render();
@@ -64,13 +77,8 @@
         load().catch(() => {}); // more changed than one message holds: the API has them all
         return;
       }
-      const told = [];
-      for (const item of message.items) {
-        const before = states.get(key(item));
-        if (!before || before.state !== item.state) told.push(`${item.appliance}: ${item.state}`);
-        states.set(key(item), item);
-      }
-      if (told.length) $("appliance-states-announce").textContent = told.join(", ");
+      tell(message.items, true);
+      for (const item of message.items) states.set(key(item), item);
       render();
     },
     stop() {
