@@ -93,3 +93,26 @@ def test_run_attempts_and_resend_bound():
                 {"RUN_RESEND_AFTER_SECONDS": "nan"}):
         with pytest.raises(ValueError):
             settings.load(bad)
+
+
+def test_the_environment_is_read_again_only_when_it_changed(monkeypatch):
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "250")
+    first = settings.load()
+    assert first.cluster_threshold == 250
+    assert settings.load() is first  # nothing changed: the same reading, not a new one
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "300")
+    assert settings.load().cluster_threshold == 300
+    monkeypatch.delenv("CLUSTER_THRESHOLD")
+    assert settings.load().cluster_threshold == 1000
+    monkeypatch.setenv("LIVE_QUEUE_URL", "http://queue.example/live")  # a variable no earlier reading held
+    assert settings.live_settings().queue_url == "http://queue.example/live"
+    assert settings.load().live.queue_url == "http://queue.example/live"
+
+
+def test_an_invalid_environment_is_refused_at_every_reading(monkeypatch):
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "0")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="CLUSTER_THRESHOLD"):
+            settings.load()
+    monkeypatch.setenv("CLUSTER_THRESHOLD", "7")
+    assert settings.load().cluster_threshold == 7
