@@ -105,6 +105,40 @@ def test_function_roles_are_created_and_granted_where_rds_iam_exists(database, c
             conn.run("DROP ROLE rds_iam")
 
 
+def test_a_deployed_login_loses_the_rights_its_role_no_longer_has(database, conn):
+    """GRANT only adds: wattprint_ingest, granted the energy writes when ingest fed the series (before 0022), keeps
+    them unless a migration run takes them (migrate.RETIRED); the feed's login, which needs them, keeps its own."""
+    created = conn.run("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]
+    if created:
+        conn.run("CREATE ROLE rds_iam NOLOGIN")
+    logins = [migrate.login(kind) for kind in migrate.ROLES]
+    ingest = migrate.login("ingest")
+    tables = ("energy_readings", "energy_days", "energy_buckets", "energy_changes", "energy_sensor_clocks")
+
+    def rights(role: str) -> list:
+        return [conn.run("SELECT has_table_privilege(:r, :t, 'INSERT')", r=role, t=table)[0][0] for table in tables] + [
+            conn.run("SELECT has_function_privilege(:r, 'energy_write_buckets(integer[], bigint[], bigint[], integer[], "
+                     "bigint[], float8[], bigint[], bigint[], bigint[])', 'EXECUTE')", r=role)[0][0]]
+
+    try:
+        conn.run(f"CREATE ROLE {ingest} LOGIN")
+        for statement in migrate._ENERGY_WRITES:  # what the ingest login was granted before 0022
+            conn.run(statement.format(role=ingest))
+        conn.run(f"GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {ingest}")
+        assert rights(ingest) == [True] * 6
+        migrate.apply(conn)
+        assert rights(ingest) == [False] * 6
+        assert rights(migrate.login("feed")) == [True] * 6
+        assert conn.run("SELECT has_table_privilege(:r, 'events', 'INSERT'), "
+                        "has_table_privilege(:r, 'event_counter', 'UPDATE')", r=ingest) == [[True, True]]
+    finally:
+        for role in logins:
+            conn.run(f"DROP OWNED BY {role}")
+            conn.run(f"DROP ROLE IF EXISTS {role}")
+        if created:
+            conn.run("DROP ROLE rds_iam")
+
+
 def test_an_unknown_role_of_function_is_refused():
     with pytest.raises(ValueError, match="no database role"):
         migrate.login("superuser")

@@ -24,14 +24,15 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 # ingest can neither read tokens nor delete or read back events (beyond the ids it returns), the report only reads.
 # The admin function runs the migrations as the master user, which owns everything. `{events_id}` is the events
 # id sequence: the batch ingest path reserves ids on it with setval (wattprint.store).
+_ENERGY_FUNCTIONS = ("energy_write_readings(integer, integer[], smallint, integer[], bigint[], smallint[], float8[], "
+                     "smallint[], integer, bigint), energy_write_buckets(integer[], bigint[], bigint[], integer[], "
+                     "bigint[], float8[], bigint[], bigint[], bigint[])")
 _ENERGY_WRITES = (
     "GRANT SELECT, INSERT, UPDATE ON energy_readings, energy_days TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON energy_buckets TO {role}",  # a bucket a correction empties goes
     "GRANT SELECT, INSERT, UPDATE ON energy_changes TO {role}",  # the change feed the alerts read (0014)
     # Readings upserted and their buckets written (0017): a sensor request's feed in one round trip.
-    "GRANT EXECUTE ON FUNCTION energy_write_readings(integer, integer[], smallint, integer[], bigint[], smallint[], "
-    "float8[], smallint[], integer, bigint), energy_write_buckets(integer[], bigint[], bigint[], integer[], bigint[], "
-    "float8[], bigint[], bigint[], bigint[]) TO {role}",
+    f"GRANT EXECUTE ON FUNCTION {_ENERGY_FUNCTIONS} TO {{role}}",
 )
 # Every function that announces on the live queue first asks whether a dashboard is connected (live.announce.Gate):
 # without this its count fails, the gate fails open, and every request announces (one SQS send each, issue 18).
@@ -131,6 +132,16 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT (created_at), DELETE ON idempotency_keys TO {role}",  # expired keys purged
     ),
 }
+# Rights a role of function had and no longer needs, revoked at every migration run: GRANT only adds, so a deployed
+# login would keep them. A right leaves ROLES in the deploy whose code stops using it and is retired here in a later
+# one, since the migrations run before the functions are updated and the old instances use it until then.
+RETIRED: dict[str, tuple[str, ...]] = {
+    # Ingest fed the energy series inside its transaction until the feed function took that over (0022, issue 18).
+    "ingest": (
+        "REVOKE ALL ON energy_readings, energy_days, energy_buckets, energy_changes, energy_sensor_clocks FROM {role}",
+        f"REVOKE EXECUTE ON FUNCTION {_ENERGY_FUNCTIONS} FROM {{role}}",
+    ),
+}
 ROLE_PREFIX = "wattprint_"
 
 # Warm Lambdas keep their connection while frozen; Aurora pauses only with no connections at all. Dropping idle
@@ -166,6 +177,13 @@ def grant(conn: Connection, kind: str, role: str) -> None:
     conn.run(f"GRANT USAGE ON SCHEMA {schema} TO {quoted}")
     for statement in ROLES[kind]:
         conn.run(statement.format(role=quoted, events_id=events_id))
+
+
+def retire(conn: Connection, kind: str, role: str) -> None:
+    """Take from `role` what one role of function no longer needs (RETIRED)."""
+    quoted = conn.run("SELECT quote_ident(:role)", role=role)[0][0]
+    for statement in RETIRED.get(kind, ()):
+        conn.run(statement.format(role=quoted))
 
 
 def available() -> list[str]:
@@ -206,6 +224,7 @@ def apply(conn: Connection) -> list[str]:
             for kind in ROLES:
                 conn.run(_LOGIN.format(role=login(kind)))
                 grant(conn, kind, login(kind))
+                retire(conn, kind, login(kind))
         return done
     finally:
         conn.run("SELECT pg_advisory_unlock(:key)", key=LOCK_KEY)
