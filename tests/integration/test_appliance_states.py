@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import random
 
+import boto3
 import pytest
 from moto import mock_aws
 
 from local import nilm_synth
+from local.sqs import scheduled_event
 from test_appliances_api import call, world  # noqa: F401 (world: the fixture)
 from test_live_announcements import Clock, live_queues
 from test_openapi import validate
@@ -317,3 +319,30 @@ def test_too_many_combinations_for_live_states_skip_on_instead_of_failing(queues
     assert outcome == {"decoded": 0, "busy": False, "changed": 0} and dropped == []
     assert conn.run("SELECT after_seq FROM appliance_decoding")[0][0] == 30  # not retried for ever
     assert conn.run("SELECT count(*) FROM appliance_states")[0][0] == 0
+
+
+def test_the_sweep_asks_the_followers_to_look_only_when_events_wait_for_them(queues, trained, conn, functions,
+                                                                          login_as, monkeypatch):
+    """A follower whose own look-again was lost (its SQS send failed) waits for the next event, which may not come:
+    the hourly sweep asks it, as its own login, only if events wait (for the states, only with a model stored)."""
+    calls, urls, _ = queues
+    client = boto3.client("sqs", region_name="us-east-1")
+    feed = client.create_queue(QueueName="feed")["QueueUrl"]
+    monkeypatch.setenv("ENERGY_FEED_QUEUE_URL", feed)
+    monkeypatch.setenv("CLUSTER_QUEUE_URL", client.create_queue(QueueName="cluster")["QueueUrl"])  # the sweep's other work
+    post(nilm_synth.events(nilm_synth.generate(SPECS, 10, seed=66), device_id=4))
+    calls.clear()  # what ingest itself asked
+    login_as("sweep")
+
+    def asked() -> dict:
+        outcome = functions.invoke("SweepFunction", scheduled_event())["asked"]
+        assert sent(calls, feed) == ([{"after_seq": 0, "delay": 0}] if outcome["energy_feed"] else [])
+        assert sent(calls, urls["states"]) == ([{"after_seq": 0, "delay": 0}] if outcome["appliance_states"] else [])
+        return outcome
+
+    assert asked() == {"energy_feed": True, "appliance_states": False}  # no model: nothing to decode for
+    conn.run("INSERT INTO appliance_models (name, model) SELECT 'probe', '{}'::jsonb")
+    assert asked() == {"energy_feed": True, "appliance_states": True}
+    conn.run("UPDATE energy_feed SET after_seq = (SELECT total FROM event_counter)")
+    conn.run("UPDATE appliance_decoding SET after_seq = (SELECT total FROM event_counter)")
+    assert asked() == {"energy_feed": False, "appliance_states": False}

@@ -118,7 +118,9 @@ def test_each_function_may_send_to_the_queues_its_code_sends_to_and_no_other():
         "EnergyFunction": ["EnergyChangesQueue", "LiveQueue"],
         "ApplianceFunction": ["ApplianceStatesQueue"],  # a stored model asks for a decoding
         "ClusterFunction": ["LiveQueue"],
-        "SweepFunction": ["ClusterQueue", "EnergyChangesQueue", "NotifyQueue"],
+        # Lost runs, notifications and changes; the followers of the events asked to look when events wait for them.
+        "SweepFunction": ["ApplianceStatesQueue", "ClusterQueue", "EnergyChangesQueue", "EnergyFeedQueue",
+                          "NotifyQueue"],
         "ScoreFunction": ["LiveQueue", "NotifyQueue"],
         "ApplianceStatesFunction": ["ApplianceStatesQueue", "LiveQueue"],
         "LiveFunction": ["LiveQueue", "PushQueue"],

@@ -130,6 +130,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         "GRANT SELECT ON alerts, webhooks, energy_changes TO {role}",
         "GRANT SELECT, UPDATE ON clustering_runs TO {role}",
         "GRANT SELECT (created_at), DELETE ON idempotency_keys TO {role}",  # expired keys purged
+        # Whether events wait for the energy feed (0022) or for the live appliance states (0018, with a model).
+        "GRANT SELECT ON event_counter, energy_feed, appliance_decoding TO {role}",
+        "GRANT SELECT (id) ON appliance_models TO {role}",
     ),
 }
 # Rights a role of function had and no longer needs, revoked at every migration run: GRANT only adds, so a deployed

@@ -311,6 +311,13 @@ def events_stored(total: int, queue: str | None) -> bool:
     return follow.ask(queue, total)
 
 
+def sweep() -> bool:
+    """The sweep: ask the states function to decode if events wait for it while a model is stored. One whose own
+    look-again was lost (its SQS send failed) waits for the next event otherwise. True if it was asked."""
+    queue = settings.load().appliance_states_queue_url
+    return bool(queue) and live_states.behind() and follow.ask(queue, 0)
+
+
 def decode_requests(bodies: list[tuple[str, str]]) -> tuple[dict, list[tuple[str, str]]]:
     """The states function, for a batch of (message id, body) from its queue: decode the events stored since the
     last decoding with every stored model, store the latest state of every device x appliance, tell live

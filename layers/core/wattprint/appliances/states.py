@@ -37,6 +37,9 @@ MILLIAMPS = 1000.0
 
 _CURSOR = "SELECT after_seq FROM appliance_decoding FOR UPDATE SKIP LOCKED"
 _ADVANCE = "UPDATE appliance_decoding SET after_seq = :seq"
+_BEHIND = """
+SELECT EXISTS (SELECT 1 FROM appliance_models) AND after_seq < (SELECT total FROM event_counter)
+FROM appliance_decoding"""
 _EVENTS = """
 SELECT seq, device_id, sensor_time, current_a, peaks FROM events
 WHERE seq > :after AND seq <= :after + :n ORDER BY seq"""
@@ -88,6 +91,12 @@ def listing(device_id: int | None) -> list[dict]:
 
 class Busy(Exception):
     """Another decoder holds the cursor."""
+
+
+def behind() -> bool:
+    """Whether stored events wait to be decoded while a model is stored (without waiting for a decoding that holds
+    the cursor)."""
+    return bool(db.execute(_BEHIND)[0][0])
 
 
 def decode_new(conn: Connection, stored: list[tuple[ApplianceModel, str]], batch: int = BATCH) -> dict:

@@ -117,6 +117,12 @@ def feed_requests(bodies: list[tuple[str, str]], settings: Settings) -> tuple[di
     return outcome, dropped
 
 
+def sweep_feed(settings: Settings) -> bool:
+    """The sweep: ask the feed to look if stored events wait for it. A feed whose own look-again was lost (its SQS
+    send failed) waits for the next event otherwise, which may not come for hours. True if it was asked."""
+    return bool(settings.energy_feed_queue_url) and store.feed_behind() and follow.ask(settings.energy_feed_queue_url, 0)
+
+
 def announce(written: Changed) -> None:
     """After commit: dashboards learn of the buckets that changed (best effort, over the live channel), and the
     alerts' scorer of the devices newly in the change feed (best effort: the sweep re-sends what is lost)."""

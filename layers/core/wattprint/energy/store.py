@@ -149,6 +149,7 @@ def feed(conn: Connection, events: Sequence[tuple], max_gap: int) -> list[Change
 # first); the events after it in seq order, which are committed once the counter's total says so.
 _CURSOR = "SELECT after_seq, (SELECT total FROM event_counter) FROM energy_feed FOR UPDATE SKIP LOCKED"
 _ADVANCE = "UPDATE energy_feed SET after_seq = :seq"
+_BEHIND = "SELECT after_seq < (SELECT total FROM event_counter) FROM energy_feed"
 _NEW_EVENTS = """
 SELECT device_id, sensor_time, active_power_w, received_at FROM events
 WHERE seq > :after AND seq <= least(:after + :n, :total) ORDER BY seq"""
@@ -166,6 +167,11 @@ def new_events(conn: Connection, after: int, total: int, n: int) -> list:
 
 def advance_feed(conn: Connection, seq: int) -> None:
     conn.run(_ADVANCE, seq=seq)
+
+
+def feed_behind() -> bool:
+    """Whether stored events wait for the feed (read without waiting for a feed that holds the cursor)."""
+    return bool(db.execute(_BEHIND)[0][0])
 
 
 # The readings whose intervals reach [blo, bhi): from the last one before blo to the first one at or after bhi
