@@ -329,7 +329,8 @@ def test_the_sweep_asks_the_followers_to_look_only_when_events_wait_for_them(que
     client = boto3.client("sqs", region_name="us-east-1")
     feed = client.create_queue(QueueName="feed")["QueueUrl"]
     monkeypatch.setenv("ENERGY_FEED_QUEUE_URL", feed)
-    monkeypatch.setenv("CLUSTER_QUEUE_URL", client.create_queue(QueueName="cluster")["QueueUrl"])  # the sweep's other work
+    # The sweep's other work sends runs.
+    monkeypatch.setenv("CLUSTER_QUEUE_URL", client.create_queue(QueueName="cluster")["QueueUrl"])
     post(nilm_synth.events(nilm_synth.generate(SPECS, 10, seed=66), device_id=4))
     calls.clear()  # what ingest itself asked
     login_as("sweep")

@@ -479,13 +479,15 @@ def test_a_worker_stopped_on_every_receive_leaves_a_failed_run_not_a_running_one
     # Its third attempt (RUN_MAX_ATTEMPTS' default) stopped too: the sweep gives it up rather than send it again.
     assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": [run.threshold],
                                                      "idempotency_keys_purged": 0,
-                                                     "alerts": {"notifications_sent": 0, "energy_changes_resent": 0}}
+                                                     "alerts": {"notifications_sent": 0, "energy_changes_resent": 0},
+                                                     "asked": {"energy_feed": False, "appliance_states": False}}
     row = run_row(conn, run.id)
     assert row["status"] == "failed" and row["error"].startswith("gave up after 3 attempts: the last stopped "
                                                                  "without finishing"), row
     assert functions.invoke("SweepFunction", {}) == {"sent": [], "rerun": [], "failed": [],
                                                      "idempotency_keys_purged": 0,
-                                                     "alerts": {"notifications_sent": 0, "energy_changes_resent": 0}}
+                                                     "alerts": {"notifications_sent": 0, "energy_changes_resent": 0},
+                                                     "asked": {"energy_feed": False, "appliance_states": False}}
     # A redrive from the dead-letter queue (or a re-sent message) still runs it.
     monkeypatch.undo()
     assert deliver(functions, body(run))[0] == {"batchItemFailures": []}

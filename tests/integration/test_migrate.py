@@ -72,71 +72,69 @@ def test_failed_migration_leaves_nothing_half_applied(database, conn, tmp_path, 
     assert conn.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == [[0]]
 
 
-def test_function_roles_are_created_and_granted_where_rds_iam_exists(database, conn):
-    """On Aurora each function logs in as its own role via IAM; every migration run keeps their rights."""
+@pytest.fixture
+def function_logins(database, conn):
+    """Aurora's rds_iam role (made here if the server has none), and every function's login dropped afterwards
+    (roles belong to the server, not to the test's schema). Yields the logins' names."""
     created = conn.run("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]
     if created:
         conn.run("CREATE ROLE rds_iam NOLOGIN")
     logins = [migrate.login(kind) for kind in migrate.ROLES]
-    try:
-        migrate.apply(conn)
-        for role in logins:
-            assert conn.run("SELECT pg_has_role(:r, 'rds_iam', 'MEMBER'), rolcanlogin FROM pg_roles "
-                            "WHERE rolname = :r", r=role) == [[True, True]]
-            assert conn.run("SELECT has_schema_privilege(:r, current_schema(), 'CREATE')", r=role) == [[False]]
-            assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-                            "WHERE r.rolname = :r", r=role) == [[["idle_session_timeout=60s",
-                                                                  "idle_in_transaction_session_timeout=60s"]]]
-        readers = [r for r in logins if conn.run("SELECT has_table_privilege(:r, 'api_tokens', 'SELECT')", r=r)[0][0]]
-        assert readers == ["wattprint_authorizer"]
-        assert conn.run("SELECT has_function_privilege('wattprint_cluster', 'clustering_labels_open(bigint)', "
-                        "'EXECUTE'), has_function_privilege('wattprint_ingest', 'clustering_labels_open(bigint)', "
-                        "'EXECUTE')") == [[True, False]]
-        # The security-definer helpers are not callable by PUBLIC (any other login).
-        assert conn.run("SELECT count(*) FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
-                        "WHERE p.proname LIKE 'clustering_labels_%' AND p.pronamespace = current_schema()::regnamespace "
-                        "AND a.grantee = 0") == [[0]]
-        assert migrate.apply(conn) == []  # a second run (every deploy) finds the roles and grants again
-    finally:
-        for role in logins:
+    yield logins
+    for role in logins:
+        if conn.run("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=role)[0][0]:
             conn.run(f"DROP OWNED BY {role}")
             conn.run(f"DROP ROLE {role}")
-        if created:
-            conn.run("DROP ROLE rds_iam")
+    if created:
+        conn.run("DROP ROLE rds_iam")
 
 
-def test_a_deployed_login_loses_the_rights_its_role_no_longer_has(database, conn):
+def test_function_roles_are_created_and_granted_where_rds_iam_exists(conn, function_logins):
+    """On Aurora each function logs in as its own role via IAM; every migration run keeps their rights."""
+    logins = function_logins
+    migrate.apply(conn)
+    for role in logins:
+        assert conn.run("SELECT pg_has_role(:r, 'rds_iam', 'MEMBER'), rolcanlogin FROM pg_roles "
+                        "WHERE rolname = :r", r=role) == [[True, True]]
+        assert conn.run("SELECT has_schema_privilege(:r, current_schema(), 'CREATE')", r=role) == [[False]]
+        assert conn.run("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                        "WHERE r.rolname = :r", r=role) == [[["idle_session_timeout=60s",
+                                                              "idle_in_transaction_session_timeout=60s"]]]
+    readers = [r for r in logins if conn.run("SELECT has_table_privilege(:r, 'api_tokens', 'SELECT')", r=r)[0][0]]
+    assert readers == ["wattprint_authorizer"]
+    assert conn.run("SELECT has_function_privilege('wattprint_cluster', 'clustering_labels_open(bigint)', "
+                    "'EXECUTE'), has_function_privilege('wattprint_ingest', 'clustering_labels_open(bigint)', "
+                    "'EXECUTE')") == [[True, False]]
+    # The security-definer helpers are not callable by PUBLIC (any other login).
+    assert conn.run("SELECT count(*) FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+                    "WHERE p.proname LIKE 'clustering_labels_%' AND p.pronamespace = current_schema()::regnamespace "
+                    "AND a.grantee = 0") == [[0]]
+    assert migrate.apply(conn) == []  # a second run (every deploy) finds the roles and grants again
+
+
+@pytest.mark.usefixtures("function_logins")
+def test_a_deployed_login_loses_the_rights_its_role_no_longer_has(conn):
     """GRANT only adds: wattprint_ingest, granted the energy writes when ingest fed the series (before 0022), keeps
     them unless a migration run takes them (migrate.RETIRED); the feed's login, which needs them, keeps its own."""
-    created = conn.run("SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')")[0][0]
-    if created:
-        conn.run("CREATE ROLE rds_iam NOLOGIN")
-    logins = [migrate.login(kind) for kind in migrate.ROLES]
     ingest = migrate.login("ingest")
     tables = ("energy_readings", "energy_days", "energy_buckets", "energy_changes", "energy_sensor_clocks")
 
     def rights(role: str) -> list:
-        return [conn.run("SELECT has_table_privilege(:r, :t, 'INSERT')", r=role, t=table)[0][0] for table in tables] + [
-            conn.run("SELECT has_function_privilege(:r, 'energy_write_buckets(integer[], bigint[], bigint[], integer[], "
-                     "bigint[], float8[], bigint[], bigint[], bigint[])', 'EXECUTE')", r=role)[0][0]]
+        tabled = [conn.run("SELECT has_table_privilege(:r, :t, 'INSERT')", r=role, t=table)[0][0] for table in tables]
+        signature = ("energy_write_buckets(integer[], bigint[], bigint[], integer[], bigint[], float8[], bigint[], "
+                     "bigint[], bigint[])")
+        return tabled + [conn.run("SELECT has_function_privilege(:r, :f, 'EXECUTE')", r=role, f=signature)[0][0]]
 
-    try:
-        conn.run(f"CREATE ROLE {ingest} LOGIN")
-        for statement in migrate._ENERGY_WRITES:  # what the ingest login was granted before 0022
-            conn.run(statement.format(role=ingest))
-        conn.run(f"GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {ingest}")
-        assert rights(ingest) == [True] * 6
-        migrate.apply(conn)
-        assert rights(ingest) == [False] * 6
-        assert rights(migrate.login("feed")) == [True] * 6
-        assert conn.run("SELECT has_table_privilege(:r, 'events', 'INSERT'), "
-                        "has_table_privilege(:r, 'event_counter', 'UPDATE')", r=ingest) == [[True, True]]
-    finally:
-        for role in logins:
-            conn.run(f"DROP OWNED BY {role}")
-            conn.run(f"DROP ROLE IF EXISTS {role}")
-        if created:
-            conn.run("DROP ROLE rds_iam")
+    conn.run(f"CREATE ROLE {ingest} LOGIN")
+    for statement in migrate._ENERGY_WRITES:  # what the ingest login was granted before 0022
+        conn.run(statement.format(role=ingest))
+    conn.run(f"GRANT SELECT, INSERT, UPDATE ON energy_sensor_clocks TO {ingest}")
+    assert rights(ingest) == [True] * 6
+    migrate.apply(conn)
+    assert rights(ingest) == [False] * 6
+    assert rights(migrate.login("feed")) == [True] * 6
+    assert conn.run("SELECT has_table_privilege(:r, 'events', 'INSERT'), "
+                    "has_table_privilege(:r, 'event_counter', 'UPDATE')", r=ingest) == [[True, True]]
 
 
 def test_an_unknown_role_of_function_is_refused():

@@ -61,7 +61,8 @@ def test_sample_runs_through_its_handler(name, functions, database, conn, monkey
         assert [t["name"] for t in result["tokens"]] == ["sample-sensor"]
     elif function == "SweepFunction":
         assert result == {"sent": [], "rerun": [], "failed": [], "idempotency_keys_purged": 0,
-                          "alerts": {"notifications_sent": 0, "energy_changes_resent": 0}}
+                          "alerts": {"notifications_sent": 0, "energy_changes_resent": 0},
+                          "asked": {"energy_feed": False, "appliance_states": False}}
     elif function == "ClusterFunction":
         assert result == {"batchItemFailures": []}
     elif function == "LiveSocketFunction":

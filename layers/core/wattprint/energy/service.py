@@ -120,7 +120,8 @@ def feed_requests(bodies: list[tuple[str, str]], settings: Settings) -> tuple[di
 def sweep_feed(settings: Settings) -> bool:
     """The sweep: ask the feed to look if stored events wait for it. A feed whose own look-again was lost (its SQS
     send failed) waits for the next event otherwise, which may not come for hours. True if it was asked."""
-    return bool(settings.energy_feed_queue_url) and store.feed_behind() and follow.ask(settings.energy_feed_queue_url, 0)
+    queue = settings.energy_feed_queue_url
+    return bool(queue) and store.feed_behind() and follow.ask(queue, 0)
 
 
 def announce(written: Changed) -> None:
